@@ -1,0 +1,15 @@
+//! The `rpload` binary: parse the command line, hand it to the library, report errors.
+//! All logic lives in `rpload::run` so that tests drive every command in-process.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = rpload::cli::Cli::parse();
+    match rpload::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("rpload: {err:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
