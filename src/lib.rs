@@ -11,6 +11,8 @@
 //! `run` dispatches one parsed command line; `main.rs` only prints its error.
 
 pub mod cli;
+pub mod metrics;
+pub mod record;
 pub mod server;
 
 use std::process::ExitCode;
