@@ -10,9 +10,13 @@
 //!
 //! `run` dispatches one parsed command line; `main.rs` only prints its error.
 
+pub mod attack;
 pub mod cli;
 pub mod metrics;
+pub mod pacer;
+pub mod prompts;
 pub mod record;
+pub mod report;
 pub mod server;
 
 use std::process::ExitCode;
@@ -28,6 +32,8 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
 /// The async body of [`run`], for callers that already own a runtime (tests).
 pub async fn run_async(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        cli::Command::Attack(args) => attack::command::command(args).await,
+        cli::Command::Report(args) => report::command(args).await,
         cli::Command::Serve(args) => server::run_cli(args).await.map(|()| ExitCode::SUCCESS),
     }
 }
