@@ -32,8 +32,8 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
 /// The async body of [`run`], for callers that already own a runtime (tests).
 pub async fn run_async(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        cli::Command::Attack(args) => attack::command::command(args).await,
-        cli::Command::Report(args) => report::command(args).await,
-        cli::Command::Serve(args) => server::run_cli(args).await.map(|()| ExitCode::SUCCESS),
+        cli::Command::Attack(args) => attack::command::command(*args).await,
+        cli::Command::Report(args) => report::command(*args).await,
+        cli::Command::Serve(args) => server::run_cli(*args).await.map(|()| ExitCode::SUCCESS),
     }
 }
