@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Attacker benchmark: rpload against nginx on loopback, side by side with oha, wrk and hey.
+#   (1) pacing: achieved/target rate and send lag at 1k, 5k, 20k req/s, beside oha -q
+#   (2) ceiling: the highest open-loop rate rpload holds with send-lag p99 < 1 ms, beside the
+#       closed-loop maxima of wrk, oha and hey
+#   (3) memory: peak RSS of a 10 s and a 60 s attack at 5k req/s
+# Needs: nginx, wrk, hey (Debian: apt-get install nginx-light wrk hey), oha
+# (cargo install --locked oha), jq, GNU time. Prints a Markdown table; raw output in $WORK.
+# Usage: bench/attack.sh [seconds-per-pacing-run (10)] [seconds-per-ceiling-step (5)]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${1:-10}
+STEP=${2:-5}
+PORT=${PORT:-18080}
+WORK=${WORK:-$(mktemp -d /tmp/rpload-bench.XXXXXX)}
+URL="http://127.0.0.1:$PORT/"
+for tool in nginx wrk hey oha jq /usr/bin/time; do
+    command -v "$tool" >/dev/null || { echo "bench/attack.sh: $tool is missing (see the header of this script)" >&2; exit 1; }
+done
+
+cargo build --release --quiet
+RPLOAD=target/release/rpload
+
+# nginx: one worker (the other core is the load generator's), no access log, a 2-byte body.
+cat > "$WORK/nginx.conf" <<CONF
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 65536; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$PORT reuseport backlog=65535;
+        location / { return 200 "ok"; }
+    }
+}
+CONF
+nginx -c "$WORK/nginx.conf"
+trap 'nginx -c "$WORK/nginx.conf" -s stop 2>/dev/null || true' EXIT
+sleep 0.5
+ulimit -n 65536 || true
+
+# rpload attack at a rate; prints "achieved_rate send_lag_p50_us send_lag_p99_us success"
+rpload_run() {
+    local rate=$1 dur=$2 out="$WORK/rpload-$1-$2.jsonl"
+    "$RPLOAD" attack --target "$URL" --rate "$rate" --duration "${dur}s" -o "$out"
+    "$RPLOAD" report --type json "$out" | jq -r '[.rate, (.send_lag["50th"]/1000), (.send_lag["99th"]/1000), .success] | @tsv'
+    rm -f "$out"
+}
+
+echo "## rpload attack benchmark ($(date -u +%Y-%m-%d), $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p'))"
+echo
+echo "### (1) pacing, ${DUR} s per run"
+echo
+echo "| target req/s | rpload achieved | rpload rate error | rpload send-lag p50 | rpload send-lag p99 | oha -q achieved | oha rate error |"
+echo "|---:|---:|---:|---:|---:|---:|---:|"
+for rate in 1000 5000 20000; do
+    read -r got p50 p99 ok < <(rpload_run "$rate" "$DUR")
+    oha_json=$(oha -z "${DUR}s" -q "$rate" -c 200 --no-tui --output-format json "$URL" 2>/dev/null || echo '{}')
+    oha_rps=$(echo "$oha_json" | jq -r '.summary.requestsPerSec // 0')
+    printf '| %d | %.1f | %.3f%% | %.0f us | %.0f us | %.1f | %.3f%% |\n' "$rate" "$got" \
+        "$(echo "($got-$rate)/$rate*100" | bc -l)" "$p50" "$p99" "$oha_rps" \
+        "$(echo "($oha_rps-$rate)/$rate*100" | bc -l)"
+done
+
+echo
+echo "### (2) ceiling, ${STEP} s per step"
+echo
+echo "| tool | mode | max req/s | note |"
+echo "|---|---|---:|---|"
+best=0; best_p99=0
+for rate in 10000 20000 30000 40000 50000 60000 70000 80000; do
+    read -r got p50 p99 ok < <(rpload_run "$rate" "$STEP")
+    echo "rpload open loop $rate: achieved $got p99 ${p99}us success $ok" >> "$WORK/ceiling.log"
+    if (( $(echo "$p99 < 1000 && $got >= $rate*0.995" | bc -l) )); then best=$rate; best_p99=$p99; else break; fi
+done
+printf '| rpload | open loop (send-lag p99 < 1 ms, rate error < 0.5%%) | %d | send-lag p99 %.0f us |\n' "$best" "$best_p99"
+wrk_rps=$(wrk -t1 -c64 -d"${STEP}s" "$URL" | sed -n 's/^Requests\/sec: *//p')
+printf '| wrk | closed loop, 1 thread, 64 connections | %.0f | |\n' "$wrk_rps"
+oha_rps=$(oha -z "${STEP}s" -c 64 --no-tui --output-format json "$URL" 2>/dev/null | jq -r '.summary.requestsPerSec')
+printf '| oha | closed loop, 64 connections | %.0f | |\n' "$oha_rps"
+hey_rps=$(hey -z "${STEP}s" -c 64 "$URL" | sed -n 's/^ *Requests\/sec: *//p')
+printf '| hey | closed loop, 64 connections | %.0f | |\n' "$hey_rps"
+read -r rl_closed _ < <("$RPLOAD" attack --target "$URL" --rate 0 --max-inflight 64 --duration "${STEP}s" -o "$WORK/closed.jsonl" && "$RPLOAD" report --type json "$WORK/closed.jsonl" | jq -r '[.throughput] | @tsv')
+rm -f "$WORK/closed.jsonl"
+printf '| rpload | closed loop, 64 users | %.0f | |\n' "$rl_closed"
+
+echo
+echo "### (3) peak RSS at 5000 req/s"
+echo
+echo "| tool | 10 s | 60 s |"
+echo "|---|---:|---:|"
+rss() { /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -1; }
+r10=$(rss "$RPLOAD" attack --target "$URL" --rate 5000 --duration 10s -o /dev/null)
+r60=$(rss "$RPLOAD" attack --target "$URL" --rate 5000 --duration 60s -o /dev/null)
+printf '| rpload | %.1f MiB | %.1f MiB |\n' "$(echo "$r10/1024" | bc -l)" "$(echo "$r60/1024" | bc -l)"
+o10=$(rss oha -z 10s -q 5000 -c 200 --no-tui "$URL")
+o60=$(rss oha -z 60s -q 5000 -c 200 --no-tui "$URL")
+printf '| oha -q | %.1f MiB | %.1f MiB |\n' "$(echo "$o10/1024" | bc -l)" "$(echo "$o60/1024" | bc -l)"
+echo
+echo "raw output: $WORK"
