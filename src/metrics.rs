@@ -1,0 +1,579 @@
+//! Aggregation of records into HDR histograms and counters (`Metrics`), and the `Summary` that
+//! every report renders. `add` folds one record; `merge` folds another `Metrics` exactly (HDR
+//! histograms add bucket by bucket, sums and extremes combine), so shards of one attack, or the
+//! steps of a sweep, summarise as one. Memory is bounded: a fixed set of histograms, and at most
+//! `MAX_DISTINCT_ERRORS` error strings. No I/O, no clock, no formatting.
+//!
+//! Definitions follow design.md section 2 and Vegeta's `lib/metrics.go`: rate over intended send
+//! times, throughput of successes over the window from the first intended send to the last end,
+//! latencies over all requests (failures included), percentiles from HDR histograms (1 us to 1 h,
+//! 3 significant digits) rather than Vegeta's t-digest.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::record::{ErrorKind, Record, TokensSource};
+
+/// Histogram range: values are ns; 1 us resolution floor, 1 h ceiling (larger values clamp).
+const HIST_LOW_NS: u64 = 1_000;
+const HIST_HIGH_NS: u64 = 3_600_000_000_000;
+const HIST_SIGFIG: u8 = 3;
+/// Distinct error messages kept; later new messages are counted under their kind only.
+pub const MAX_DISTINCT_ERRORS: usize = 64;
+/// Send lag above which a step says the client could not keep up (design.md section 2).
+pub const MAX_KEPT_UP_SEND_LAG_NS: u64 = 1_000_000;
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(HIST_LOW_NS, HIST_HIGH_NS, HIST_SIGFIG)
+        .expect("static histogram bounds are valid")
+}
+
+/// One distribution: an HDR histogram plus exact count, sum, min and max.
+#[derive(Clone, Debug)]
+pub struct Dist {
+    hist: Histogram<u64>,
+    count: u64,
+    total: u128,
+    min: u64,
+    max: u64,
+}
+
+impl Default for Dist {
+    fn default() -> Self {
+        Self {
+            hist: histogram(),
+            count: 0,
+            total: 0,
+            min: u64::MAX,
+            max: 0,
+        }
+    }
+}
+
+impl Dist {
+    pub fn record(&mut self, ns: u64) {
+        self.hist.saturating_record(ns.min(HIST_HIGH_NS));
+        self.count += 1;
+        self.total += u128::from(ns);
+        self.min = self.min.min(ns);
+        self.max = self.max.max(ns);
+    }
+
+    pub fn merge(&mut self, other: &Dist) {
+        self.hist
+            .add(&other.hist)
+            .expect("histograms share the same bounds");
+        self.count += other.count;
+        self.total += other.total;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// A percentile in ns (`q` in 0..=100); exact min/max at the ends.
+    pub fn quantile(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        if q <= 0.0 {
+            return self.min;
+        }
+        if q >= 100.0 {
+            return self.max;
+        }
+        // HDR reports the highest value equivalent to the bucket; cap it by the exact max so a
+        // percentile never exceeds the maximum that was actually seen.
+        self.hist.value_at_quantile(q / 100.0).min(self.max)
+    }
+
+    /// Counts of values in `[lo, hi)` buckets, ns; the last bucket is `[bN, inf)`.
+    pub fn bucket_counts(&self, bounds: &[u64]) -> Vec<u64> {
+        let mut counts = vec![0u64; bounds.len()];
+        for v in self.hist.iter_recorded() {
+            let value = v.value_iterated_to();
+            let idx = bounds.partition_point(|&b| b <= value);
+            if idx > 0 {
+                counts[idx - 1] += v.count_at_value();
+            }
+        }
+        counts
+    }
+
+    pub fn percentiles(&self) -> Percentiles {
+        if self.count == 0 {
+            return Percentiles::default();
+        }
+        Percentiles {
+            total: self.total.min(u128::from(u64::MAX)) as u64,
+            mean: (self.total / u128::from(self.count)) as u64,
+            p50: self.quantile(50.0),
+            p90: self.quantile(90.0),
+            p95: self.quantile(95.0),
+            p99: self.quantile(99.0),
+            p999: self.quantile(99.9),
+            max: self.max,
+            min: self.min,
+            count: self.count,
+        }
+    }
+
+    /// The underlying histogram, for renderers that walk it (hdrplot).
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.hist
+    }
+}
+
+/// Percentile summary of one distribution, ns. JSON keys as Vegeta's `latencies`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub total: u64,
+    pub mean: u64,
+    #[serde(rename = "50th")]
+    pub p50: u64,
+    #[serde(rename = "90th")]
+    pub p90: u64,
+    #[serde(rename = "95th")]
+    pub p95: u64,
+    #[serde(rename = "99th")]
+    pub p99: u64,
+    #[serde(rename = "99.9th")]
+    pub p999: u64,
+    pub max: u64,
+    pub min: u64,
+    /// Samples behind these figures (requests, or token gaps for ITL).
+    pub count: u64,
+}
+
+/// Running aggregate of records. `add` and `merge` are the only ways in.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    pub requests: u64,
+    pub successes: u64,
+    pub latency: Dist,
+    pub ttft: Dist,
+    pub itl: Dist,
+    pub tpot: Dist,
+    pub send_lag: Dist,
+    bytes_in: u64,
+    bytes_out: u64,
+    /// Wall-clock ns since the epoch: first and last intended send, last end.
+    earliest: Option<i128>,
+    latest: Option<i128>,
+    end: Option<i128>,
+    pub status_codes: BTreeMap<u16, u64>,
+    pub error_kinds: BTreeMap<ErrorKind, u64>,
+    errors: BTreeMap<String, u64>,
+    pub capped: u64,
+    tokens_in: u64,
+    tokens_out_ok: u64,
+    tokens_out_all: u64,
+    tokens_by_source: BTreeMap<TokensSource, u64>,
+}
+
+impl Metrics {
+    pub fn add(&mut self, r: &Record) {
+        self.requests += 1;
+        let ok = r.is_success();
+        if ok {
+            self.successes += 1;
+        }
+        self.latency.record(r.latency);
+        self.send_lag.record(r.send_lag_ns());
+        if let Some(t) = r.ttft_ns {
+            self.ttft.record(t);
+        }
+        for &gap in &r.itl_ns {
+            self.itl.record(gap);
+        }
+        if let Some(t) = r.tpot_ns() {
+            self.tpot.record(t);
+        }
+        self.bytes_in += r.bytes_in;
+        self.bytes_out += r.bytes_out;
+        let ts = r.timestamp_ns();
+        let end = ts + i128::from(r.latency);
+        self.earliest = Some(self.earliest.map_or(ts, |e| e.min(ts)));
+        self.latest = Some(self.latest.map_or(ts, |l| l.max(ts)));
+        self.end = Some(self.end.map_or(end, |e| e.max(end)));
+        *self.status_codes.entry(r.code).or_default() += 1;
+        if let Some(kind) = r.error_kind {
+            *self.error_kinds.entry(kind).or_default() += 1;
+        }
+        if !r.error.is_empty() {
+            self.note_error(&r.error, 1);
+        }
+        if r.capped {
+            self.capped += 1;
+        }
+        if ok {
+            self.tokens_in += r.tokens_in.unwrap_or(0);
+            self.tokens_out_ok += r.tokens_out.unwrap_or(0);
+        }
+        self.tokens_out_all += r.tokens_out.unwrap_or(0);
+        if let Some(source) = r.tokens_source {
+            *self.tokens_by_source.entry(source).or_default() += 1;
+        }
+    }
+
+    fn note_error(&mut self, message: &str, count: u64) {
+        if let Some(n) = self.errors.get_mut(message) {
+            *n += count;
+        } else if self.errors.len() < MAX_DISTINCT_ERRORS {
+            self.errors.insert(message.to_owned(), count);
+        }
+    }
+
+    pub fn merge(&mut self, o: &Metrics) {
+        self.requests += o.requests;
+        self.successes += o.successes;
+        self.latency.merge(&o.latency);
+        self.ttft.merge(&o.ttft);
+        self.itl.merge(&o.itl);
+        self.tpot.merge(&o.tpot);
+        self.send_lag.merge(&o.send_lag);
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.earliest = min_opt(self.earliest, o.earliest);
+        self.latest = max_opt(self.latest, o.latest);
+        self.end = max_opt(self.end, o.end);
+        for (k, v) in &o.status_codes {
+            *self.status_codes.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.error_kinds {
+            *self.error_kinds.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.errors {
+            self.note_error(k, *v);
+        }
+        self.capped += o.capped;
+        self.tokens_in += o.tokens_in;
+        self.tokens_out_ok += o.tokens_out_ok;
+        self.tokens_out_all += o.tokens_out_all;
+        for (k, v) in &o.tokens_by_source {
+            *self.tokens_by_source.entry(*k).or_default() += v;
+        }
+    }
+
+    pub fn summary(&self) -> Summary {
+        let earliest = self.earliest.unwrap_or(0);
+        let latest = self.latest.unwrap_or(earliest);
+        let end = self.end.unwrap_or(latest);
+        let duration = (latest - earliest).max(0) as u64;
+        let wait = (end - latest).max(0) as u64;
+        let window = duration + wait;
+        // As Vegeta: with a zero-length window the rates are left as raw counts.
+        let per_s = |n: u64, ns: u64| {
+            if ns == 0 {
+                n as f64
+            } else {
+                n as f64 / (ns as f64 / 1e9)
+            }
+        };
+        let success = if self.requests == 0 {
+            0.0
+        } else {
+            self.successes as f64 / self.requests as f64
+        };
+        let send_lag = self.send_lag.percentiles();
+        Summary {
+            requests: self.requests,
+            rate: per_s(self.requests, duration),
+            throughput: per_s(self.successes, window),
+            success,
+            duration,
+            wait,
+            earliest: rfc3339(earliest),
+            latest: rfc3339(latest),
+            end: rfc3339(end),
+            latencies: self.latency.percentiles(),
+            ttft: self.ttft.percentiles(),
+            itl: self.itl.percentiles(),
+            tpot: self.tpot.percentiles(),
+            send_lag,
+            bytes_in: Bytes::new(self.bytes_in, self.requests),
+            bytes_out: Bytes::new(self.bytes_out, self.requests),
+            status_codes: self
+                .status_codes
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            error_kinds: self
+                .error_kinds
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), *v))
+                .collect(),
+            errors: self.errors.keys().cloned().collect(),
+            tokens: Tokens {
+                input_total: self.tokens_in,
+                output_total: self.tokens_out_ok,
+                output_per_second: per_s(self.tokens_out_ok, window),
+                total_per_second: per_s(self.tokens_in + self.tokens_out_ok, window),
+                output_all_requests: self.tokens_out_all,
+                sources: self
+                    .tokens_by_source
+                    .iter()
+                    .map(|(k, v)| (source_name(*k).to_owned(), *v))
+                    .collect(),
+            },
+            capped: self.capped,
+            client_kept_up: self.capped == 0 && send_lag.p99 <= MAX_KEPT_UP_SEND_LAG_NS,
+        }
+    }
+}
+
+fn source_name(s: TokensSource) -> &'static str {
+    match s {
+        TokensSource::Server => "server",
+        TokensSource::Tokenizer => "tokenizer",
+        TokensSource::Estimate => "estimate",
+    }
+}
+
+fn min_opt(a: Option<i128>, b: Option<i128>) -> Option<i128> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn max_opt(a: Option<i128>, b: Option<i128>) -> Option<i128> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn rfc3339(ns: i128) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ns)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Byte totals as Vegeta reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Bytes {
+    pub total: u64,
+    pub mean: f64,
+}
+
+impl Bytes {
+    fn new(total: u64, requests: u64) -> Self {
+        let mean = if requests == 0 {
+            0.0
+        } else {
+            total as f64 / requests as f64
+        };
+        Self { total, mean }
+    }
+}
+
+/// Token totals. Output tokens and rates count successful requests only.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tokens {
+    pub input_total: u64,
+    pub output_total: u64,
+    pub output_per_second: f64,
+    /// Input plus output tokens of successful requests per second (the cost basis).
+    pub total_per_second: f64,
+    /// Output tokens over every request, failed ones included (e.g. cut-off streams).
+    pub output_all_requests: u64,
+    /// How many records took their output count from each source.
+    pub sources: BTreeMap<String, u64>,
+}
+
+/// Everything a report shows about a set of records (`report --type json` serialises it).
+/// Durations are ns, rates per second.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub requests: u64,
+    /// Requests over the span of intended send times (the achieved send rate).
+    pub rate: f64,
+    /// Successful requests per second, first intended send to last end.
+    pub throughput: f64,
+    /// Fraction of requests that succeeded, 0..1.
+    pub success: f64,
+    /// Last intended send minus first, ns.
+    pub duration: u64,
+    /// Last end minus last intended send, ns.
+    pub wait: u64,
+    pub earliest: String,
+    pub latest: String,
+    pub end: String,
+    pub latencies: Percentiles,
+    pub ttft: Percentiles,
+    pub itl: Percentiles,
+    pub tpot: Percentiles,
+    pub send_lag: Percentiles,
+    pub bytes_in: Bytes,
+    pub bytes_out: Bytes,
+    pub status_codes: BTreeMap<String, u64>,
+    pub error_kinds: BTreeMap<String, u64>,
+    /// Distinct error messages (at most `MAX_DISTINCT_ERRORS`), sorted.
+    pub errors: Vec<String>,
+    pub tokens: Tokens,
+    /// Requests that waited for a free in-flight slot.
+    pub capped: u64,
+    /// Send-lag p99 within 1 ms and the in-flight cap never hit.
+    pub client_kept_up: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{ErrorKind, Record, TokensSource};
+
+    fn rec(seq: u64, intended_ms: u64, latency_ms: u64, code: u16) -> Record {
+        Record {
+            attack: String::new(),
+            seq,
+            code,
+            timestamp: time::OffsetDateTime::from_unix_timestamp_nanos(
+                1_700_000_000_000_000_000 + i128::from(intended_ms) * 1_000_000,
+            )
+            .unwrap(),
+            latency: latency_ms * 1_000_000,
+            bytes_out: 10,
+            bytes_in: 100,
+            error: if code == 200 {
+                String::new()
+            } else {
+                format!("{code} status")
+            },
+            method: "POST".into(),
+            url: "http://127.0.0.1/".into(),
+            intended_ns: intended_ms * 1_000_000,
+            sent_ns: intended_ms * 1_000_000 + 2_000,
+            ttft_ns: Some(latency_ms * 500_000),
+            itl_ns: vec![1_000_000; 3],
+            tokens_in: Some(5),
+            tokens_out: Some(4),
+            tokens_source: Some(TokensSource::Server),
+            error_kind: (code != 200).then(|| ErrorKind::from_status(code)),
+            capped: false,
+            step: None,
+        }
+    }
+
+    #[test]
+    fn vegeta_rate_and_throughput() {
+        let mut m = Metrics::default();
+        // 11 requests intended 100 ms apart over 1 s; the last ends at 1.05 s.
+        for i in 0..11 {
+            m.add(&rec(i, i * 100, 50, if i == 3 { 500 } else { 200 }));
+        }
+        let s = m.summary();
+        assert_eq!(s.requests, 11);
+        assert_eq!(s.duration, 1_000_000_000);
+        assert_eq!(s.wait, 50_000_000);
+        assert!((s.rate - 11.0).abs() < 1e-9);
+        assert!((s.throughput - 10.0 / 1.05).abs() < 1e-9);
+        assert!((s.success - 10.0 / 11.0).abs() < 1e-12);
+        assert_eq!(s.status_codes["500"], 1);
+        assert_eq!(s.error_kinds["status_5xx"], 1);
+        assert_eq!(s.errors, vec!["500 status".to_string()]);
+        assert_eq!(s.tokens.output_total, 40);
+        assert_eq!(s.tokens.input_total, 50);
+        assert_eq!(s.tokens.output_all_requests, 44);
+        assert!((s.tokens.output_per_second - 40.0 / 1.05).abs() < 1e-9);
+        assert_eq!(s.latencies.min, 50_000_000);
+        assert_eq!(s.latencies.max, 50_000_000);
+        assert_eq!(s.itl.count, 33);
+        assert_eq!(s.tpot.p50, 25_000_000 / 3);
+        assert_eq!(s.send_lag.max, 2_000);
+        assert!(s.client_kept_up);
+    }
+
+    #[test]
+    fn percentiles_are_within_hdr_precision() {
+        let mut m = Metrics::default();
+        for i in 1..=1000u64 {
+            m.add(&rec(i, i, i, 200));
+        }
+        let l = m.summary().latencies;
+        let close = |got: u64, want_ms: u64| {
+            let want = want_ms as f64 * 1e6;
+            ((got as f64 - want) / want).abs() < 2e-3
+        };
+        assert!(close(l.p50, 500), "{}", l.p50);
+        assert!(close(l.p90, 900), "{}", l.p90);
+        assert!(close(l.p99, 990), "{}", l.p99);
+        assert_eq!(l.max, 1_000_000_000);
+        assert_eq!(l.min, 1_000_000);
+        assert_eq!(l.mean, 500_500_000);
+    }
+
+    #[test]
+    fn merge_equals_adding_everything_to_one() {
+        let records: Vec<Record> = (0..300)
+            .map(|i| {
+                rec(
+                    i,
+                    (i * 37) % 1000,
+                    1 + (i * 13) % 97,
+                    if i % 17 == 0 { 429 } else { 200 },
+                )
+            })
+            .collect();
+        let mut whole = Metrics::default();
+        records.iter().for_each(|r| whole.add(r));
+        let (mut a, mut b, mut c) = (Metrics::default(), Metrics::default(), Metrics::default());
+        for (i, r) in records.iter().enumerate() {
+            [&mut a, &mut b, &mut c][i % 3].add(r);
+        }
+        // (a + b) + c == a + (b + c) == whole
+        let mut left = a.clone();
+        left.merge(&b);
+        left.merge(&c);
+        let mut bc = b.clone();
+        bc.merge(&c);
+        let mut right = a.clone();
+        right.merge(&bc);
+        assert_eq!(left.summary(), whole.summary());
+        assert_eq!(right.summary(), whole.summary());
+    }
+
+    #[test]
+    fn client_not_kept_up_when_lagging_or_capped() {
+        let mut m = Metrics::default();
+        let mut r = rec(0, 0, 10, 200);
+        r.sent_ns = r.intended_ns + 5_000_000;
+        m.add(&r);
+        assert!(!m.summary().client_kept_up);
+        let mut m = Metrics::default();
+        let mut r = rec(0, 0, 10, 200);
+        r.capped = true;
+        m.add(&r);
+        let s = m.summary();
+        assert_eq!(s.capped, 1);
+        assert!(!s.client_kept_up);
+    }
+
+    #[test]
+    fn buckets_are_half_open() {
+        let mut d = Dist::default();
+        for ms in [1u64, 2, 3, 10, 20] {
+            d.record(ms * 1_000_000);
+        }
+        let counts = d.bucket_counts(&[0, 2_000_000, 10_000_000]);
+        assert_eq!(counts, vec![1, 2, 2]);
+    }
+
+    #[test]
+    fn empty_summary_is_zero() {
+        let s = Metrics::default().summary();
+        assert_eq!(s.requests, 0);
+        assert_eq!(s.latencies, Percentiles::default());
+        assert!(s.client_kept_up);
+    }
+}
