@@ -11,7 +11,16 @@
 //! `run` dispatches one parsed command line; `main.rs` only prints its error.
 
 pub mod cli;
+pub mod metrics;
+pub mod record;
 pub mod server;
+
+// ---- sweep, cost, plan and sweep reports (issue 3) ----
+pub mod cost;
+pub mod report;
+pub mod scenario;
+pub mod sweep;
+// ---- end issue 3 ----
 
 use std::process::ExitCode;
 

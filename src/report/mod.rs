@@ -1,0 +1,7 @@
+//! Renderers. Each reads summaries and writes one format; none computes statistics.
+
+// ---- sweep reports (issue 3) ----
+pub mod csv;
+pub mod markdown;
+pub mod png;
+// ---- end sweep reports ----

@@ -1,0 +1,571 @@
+//! PNG charts of a sweep (plotters, bitmap backend): latency p50/p90/p99, request and token
+//! throughput (with the y = x line), TTFT and ITL (streaming APIs), cost per 1K tokens, all
+//! against the offered rate, and the latency distribution of every step.
+//!
+//! Text is drawn with DejaVu Sans embedded in the binary (`assets/fonts/`), registered with
+//! plotters' ab_glyph backend, so charts render on machines with no fonts installed. Reads only
+//! [`SweepSummary`]; wide ranges switch the y axis to log10 (labels show real values).
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::cost::fmt_sig;
+use crate::sweep::plan::fmt_rate;
+use crate::sweep::summary::SweepSummary;
+
+/// DejaVu Sans (Bitstream Vera licence, see assets/fonts/).
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+/// The family name charts ask for (registered under plotters' default too).
+const FAMILY: &str = "sans-serif";
+
+/// Chart size in pixels (width, height) of a one-panel chart; two-panel charts are taller.
+pub const SIZE: (u32, u32) = (1000, 600);
+pub const SIZE_TWO_PANELS: (u32, u32) = (1000, 1000);
+
+/// Errors drawing a chart (plotters reports them as strings).
+#[derive(Debug, thiserror::Error)]
+#[error("drawing chart {path}: {message}")]
+pub struct ChartError {
+    pub path: String,
+    pub message: String,
+}
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for style in [FontStyle::Normal, FontStyle::Bold] {
+            // The font is compiled in and known to parse (a test renders text with it).
+            let _ = plotters::style::register_font(FAMILY, style, FONT);
+        }
+    });
+}
+
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+/// One line of a panel.
+struct Series {
+    label: String,
+    color: RGBColor,
+    points: Vec<(f64, f64)>,
+    dashed: bool,
+    /// Per point: drawn hollow (an unsustainable step) when false.
+    filled: Vec<bool>,
+}
+
+/// How y values print on the axis.
+#[derive(Clone, Copy)]
+enum YUnit {
+    LatencyMs,
+    PerSecond,
+    Usd,
+}
+
+impl YUnit {
+    fn fmt(self, v: f64) -> String {
+        match self {
+            YUnit::LatencyMs if v >= 1000.0 => format!("{} s", trim(fmt_sig(v / 1e3, 3))),
+            YUnit::LatencyMs if v >= 1.0 => format!("{} ms", trim(fmt_sig(v, 3))),
+            YUnit::LatencyMs => format!("{} ms", fmt_sig(v, 2)),
+            YUnit::PerSecond => trim(fmt_sig(v, 3)),
+            YUnit::Usd => format!("${}", fmt_sig(v, 2)),
+        }
+    }
+}
+
+fn trim(s: String) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// How x values print.
+#[derive(Clone, Copy)]
+enum XUnit {
+    Rps,
+    /// x = -log10(1 - q): 0 -> 0%, 1 -> 90%, 2 -> 99%, ...
+    Nines,
+}
+
+struct Panel<'a> {
+    title: &'a str,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    x: XUnit,
+    y: YUnit,
+    series: Vec<Series>,
+    /// Draw y = x (throughput charts).
+    diagonal: bool,
+    /// A vertical marker (the headline rate) with its text.
+    marker: Option<(f64, String)>,
+    /// Free text under the title (e.g. which points are hollow).
+    note: Option<String>,
+}
+
+fn draw_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, p: &Panel<'_>) -> Result<(), String> {
+    let all: Vec<(f64, f64)> = p
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .filter(|(_, y)| y.is_finite())
+        .collect();
+    let x_max = all.iter().map(|(x, _)| *x).fold(0.0, f64::max);
+    let (x0, x1) = match p.x {
+        XUnit::Rps => (0.0, if x_max > 0.0 { x_max * 1.05 } else { 1.0 }),
+        XUnit::Nines => (0.0, 4.0),
+    };
+    let positive: Vec<f64> = all.iter().map(|(_, y)| *y).filter(|y| *y > 0.0).collect();
+    let y_min = positive.iter().copied().fold(f64::INFINITY, f64::min);
+    let y_max = positive.iter().copied().fold(0.0, f64::max);
+    let log = positive.len() > 1 && y_max / y_min > 30.0;
+    let (y0, y1) = if positive.is_empty() {
+        (0.0, 1.0)
+    } else if log {
+        (y_min.log10() - 0.1, y_max.log10() + 0.1)
+    } else {
+        let top = if p.diagonal { y_max.max(x1) } else { y_max };
+        (0.0, top * 1.1)
+    };
+    let ty = |y: f64| {
+        if log {
+            y.max(f64::MIN_POSITIVE).log10()
+        } else {
+            y
+        }
+    };
+
+    let mut chart = ChartBuilder::on(area)
+        .caption(p.title, (FAMILY, 24))
+        .margin(18)
+        .x_label_area_size(50)
+        .y_label_area_size(90)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| e.to_string())?;
+    let y_unit = p.y;
+    let x_unit = p.x;
+    let y_desc = if log {
+        format!("{} (log scale)", p.y_desc)
+    } else {
+        p.y_desc.to_string()
+    };
+    let y_fmt = move |v: &f64| y_unit.fmt(if log { 10f64.powf(*v) } else { *v });
+    let x_fmt = move |v: &f64| match x_unit {
+        XUnit::Rps => trim(fmt_sig(*v, 3)),
+        XUnit::Nines => nines_label(*v),
+    };
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(p.x_desc)
+        .y_desc(y_desc)
+        .label_style((FAMILY, 15))
+        .axis_desc_style((FAMILY, 17))
+        .light_line_style(RGBColor(235, 235, 235))
+        .bold_line_style(RGBColor(210, 210, 210))
+        .y_label_formatter(&y_fmt)
+        .x_label_formatter(&x_fmt);
+    if let XUnit::Nines = p.x {
+        mesh.x_labels(5);
+    }
+    mesh.draw().map_err(|e| e.to_string())?;
+
+    if p.diagonal {
+        let top = x1.min(if log { 10f64.powf(y1) } else { y1 });
+        let pts: Vec<(f64, f64)> = (0..=50)
+            .map(|i| top * i as f64 / 50.0)
+            .filter(|v| *v > 0.0 || !log)
+            .map(|v| (v, ty(v)))
+            .collect();
+        chart
+            .draw_series(DashedLineSeries::new(
+                pts,
+                6,
+                4,
+                RGBColor(120, 120, 120).stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?
+            .label("y = x (all offered requests served)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], RGBColor(120, 120, 120)));
+    }
+
+    if let Some((mx, text)) = &p.marker {
+        let line = vec![(*mx, y0), (*mx, y1)];
+        chart
+            .draw_series(DashedLineSeries::new(
+                line,
+                4,
+                4,
+                RGBColor(44, 160, 44).stroke_width(2),
+            ))
+            .map_err(|e| e.to_string())?
+            .label(text.clone())
+            .legend(|(x, y)| {
+                PathElement::new(
+                    vec![(x, y), (x + 22, y)],
+                    RGBColor(44, 160, 44).stroke_width(2),
+                )
+            });
+    }
+
+    for s in &p.series {
+        let pts: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .filter(|(_, y)| y.is_finite() && (!log || *y > 0.0))
+            .map(|&(x, y)| (x, ty(y)))
+            .collect();
+        let color = s.color;
+        let style = color.stroke_width(2);
+        let anno = if s.dashed {
+            chart.draw_series(DashedLineSeries::new(pts.clone(), 8, 5, style))
+        } else {
+            chart.draw_series(LineSeries::new(pts.clone(), style))
+        }
+        .map_err(|e| e.to_string())?;
+        anno.label(s.label.clone()).legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(2))
+        });
+        let kept: Vec<(usize, (f64, f64))> = s
+            .points
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, y))| y.is_finite() && (!log || *y > 0.0))
+            .map(|(i, &(x, y))| (i, (x, ty(y))))
+            .collect();
+        chart
+            .draw_series(kept.into_iter().map(|(i, pt)| {
+                let filled = s.filled.get(i).copied().unwrap_or(true);
+                if filled {
+                    Circle::new(pt, 4, color.filled())
+                } else {
+                    Circle::new(pt, 5, color.stroke_width(2))
+                }
+            }))
+            .map_err(|e| e.to_string())?;
+    }
+
+    chart
+        .configure_series_labels()
+        .label_font((FAMILY, 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| e.to_string())?;
+
+    if let Some(note) = &p.note {
+        let (w, _) = area.dim_in_pixel();
+        area.draw(&Text::new(
+            note.clone(),
+            (w as i32 - 18 - estimate_width(note, 14), 40),
+            (FAMILY, 14).into_font().color(&RGBColor(90, 90, 90)),
+        ))
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Rough text width in pixels (DejaVu Sans averages about 0.55 em per character).
+fn estimate_width(text: &str, size: i32) -> i32 {
+    (text.chars().count() as f64 * f64::from(size) * 0.55) as i32
+}
+
+fn nines_label(x: f64) -> String {
+    let q = 100.0 * (1.0 - 10f64.powf(-x));
+    let s = trim(format!("{q:.4}"));
+    format!("{s}%")
+}
+
+const HOLLOW_NOTE: &str = "hollow points: unsustainable steps";
+
+fn render(path: &Path, size: (u32, u32), panels: &[Panel<'_>]) -> Result<(), ChartError> {
+    register_font();
+    let err = |message: String| ChartError {
+        path: path.display().to_string(),
+        message,
+    };
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let areas = root.split_evenly((panels.len(), 1));
+    for (area, panel) in areas.iter().zip(panels) {
+        draw_panel(area, panel).map_err(err)?;
+    }
+    root.present().map_err(|e| err(e.to_string()))?;
+    Ok(())
+}
+
+/// Writes every chart of `s` into `dir`; returns the files written.
+pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
+    let mut written = Vec::new();
+    let xs: Vec<f64> = s.rates.iter().map(|r| r.target_rps).collect();
+    let filled: Vec<bool> = s.rates.iter().map(|r| r.sustainable).collect();
+    let marker = s.headline.as_ref().map(|h| {
+        (
+            h.target_rps,
+            format!("highest sustainable: {} req/s", fmt_rate(h.target_rps)),
+        )
+    });
+    let mean_note = if s.repeat > 1 {
+        format!("means over {} repeats; {HOLLOW_NOTE}", s.repeat)
+    } else {
+        HOLLOW_NOTE.to_string()
+    };
+    let line = |label: &str, color: usize, ys: Vec<f64>, dashed: bool| Series {
+        label: label.to_string(),
+        color: COLORS[color % COLORS.len()],
+        points: xs.iter().copied().zip(ys).collect(),
+        dashed,
+        filled: filled.clone(),
+    };
+
+    // Latency.
+    let path = dir.join("latency.png");
+    render(
+        &path,
+        SIZE,
+        &[Panel {
+            title: "Latency vs offered rate",
+            x_desc: "offered rate (requests/s)",
+            y_desc: "latency from intended send",
+            x: XUnit::Rps,
+            y: YUnit::LatencyMs,
+            series: vec![
+                line(
+                    "p50",
+                    0,
+                    s.rates.iter().map(|r| r.latency_ms.p50).collect(),
+                    false,
+                ),
+                line(
+                    "p90",
+                    1,
+                    s.rates.iter().map(|r| r.latency_ms.p90).collect(),
+                    false,
+                ),
+                line(
+                    "p99",
+                    2,
+                    s.rates.iter().map(|r| r.latency_ms.p99).collect(),
+                    false,
+                ),
+            ],
+            diagonal: false,
+            marker: marker.clone(),
+            note: Some(mean_note.clone()),
+        }],
+    )?;
+    written.push(path);
+
+    // Throughput.
+    let path = dir.join("throughput.png");
+    render(
+        &path,
+        SIZE_TWO_PANELS,
+        &[
+            Panel {
+                title: "Request throughput vs offered rate",
+                x_desc: "offered rate (requests/s)",
+                y_desc: "successful requests/s",
+                x: XUnit::Rps,
+                y: YUnit::PerSecond,
+                series: vec![line(
+                    "throughput",
+                    0,
+                    s.rates.iter().map(|r| r.throughput_rps).collect(),
+                    false,
+                )],
+                diagonal: true,
+                marker: marker.clone(),
+                note: Some(mean_note.clone()),
+            },
+            Panel {
+                title: "Output token throughput vs offered rate",
+                x_desc: "offered rate (requests/s)",
+                y_desc: "output tokens/s",
+                x: XUnit::Rps,
+                y: YUnit::PerSecond,
+                series: vec![line(
+                    "output tokens/s",
+                    3,
+                    s.rates.iter().map(|r| r.output_tokens_per_s).collect(),
+                    false,
+                )],
+                diagonal: false,
+                marker: marker.clone(),
+                note: None,
+            },
+        ],
+    )?;
+    written.push(path);
+
+    // TTFT and ITL, when the API streamed.
+    if s.rates.iter().any(|r| r.ttft_ms.is_some()) {
+        let nan = f64::NAN;
+        let path = dir.join("ttft_itl.png");
+        render(
+            &path,
+            SIZE_TWO_PANELS,
+            &[
+                Panel {
+                    title: "Time to first token vs offered rate",
+                    x_desc: "offered rate (requests/s)",
+                    y_desc: "TTFT from intended send",
+                    x: XUnit::Rps,
+                    y: YUnit::LatencyMs,
+                    series: vec![
+                        line(
+                            "TTFT p50",
+                            0,
+                            s.rates
+                                .iter()
+                                .map(|r| r.ttft_ms.map_or(nan, |m| m.p50))
+                                .collect(),
+                            false,
+                        ),
+                        line(
+                            "TTFT p95",
+                            1,
+                            s.rates
+                                .iter()
+                                .map(|r| r.ttft_ms.map_or(nan, |m| m.p95))
+                                .collect(),
+                            false,
+                        ),
+                    ],
+                    diagonal: false,
+                    marker: marker.clone(),
+                    note: Some(mean_note.clone()),
+                },
+                Panel {
+                    title: "Inter-token latency vs offered rate",
+                    x_desc: "offered rate (requests/s)",
+                    y_desc: "gap between tokens",
+                    x: XUnit::Rps,
+                    y: YUnit::LatencyMs,
+                    series: vec![
+                        line(
+                            "ITL p50",
+                            0,
+                            s.rates
+                                .iter()
+                                .map(|r| r.itl_ms.map_or(nan, |m| m.p50))
+                                .collect(),
+                            false,
+                        ),
+                        line(
+                            "ITL p95",
+                            1,
+                            s.rates
+                                .iter()
+                                .map(|r| r.itl_ms.map_or(nan, |m| m.p95))
+                                .collect(),
+                            false,
+                        ),
+                    ],
+                    diagonal: false,
+                    marker: marker.clone(),
+                    note: None,
+                },
+            ],
+        )?;
+        written.push(path);
+    }
+
+    // Cost.
+    if let Some(price) = &s.price {
+        let nan = f64::NAN;
+        let title = format!(
+            "Cost per 1K tokens vs offered rate ({} at {} USD/h)",
+            price.instance, price.usd_per_hour
+        );
+        let path = dir.join("cost.png");
+        render(
+            &path,
+            SIZE,
+            &[Panel {
+                title: &title,
+                x_desc: "offered rate (requests/s)",
+                y_desc: "USD per 1K tokens",
+                x: XUnit::Rps,
+                y: YUnit::Usd,
+                series: vec![
+                    line(
+                        "measured (input + output tokens/s)",
+                        0,
+                        s.rates
+                            .iter()
+                            .map(|r| r.cost.usd_per_1k_tokens.unwrap_or(nan))
+                            .collect(),
+                        false,
+                    ),
+                    line(
+                        "study formula (offered rate x tokens/request)",
+                        1,
+                        s.rates
+                            .iter()
+                            .map(|r| r.cost.study_usd_per_1k_tokens.unwrap_or(nan))
+                            .collect(),
+                        true,
+                    ),
+                ],
+                diagonal: false,
+                marker: marker.clone(),
+                note: Some(mean_note.clone()),
+            }],
+        )?;
+        written.push(path);
+    }
+
+    // Latency distribution of every step: one line per step, coloured by rate.
+    let path = dir.join("latency_distribution.png");
+    let mut series = Vec::new();
+    for r in &s.steps {
+        let points: Vec<(f64, f64)> = r
+            .latency_distribution
+            .iter()
+            .filter(|(q, _)| *q < 100.0)
+            .map(|&(q, ms)| (-(1.0 - q / 100.0).log10(), ms))
+            .collect();
+        let label = if s.repeat > 1 {
+            format!("{} req/s (repeat {})", fmt_rate(r.target_rps), r.repeat + 1)
+        } else {
+            format!("{} req/s", fmt_rate(r.target_rps))
+        };
+        series.push(Series {
+            label,
+            color: COLORS[r.rate_index % COLORS.len()],
+            filled: vec![r.sustainable; points.len()],
+            points,
+            dashed: !r.sustainable,
+        });
+    }
+    render(
+        &path,
+        SIZE,
+        &[Panel {
+            title: "Latency distribution per step",
+            x_desc: "percentile",
+            y_desc: "latency from intended send",
+            x: XUnit::Nines,
+            y: YUnit::LatencyMs,
+            series,
+            diagonal: false,
+            marker: None,
+            note: Some("dashed: unsustainable steps".into()),
+        }],
+    )?;
+    written.push(path);
+    Ok(written)
+}
