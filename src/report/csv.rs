@@ -27,10 +27,11 @@ pub const STEP_COLUMNS: [&str; 17] = [
 ];
 
 /// Columns after the contract ones.
-pub const EXTRA_COLUMNS: [&str; 14] = [
+pub const EXTRA_COLUMNS: [&str; 15] = [
     "step",
     "repeat",
     "requests",
+    "served_rps",
     "latency_mean_ms",
     "ttft_p99_ms",
     "itl_p95_ms",
@@ -94,6 +95,7 @@ pub fn steps_csv(s: &SweepSummary) -> String {
             r.step.to_string(),
             r.repeat.to_string(),
             r.requests.to_string(),
+            f3(r.served_rps),
             f3(r.latency_ms.mean),
             opt_ms(r.ttft_ms, |m| m.p99),
             opt_ms(r.itl_ms, |m| m.p95),

@@ -134,7 +134,7 @@ pub fn report_md(s: &SweepSummary) -> String {
     };
     let _ = writeln!(
         w,
-        "| sustainable when | success >= {:.0}%, throughput >= {:.0}% of offered, send-lag p99 <= {} ms, in-flight cap never hit, SLO {} |\n",
+        "| sustainable when | success >= {:.0}%, served rate >= {:.0}% of offered, send-lag p99 <= {} ms, in-flight cap never hit, SLO {} |\n",
         s.rules.min_success_ratio * 100.0,
         s.rules.min_throughput_ratio * 100.0,
         s.rules.max_send_lag_p99.as_secs_f64() * 1e3,
@@ -181,6 +181,10 @@ pub fn report_md(s: &SweepSummary) -> String {
 
     // Steps.
     let _ = writeln!(w, "## Steps\n");
+    let _ = writeln!(
+        w,
+        "Throughput is Vegeta's (successes / (first intended send to last end)); it includes the final drain, so it trails the offered rate by about latency / step duration even when the target keeps up. The verdict compares the *served* rate (successes / (first to last completion), `served_rps` in steps.csv) with the offered rate instead.\n"
+    );
     let _ = writeln!(
         w,
         "| step | offered | achieved | throughput | success | p50 | p90 | p99 | TTFT p50 | ITL p50 | out tok/s | cost / 1K tok | verdict |"

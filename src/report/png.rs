@@ -44,6 +44,9 @@ fn register_font() {
     });
 }
 
+/// The headline marker: neutral so it never reads as one of the series.
+const MARKER: RGBColor = RGBColor(70, 70, 70);
+
 const COLORS: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -80,7 +83,7 @@ impl YUnit {
             YUnit::LatencyMs if v >= 1.0 => format!("{} ms", trim(fmt_sig(v, 3))),
             YUnit::LatencyMs => format!("{} ms", fmt_sig(v, 2)),
             YUnit::PerSecond => trim(fmt_sig(v, 3)),
-            YUnit::Usd => format!("${}", fmt_sig(v, 2)),
+            YUnit::Usd => format!("${}", trim(fmt_sig(v, 2))),
         }
     }
 }
@@ -112,8 +115,8 @@ struct Panel<'a> {
     diagonal: bool,
     /// A vertical marker (the headline rate) with its text.
     marker: Option<(f64, String)>,
-    /// Free text under the title (e.g. which points are hollow).
-    note: Option<String>,
+    /// Legend text for hollow points (shown only when some are hollow).
+    hollow_label: &'a str,
 }
 
 fn draw_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, p: &Panel<'_>) -> Result<(), String> {
@@ -126,7 +129,7 @@ fn draw_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, p: &Panel<'_>) -> Re
     let x_max = all.iter().map(|(x, _)| *x).fold(0.0, f64::max);
     let (x0, x1) = match p.x {
         XUnit::Rps => (0.0, if x_max > 0.0 { x_max * 1.05 } else { 1.0 }),
-        XUnit::Nines => (0.0, 4.0),
+        XUnit::Nines => (0.0, 4.25),
     };
     let positive: Vec<f64> = all.iter().map(|(_, y)| *y).filter(|y| *y > 0.0).collect();
     let y_min = positive.iter().copied().fold(f64::INFINITY, f64::min);
@@ -203,20 +206,10 @@ fn draw_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, p: &Panel<'_>) -> Re
     if let Some((mx, text)) = &p.marker {
         let line = vec![(*mx, y0), (*mx, y1)];
         chart
-            .draw_series(DashedLineSeries::new(
-                line,
-                4,
-                4,
-                RGBColor(44, 160, 44).stroke_width(2),
-            ))
+            .draw_series(DashedLineSeries::new(line, 4, 4, MARKER.stroke_width(2)))
             .map_err(|e| e.to_string())?
             .label(text.clone())
-            .legend(|(x, y)| {
-                PathElement::new(
-                    vec![(x, y), (x + 22, y)],
-                    RGBColor(44, 160, 44).stroke_width(2),
-                )
-            });
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], MARKER.stroke_width(2)));
     }
 
     for s in &p.series {
@@ -256,6 +249,14 @@ fn draw_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, p: &Panel<'_>) -> Re
             .map_err(|e| e.to_string())?;
     }
 
+    if p.series.iter().any(|s| s.filled.iter().any(|f| !f)) {
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(|e| e.to_string())?
+            .label(p.hollow_label)
+            .legend(|(x, y)| Circle::new((x + 11, y), 5, MARKER.stroke_width(2)));
+    }
+
     chart
         .configure_series_labels()
         .label_font((FAMILY, 15))
@@ -264,22 +265,7 @@ fn draw_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, p: &Panel<'_>) -> Re
         .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .map_err(|e| e.to_string())?;
-
-    if let Some(note) = &p.note {
-        let (w, _) = area.dim_in_pixel();
-        area.draw(&Text::new(
-            note.clone(),
-            (w as i32 - 18 - estimate_width(note, 14), 40),
-            (FAMILY, 14).into_font().color(&RGBColor(90, 90, 90)),
-        ))
-        .map_err(|e| e.to_string())?;
-    }
     Ok(())
-}
-
-/// Rough text width in pixels (DejaVu Sans averages about 0.55 em per character).
-fn estimate_width(text: &str, size: i32) -> i32 {
-    (text.chars().count() as f64 * f64::from(size) * 0.55) as i32
 }
 
 fn nines_label(x: f64) -> String {
@@ -288,7 +274,7 @@ fn nines_label(x: f64) -> String {
     format!("{s}%")
 }
 
-const HOLLOW_NOTE: &str = "hollow points: unsustainable steps";
+const HOLLOW: &str = "hollow: unsustainable";
 
 fn render(path: &Path, size: (u32, u32), panels: &[Panel<'_>]) -> Result<(), ChartError> {
     register_font();
@@ -317,11 +303,13 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
             format!("highest sustainable: {} req/s", fmt_rate(h.target_rps)),
         )
     });
-    let mean_note = if s.repeat > 1 {
-        format!("means over {} repeats; {HOLLOW_NOTE}", s.repeat)
+    // With repeats every point is a mean over them; say so in the titles.
+    let means = if s.repeat > 1 {
+        format!(" (means over {} repeats)", s.repeat)
     } else {
-        HOLLOW_NOTE.to_string()
+        String::new()
     };
+    let title = |t: &str| format!("{t}{means}");
     let line = |label: &str, color: usize, ys: Vec<f64>, dashed: bool| Series {
         label: label.to_string(),
         color: COLORS[color % COLORS.len()],
@@ -336,7 +324,7 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
         &path,
         SIZE,
         &[Panel {
-            title: "Latency vs offered rate",
+            title: &title("Latency vs offered rate"),
             x_desc: "offered rate (requests/s)",
             y_desc: "latency from intended send",
             x: XUnit::Rps,
@@ -363,7 +351,7 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
             ],
             diagonal: false,
             marker: marker.clone(),
-            note: Some(mean_note.clone()),
+            hollow_label: HOLLOW,
         }],
     )?;
     written.push(path);
@@ -375,36 +363,44 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
         SIZE_TWO_PANELS,
         &[
             Panel {
-                title: "Request throughput vs offered rate",
+                title: &title("Request throughput vs offered rate"),
                 x_desc: "offered rate (requests/s)",
                 y_desc: "successful requests/s",
                 x: XUnit::Rps,
                 y: YUnit::PerSecond,
-                series: vec![line(
-                    "throughput",
-                    0,
-                    s.rates.iter().map(|r| r.throughput_rps).collect(),
-                    false,
-                )],
+                series: vec![
+                    line(
+                        "throughput (successes / (sending + drain), Vegeta's)",
+                        0,
+                        s.rates.iter().map(|r| r.throughput_rps).collect(),
+                        false,
+                    ),
+                    line(
+                        "served rate (successes / completion span; judged)",
+                        1,
+                        s.rates.iter().map(|r| r.served_rps).collect(),
+                        true,
+                    ),
+                ],
                 diagonal: true,
                 marker: marker.clone(),
-                note: Some(mean_note.clone()),
+                hollow_label: HOLLOW,
             },
             Panel {
-                title: "Output token throughput vs offered rate",
+                title: &title("Output token throughput vs offered rate"),
                 x_desc: "offered rate (requests/s)",
                 y_desc: "output tokens/s",
                 x: XUnit::Rps,
                 y: YUnit::PerSecond,
                 series: vec![line(
                     "output tokens/s",
-                    3,
+                    4,
                     s.rates.iter().map(|r| r.output_tokens_per_s).collect(),
                     false,
                 )],
                 diagonal: false,
                 marker: marker.clone(),
-                note: None,
+                hollow_label: HOLLOW,
             },
         ],
     )?;
@@ -419,7 +415,7 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
             SIZE_TWO_PANELS,
             &[
                 Panel {
-                    title: "Time to first token vs offered rate",
+                    title: &title("Time to first token vs offered rate"),
                     x_desc: "offered rate (requests/s)",
                     y_desc: "TTFT from intended send",
                     x: XUnit::Rps,
@@ -446,10 +442,10 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
                     ],
                     diagonal: false,
                     marker: marker.clone(),
-                    note: Some(mean_note.clone()),
+                    hollow_label: HOLLOW,
                 },
                 Panel {
-                    title: "Inter-token latency vs offered rate",
+                    title: &title("Inter-token latency vs offered rate"),
                     x_desc: "offered rate (requests/s)",
                     y_desc: "gap between tokens",
                     x: XUnit::Rps,
@@ -476,7 +472,7 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
                     ],
                     diagonal: false,
                     marker: marker.clone(),
-                    note: None,
+                    hollow_label: HOLLOW,
                 },
             ],
         )?;
@@ -486,16 +482,16 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
     // Cost.
     if let Some(price) = &s.price {
         let nan = f64::NAN;
-        let title = format!(
-            "Cost per 1K tokens vs offered rate ({} at {} USD/h)",
+        let cost_title = title(&format!(
+            "Cost per 1K tokens, {} at {} USD/h",
             price.instance, price.usd_per_hour
-        );
+        ));
         let path = dir.join("cost.png");
         render(
             &path,
             SIZE,
             &[Panel {
-                title: &title,
+                title: &cost_title,
                 x_desc: "offered rate (requests/s)",
                 y_desc: "USD per 1K tokens",
                 x: XUnit::Rps,
@@ -522,7 +518,7 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
                 ],
                 diagonal: false,
                 marker: marker.clone(),
-                note: Some(mean_note.clone()),
+                hollow_label: HOLLOW,
             }],
         )?;
         written.push(path);
@@ -563,7 +559,7 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
             series,
             diagonal: false,
             marker: None,
-            note: Some("dashed: unsustainable steps".into()),
+            hollow_label: "hollow, dashed: unsustainable step",
         }],
     )?;
     written.push(path);

@@ -11,12 +11,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::metrics::Metrics;
 use crate::record;
 use crate::report;
 use crate::scenario::ScenarioFile;
 
-use super::summary::{self, SweepInput, SweepSummary};
+use super::summary::{self, StepData, SweepInput, SweepSummary};
 
 pub const SCENARIO_TOML: &str = "scenario.toml";
 pub const RESULTS_JSONL: &str = "results.jsonl";
@@ -52,9 +51,9 @@ pub fn write_scenario(dir: &Path, file: &ScenarioFile) -> Result<()> {
     std::fs::write(&path, file.to_toml()).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Reads `results.jsonl` into metrics per step; records without a step are skipped.
-pub fn load_steps(path: &Path) -> Result<BTreeMap<u32, Metrics>> {
-    let mut steps: BTreeMap<u32, Metrics> = BTreeMap::new();
+/// Reads `results.jsonl` into per-step data; records without a step are skipped.
+pub fn load_steps(path: &Path) -> Result<BTreeMap<u32, StepData>> {
+    let mut steps: BTreeMap<u32, StepData> = BTreeMap::new();
     if !path.exists() {
         return Ok(steps);
     }

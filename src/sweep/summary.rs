@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::cost::{self, Price, StepCost, Throughputs};
 use crate::metrics::{Metrics, Percentiles, Summary};
+use crate::record::Record;
 use crate::scenario::{PlannedStep, Scenario};
 
 use super::verdict::{self, Pcts, StepFigures, VerdictRules};
@@ -95,8 +96,13 @@ pub struct StepRow {
     pub target_rps: f64,
     /// Requests over the span of intended sends (Vegeta's `rate`).
     pub achieved_rps: f64,
-    /// Successes over first intended send to last end (Vegeta's `throughput`).
+    /// Successes over first intended send to last end (Vegeta's `throughput`, the study's
+    /// column). It counts the final drain, so it trails the offered rate by about
+    /// latency / step duration even when the target keeps up.
     pub throughput_rps: f64,
+    /// Successful completions per second from the first to the last completion: what the
+    /// verdict compares with the offered rate (it does not count the drain).
+    pub served_rps: f64,
     pub requests: u64,
     pub success_ratio: f64,
     pub latency_ms: Ms,
@@ -126,6 +132,7 @@ pub struct RateRow {
     pub repeats: u32,
     pub requests: u64,
     pub throughput_rps: f64,
+    pub served_rps: f64,
     pub success_ratio: f64,
     pub latency_ms: Ms,
     pub ttft_ms: Option<Ms>,
@@ -170,14 +177,45 @@ pub struct SweepSummary {
     pub steps: Vec<StepRow>,
 }
 
+/// What one step's records add up to: the metrics, plus the span of successful completions
+/// (for the served rate, see [`StepRow::served_rps`]).
+#[derive(Debug, Clone, Default)]
+pub struct StepData {
+    pub metrics: Metrics,
+    /// Wall-clock ns of the first and last end of a successful request.
+    pub ok_first_end_ns: Option<i128>,
+    pub ok_last_end_ns: Option<i128>,
+}
+
+impl StepData {
+    /// Folds one record in.
+    pub fn add(&mut self, r: &Record) {
+        self.metrics.add(r);
+        if r.is_success() {
+            let end = r.timestamp_ns() + i128::from(r.latency);
+            self.ok_first_end_ns = Some(self.ok_first_end_ns.map_or(end, |e| e.min(end)));
+            self.ok_last_end_ns = Some(self.ok_last_end_ns.map_or(end, |e| e.max(end)));
+        }
+    }
+
+    /// Successful completions per second between the first and the last of them (the same
+    /// convention as Vegeta's `rate`: count over span). When a target keeps up this equals
+    /// the offered rate whatever the latency; when it saturates it is its capacity. None with
+    /// fewer than two successes.
+    pub fn served_rps(&self, successes: u64) -> Option<f64> {
+        let span = self.ok_last_end_ns? - self.ok_first_end_ns?;
+        (successes >= 2 && span > 0).then(|| successes as f64 / (span as f64 / 1e9))
+    }
+}
+
 /// Inputs to [`build`]: the scenario, its price, and the metrics of each step that ran.
 pub struct SweepInput<'a> {
     pub scenario: &'a Scenario,
     pub price: Option<&'a Price>,
     /// What `target` says in reports (the URL, or "embedded server").
     pub target: String,
-    /// Metrics by step index, for the steps that ran.
-    pub steps: &'a BTreeMap<u32, Metrics>,
+    /// Records folded by step index, for the steps that ran.
+    pub steps: &'a BTreeMap<u32, StepData>,
 }
 
 /// Builds the sweep's numbers from per-step metrics.
@@ -244,14 +282,15 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
     }
 }
 
-/// The verdict inputs of one step's summary.
-pub fn figures(target_rps: f64, s: &Summary) -> StepFigures {
+/// The verdict inputs of one step's summary; `served_rps` is what is compared with the offered
+/// rate.
+pub fn figures(target_rps: f64, s: &Summary, served_rps: f64) -> StepFigures {
     let opt = |p: &Percentiles| (p.count > 0).then(|| pcts_ns(p));
     StepFigures {
         offered_rps: target_rps,
         requests: s.requests,
         success_ratio: s.success,
-        throughput_rps: s.throughput,
+        throughput_rps: served_rps,
         send_lag_p99_ns: s.send_lag.p99 as f64,
         inflight_cap_hits: s.capped,
         latency: pcts_ns(&s.latencies),
@@ -264,12 +303,14 @@ pub fn figures(target_rps: f64, s: &Summary) -> StepFigures {
 
 fn step_row(
     p: &PlannedStep,
-    m: &Metrics,
+    data: &StepData,
     rules: &VerdictRules,
     price: Option<&Price>,
     tokens_per_request: Option<f64>,
 ) -> StepRow {
+    let m = &data.metrics;
     let s = m.summary();
+    let served_rps = data.served_rps(m.successes).unwrap_or(s.throughput);
     let window_s = (s.duration + s.wait) as f64 / 1e9;
     let input_tps = if window_s > 0.0 {
         s.tokens.input_total as f64 / window_s
@@ -279,7 +320,7 @@ fn step_row(
     let successes = (s.success * s.requests as f64).round();
     let measured_tpr = (successes > 0.0 && s.tokens.input_total + s.tokens.output_total > 0)
         .then(|| (s.tokens.input_total + s.tokens.output_total) as f64 / successes);
-    let verdict = verdict::judge(&figures(p.rps, &s), rules);
+    let verdict = verdict::judge(&figures(p.rps, &s, served_rps), rules);
     let latency_ms = Ms::from_ns(&s.latencies);
     let cost = price
         .map(|price| {
@@ -311,6 +352,7 @@ fn step_row(
         target_rps: p.rps,
         achieved_rps: s.rate,
         throughput_rps: s.throughput,
+        served_rps,
         requests: s.requests,
         success_ratio: s.success,
         latency_ms,
@@ -357,6 +399,7 @@ fn rate_row(rate_index: usize, rps: f64, reps: &[&StepRow]) -> RateRow {
         repeats: reps.len() as u32,
         requests: reps.iter().map(|r| r.requests).sum(),
         throughput_rps: mean(reps.iter().map(|r| r.throughput_rps)),
+        served_rps: mean(reps.iter().map(|r| r.served_rps)),
         success_ratio: mean(reps.iter().map(|r| r.success_ratio)),
         latency_ms: Ms::mean_of(&lat),
         ttft_ms: ms_opt(|r| r.ttft_ms),

@@ -1,7 +1,8 @@
 //! Whether one step was sustainable, when a sweep stops, and which rate is the headline.
 //!
 //! Design section 5: a step is sustainable when success >= 99%, achieved throughput >= 95% of
-//! the offered rate, the client kept up (send-lag p99 <= 1 ms and the in-flight cap never
+//! the offered rate (measured as the *served* rate, successes over the span from first to last
+//! completion, so a target that keeps up passes whatever its latency), the client kept up (send-lag p99 <= 1 ms and the in-flight cap never
 //! hit) and every SLO clause holds. Pure: numbers in, verdicts out.
 
 use std::fmt;
@@ -43,6 +44,7 @@ pub struct StepFigures {
     pub offered_rps: f64,
     pub requests: u64,
     pub success_ratio: f64,
+    /// Successful completions per second, compared with `offered_rps`.
     pub throughput_rps: f64,
     pub send_lag_p99_ns: f64,
     /// Ticks that found the in-flight cap full.
@@ -133,7 +135,7 @@ impl fmt::Display for Failure {
                 min_ratio,
             } => write!(
                 f,
-                "throughput {achieved:.2}/s < {:.0}% of {offered}/s",
+                "served {achieved:.2}/s < {:.0}% of the offered {offered}/s",
                 min_ratio * 100.0
             ),
             Failure::ClientLagged { p99_ns, max_ns } => write!(
