@@ -36,5 +36,17 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
 pub async fn run_async(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Serve(args) => server::run_cli(args).await.map(|()| ExitCode::SUCCESS),
+        // ---- issue 3 ----
+        cli::Command::Sweep(args) => sweep::run::run_cli(*args).await,
+        cli::Command::Cost(args) => print(sweep::commands::cost_text(&args)?),
+        cli::Command::Plan(args) => print(sweep::commands::plan_text(&args)?),
+        // ---- end issue 3 ----
     }
 }
+
+// ---- issue 3 ----
+fn print(text: String) -> anyhow::Result<ExitCode> {
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+// ---- end issue 3 ----

@@ -4,80 +4,24 @@
 use std::io::Write;
 use std::path::Path;
 
-use rpload::record::{ErrorKind, Record, RecordWriter, TokensSource};
 use rpload::report::csv::STEP_COLUMNS;
 use rpload::report::png::{SIZE, SIZE_TWO_PANELS};
 use rpload::sweep::output;
 
-/// A TGI-like streaming target: latency grows with rate, saturating at 30 req/s.
-fn synthetic_records(rates: &[f64], step_s: f64, repeats: u32) -> Vec<Record> {
-    let mut out = Vec::new();
-    let base = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
-    let mut step = 0u32;
-    let mut run_start_s = 0.0;
-    for &rps in rates {
-        for _rep in 0..repeats {
-            let n = (rps * step_s).round() as u64;
-            let saturated = rps > 30.0;
-            for seq in 0..n {
-                let intended_s = seq as f64 / rps;
-                // Past capacity requests queue: each waits for the ones before it.
-                let queue_s = if saturated {
-                    seq as f64 * (1.0 / 30.0 - 1.0 / rps)
-                } else {
-                    0.0
-                };
-                let service_s = 0.1 + rps / 1000.0 + (seq % 7) as f64 * 0.005;
-                let latency_s = service_s + queue_s;
-                let ok = !(saturated && seq % 25 == 0);
-                let intended_ns = (intended_s * 1e9) as u64;
-                let ttft_ns = (latency_s * 0.3 * 1e9) as u64;
-                out.push(Record {
-                    attack: "synthetic".into(),
-                    seq,
-                    code: if ok { 200 } else { 429 },
-                    timestamp: base + time::Duration::seconds_f64(run_start_s + intended_s),
-                    latency: (latency_s * 1e9) as u64,
-                    bytes_out: 450,
-                    bytes_in: if ok { 80 } else { 60 },
-                    error: if ok {
-                        String::new()
-                    } else {
-                        "429 Too Many Requests".into()
-                    },
-                    method: "POST".into(),
-                    url: "http://127.0.0.1:9/generate_stream".into(),
-                    intended_ns,
-                    sent_ns: intended_ns + 50_000,
-                    ttft_ns: ok.then_some(ttft_ns),
-                    itl_ns: if ok {
-                        vec![(latency_s * 0.7 / 3.0 * 1e9) as u64; 3]
-                    } else {
-                        vec![]
-                    },
-                    tokens_in: ok.then_some(100),
-                    tokens_out: ok.then_some(4),
-                    tokens_source: ok.then_some(TokensSource::Server),
-                    error_kind: (!ok).then_some(ErrorKind::Status429),
-                    capped: false,
-                    step: Some(step),
-                });
-            }
-            step += 1;
-            run_start_s += step_s + 4.0;
-        }
-    }
-    out
-}
+mod common;
 
-fn write_run(dir: &Path, scenario: &str, records: &[Record]) {
-    std::fs::write(dir.join(output::SCENARIO_TOML), scenario).unwrap();
-    let file = std::fs::File::create(dir.join(output::RESULTS_JSONL)).unwrap();
-    let mut w = RecordWriter::new(std::io::BufWriter::new(file));
-    for r in records {
-        w.write(r).unwrap();
-    }
-    w.flush().unwrap();
+use common::{Model, write_run};
+
+fn synthetic_records(rates: &[f64], step_s: f64, repeats: u32) -> Vec<rpload::record::Record> {
+    common::sweep_records(
+        Model {
+            capacity: 30.0,
+            service_s: 0.1,
+        },
+        rates,
+        step_s,
+        repeats,
+    )
 }
 
 const SCENARIO: &str = r#"

@@ -4,4 +4,5 @@
 pub mod csv;
 pub mod markdown;
 pub mod png;
+pub mod table;
 // ---- end sweep reports ----

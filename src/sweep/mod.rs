@@ -7,8 +7,10 @@
 //! rebuilds the folder. Knows no wire format and draws nothing itself.
 
 pub mod caret;
+pub mod commands;
 pub mod output;
 pub mod plan;
+pub mod run;
 pub mod slo;
 pub mod summary;
 pub mod verdict;

@@ -15,6 +15,7 @@ use crate::record;
 use crate::report;
 use crate::scenario::ScenarioFile;
 
+use super::slo::Slo;
 use super::summary::{self, StepData, SweepInput, SweepSummary};
 
 pub const SCENARIO_TOML: &str = "scenario.toml";
@@ -68,6 +69,13 @@ pub fn load_steps(path: &Path) -> Result<BTreeMap<u32, StepData>> {
 
 /// Recomputes every derived file in `dir` from `scenario.toml` and `results.jsonl`.
 pub fn rebuild(dir: &Path) -> Result<SweepSummary> {
+    let summary = summarize(dir, None)?;
+    write_derived(dir, &summary)?;
+    Ok(summary)
+}
+
+/// The numbers of the run in `dir`, optionally re-judged with another SLO; writes nothing.
+pub fn summarize(dir: &Path, slo: Option<&Slo>) -> Result<SweepSummary> {
     let scenario_path = dir.join(SCENARIO_TOML);
     if !scenario_path.exists() {
         anyhow::bail!(
@@ -76,9 +84,12 @@ pub fn rebuild(dir: &Path) -> Result<SweepSummary> {
         );
     }
     let file = ScenarioFile::load(&scenario_path)?;
-    let scenario = file
+    let mut scenario = file
         .validate()
         .with_context(|| format!("checking {}", scenario_path.display()))?;
+    if let Some(slo) = slo {
+        scenario.rules.slo = slo.clone();
+    }
     let price = scenario.resolve_price()?;
     let steps = load_steps(&dir.join(RESULTS_JSONL))?;
     let summary = summary::build(&SweepInput {
@@ -90,7 +101,6 @@ pub fn rebuild(dir: &Path) -> Result<SweepSummary> {
             .unwrap_or_else(|| EMBEDDED_TARGET.to_string()),
         steps: &steps,
     });
-    write_derived(dir, &summary)?;
     Ok(summary)
 }
 
