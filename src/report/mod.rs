@@ -5,4 +5,5 @@ pub mod csv;
 pub mod markdown;
 pub mod png;
 pub mod table;
+pub mod text_backend;
 // ---- end sweep reports ----

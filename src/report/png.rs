@@ -14,6 +14,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::cost::fmt_sig;
+use crate::report::text_backend::TextBackend;
 use crate::sweep::plan::fmt_rate;
 use crate::sweep::summary::SweepSummary;
 
@@ -44,6 +45,19 @@ fn register_font() {
     });
 }
 
+/// Width kept right of the plot for an outside legend.
+const LEGEND_COLUMN: u32 = 240;
+
+/// Colour of rate `i` of `n`: the fixed palette when it suffices, else a blue-to-red ramp.
+fn rate_color(i: usize, n: usize) -> RGBColor {
+    if n <= COLORS.len() {
+        return COLORS[i % COLORS.len()];
+    }
+    let t = i as f64 / (n - 1).max(1) as f64;
+    let (r, g, b) = HSLColor(0.66 * (1.0 - t), 0.75, 0.45).rgb();
+    RGBColor(r, g, b)
+}
+
 /// The headline marker: neutral so it never reads as one of the series.
 const MARKER: RGBColor = RGBColor(70, 70, 70);
 
@@ -60,7 +74,8 @@ const COLORS: [RGBColor; 8] = [
 
 /// One line of a panel.
 struct Series {
-    label: String,
+    /// Legend text; None keeps the series out of the legend (repeats of a labelled rate).
+    label: Option<String>,
     color: RGBColor,
     points: Vec<(f64, f64)>,
     dashed: bool,
@@ -117,9 +132,11 @@ struct Panel<'a> {
     marker: Option<(f64, String)>,
     /// Legend text for hollow points (shown only when some are hollow).
     hollow_label: &'a str,
+    /// Where the legend goes: away from where the curves start.
+    legend: SeriesLabelPosition,
 }
 
-fn draw_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, p: &Panel<'_>) -> Result<(), String> {
+fn draw_panel(area: &DrawingArea<TextBackend<'_>, Shift>, p: &Panel<'_>) -> Result<(), String> {
     let all: Vec<(f64, f64)> = p
         .series
         .iter()
@@ -151,9 +168,11 @@ fn draw_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, p: &Panel<'_>) -> Re
         }
     };
 
+    let outside = matches!(p.legend, SeriesLabelPosition::Coordinate(..));
     let mut chart = ChartBuilder::on(area)
         .caption(p.title, (FAMILY, 24))
         .margin(18)
+        .margin_right(if outside { LEGEND_COLUMN } else { 18 })
         .x_label_area_size(50)
         .y_label_area_size(90)
         .build_cartesian_2d(x0..x1, y0..y1)
@@ -227,9 +246,11 @@ fn draw_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, p: &Panel<'_>) -> Re
             chart.draw_series(LineSeries::new(pts.clone(), style))
         }
         .map_err(|e| e.to_string())?;
-        anno.label(s.label.clone()).legend(move |(x, y)| {
-            PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(2))
-        });
+        if let Some(label) = &s.label {
+            anno.label(label.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(2))
+            });
+        }
         let kept: Vec<(usize, (f64, f64))> = s
             .points
             .iter()
@@ -249,7 +270,7 @@ fn draw_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, p: &Panel<'_>) -> Re
             .map_err(|e| e.to_string())?;
     }
 
-    if p.series.iter().any(|s| s.filled.iter().any(|f| !f)) {
+    if !outside && p.series.iter().any(|s| s.filled.iter().any(|f| !f)) {
         chart
             .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
             .map_err(|e| e.to_string())?
@@ -257,12 +278,45 @@ fn draw_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, p: &Panel<'_>) -> Re
             .legend(|(x, y)| Circle::new((x + 11, y), 5, MARKER.stroke_width(2)));
     }
 
+    if outside {
+        // plotters clips its legend to the plot, so the column is drawn by hand beside it.
+        let (pw, _) = chart.plotting_area().dim_in_pixel();
+        let plot = chart.plotting_area().get_base_pixel();
+        let base = area.get_base_pixel();
+        let x = plot.0 - base.0 + pw as i32 + 16;
+        let mut y = plot.1 - base.1 + 8;
+        let text = (FAMILY, 15).into_font();
+        for s in &p.series {
+            let Some(label) = &s.label else { continue };
+            let style = if s.dashed {
+                s.color.stroke_width(2)
+            } else {
+                s.color.stroke_width(3)
+            };
+            area.draw(&PathElement::new(vec![(x, y), (x + 22, y)], style))
+                .map_err(|e| e.to_string())?;
+            area.draw(&Text::new(label.clone(), (x + 30, y - 8), text.clone()))
+                .map_err(|e| e.to_string())?;
+            y += 20;
+        }
+        if p.series.iter().any(|s| s.filled.iter().any(|f| !f)) {
+            area.draw(&Circle::new((x + 11, y), 5, MARKER.stroke_width(2)))
+                .map_err(|e| e.to_string())?;
+            area.draw(&Text::new(
+                p.hollow_label.to_string(),
+                (x + 30, y - 8),
+                text,
+            ))
+            .map_err(|e| e.to_string())?;
+        }
+        return Ok(());
+    }
     chart
         .configure_series_labels()
         .label_font((FAMILY, 15))
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(180, 180, 180))
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(p.legend.clone())
         .draw()
         .map_err(|e| e.to_string())?;
     Ok(())
@@ -282,7 +336,7 @@ fn render(path: &Path, size: (u32, u32), panels: &[Panel<'_>]) -> Result<(), Cha
         path: path.display().to_string(),
         message,
     };
-    let root = BitMapBackend::new(path, size).into_drawing_area();
+    let root = TextBackend::new(BitMapBackend::new(path, size), FONT).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
     let areas = root.split_evenly((panels.len(), 1));
     for (area, panel) in areas.iter().zip(panels) {
@@ -311,7 +365,7 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
     };
     let title = |t: &str| format!("{t}{means}");
     let line = |label: &str, color: usize, ys: Vec<f64>, dashed: bool| Series {
-        label: label.to_string(),
+        label: Some(label.to_string()),
         color: COLORS[color % COLORS.len()],
         points: xs.iter().copied().zip(ys).collect(),
         dashed,
@@ -352,6 +406,7 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
             diagonal: false,
             marker: marker.clone(),
             hollow_label: HOLLOW,
+            legend: SeriesLabelPosition::UpperLeft,
         }],
     )?;
     written.push(path);
@@ -385,6 +440,7 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
                 diagonal: true,
                 marker: marker.clone(),
                 hollow_label: HOLLOW,
+                legend: SeriesLabelPosition::UpperLeft,
             },
             Panel {
                 title: &title("Output token throughput vs offered rate"),
@@ -401,6 +457,7 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
                 diagonal: false,
                 marker: marker.clone(),
                 hollow_label: HOLLOW,
+                legend: SeriesLabelPosition::UpperLeft,
             },
         ],
     )?;
@@ -443,6 +500,7 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
                     diagonal: false,
                     marker: marker.clone(),
                     hollow_label: HOLLOW,
+                    legend: SeriesLabelPosition::UpperLeft,
                 },
                 Panel {
                     title: &title("Inter-token latency vs offered rate"),
@@ -473,6 +531,7 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
                     diagonal: false,
                     marker: marker.clone(),
                     hollow_label: HOLLOW,
+                    legend: SeriesLabelPosition::UpperLeft,
                 },
             ],
         )?;
@@ -519,6 +578,7 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
                 diagonal: false,
                 marker: marker.clone(),
                 hollow_label: HOLLOW,
+                legend: SeriesLabelPosition::UpperRight,
             }],
         )?;
         written.push(path);
@@ -534,14 +594,11 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
             .filter(|(q, _)| *q < 100.0)
             .map(|&(q, ms)| (-(1.0 - q / 100.0).log10(), ms))
             .collect();
-        let label = if s.repeat > 1 {
-            format!("{} req/s (repeat {})", fmt_rate(r.target_rps), r.repeat + 1)
-        } else {
-            format!("{} req/s", fmt_rate(r.target_rps))
-        };
+        // Repeats share their rate's colour and legend entry.
+        let label = (r.repeat == 0).then(|| format!("{} req/s", fmt_rate(r.target_rps)));
         series.push(Series {
             label,
-            color: COLORS[r.rate_index % COLORS.len()],
+            color: rate_color(r.rate_index, s.rates.len()),
             filled: vec![r.sustainable; points.len()],
             points,
             dashed: !r.sustainable,
@@ -559,7 +616,8 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
             series,
             diagonal: false,
             marker: None,
-            hollow_label: "hollow, dashed: unsustainable step",
+            hollow_label: "unsustainable (dashed)",
+            legend: SeriesLabelPosition::Coordinate(0, 0),
         }],
     )?;
     written.push(path);
