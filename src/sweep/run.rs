@@ -120,7 +120,11 @@ pub async fn drive<R: StepRunner>(cfg: &DriveConfig<'_>, runner: &mut R) -> Resu
                         bar.set_message(live_figures(&data));
                     }
                 };
-                runner.run_step(&spec, &mut sink).await
+                // Ctrl-C ends the step where it is; what ended so far is kept.
+                tokio::select! {
+                    r = runner.run_step(&spec, &mut sink) => r,
+                    _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted (Ctrl-C)")),
+                }
             };
             if let Some(e) = write_err {
                 failure = Some(
