@@ -13,6 +13,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Send requests at a fixed rate (open loop) and write one JSON record per request.
+    Attack(AttackArgs),
+    /// Summarise result files (merged exactly) as text, JSON, a histogram or an HDR plot.
+    Report(ReportArgs),
     /// Run the embedded reference server: GPT-NeoX on candle behind TGI, OpenAI and FastAPI routes.
     Serve(ServeArgs),
     // ---- sweep, cost, plan (issue 3) ----
@@ -23,6 +27,136 @@ pub enum Command {
     Cost(CostArgs),
     /// Instances and monthly cost to serve a target load, from measured sweeps (cheapest first).
     Plan(PlanArgs),
+    // ---- end issue 3 ----
+}
+
+/// Flags of `rpload attack` (shared with `sweep`, which sets rate and duration per step).
+#[derive(Debug, Clone, Args)]
+pub struct AttackArgs {
+    /// Target URL. For LLM APIs a bare host (`http://127.0.0.1:8080`) gets the API's usual path
+    /// (/generate, /generate_stream, /v1/completions, /v1/chat/completions, /predict).
+    #[arg(long, short = 't')]
+    pub target: Option<String>,
+    /// Wire format: tgi, tgi-stream, openai-completions, openai-chat, fastapi or http.
+    #[arg(long, default_value = "http")]
+    pub api: String,
+    /// Plain HTTP only: a Vegeta targets file (instead of --target).
+    #[arg(long, conflicts_with = "target")]
+    pub targets: Option<std::path::PathBuf>,
+    /// Targets file format: http or json (Vegeta's).
+    #[arg(long, default_value = "http")]
+    pub format: String,
+    /// Requests per period: `50`, `50/s`, `1/5s`. 0 runs a closed loop of --max-inflight users.
+    #[arg(long, short = 'r', default_value = "50/1s")]
+    pub rate: String,
+    /// How long to schedule requests (`10s`, `1m30s`; 0 = until Ctrl-C or --max-requests).
+    #[arg(long, short = 'd', default_value = "10s")]
+    pub duration: String,
+    /// Arrival process: constant (evenly spaced) or poisson (exponential gaps, seeded).
+    #[arg(long, default_value = "constant")]
+    pub arrival: String,
+    /// Seed for Poisson arrivals and the prompt draw.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop scheduling after this many requests.
+    #[arg(long)]
+    pub max_requests: Option<u64>,
+    /// Requests in flight at once; later ones wait (and are flagged `capped`).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_inflight: usize,
+    /// Closed loop (--rate 0) only: cap the users' combined rate, requests per second.
+    #[arg(long)]
+    pub max_rate: Option<f64>,
+    /// Whole-exchange timeout per request (0 = none).
+    #[arg(long, default_value = "30s")]
+    pub timeout: String,
+    /// Extra request header `Name: value`; repeatable.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Skip TLS certificate verification.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Open a new connection for every request.
+    #[arg(long)]
+    pub no_keepalive: bool,
+    /// Never negotiate HTTP/2.
+    #[arg(long)]
+    pub http1: bool,
+    /// Attack name, written into every record.
+    #[arg(long, default_value = "")]
+    pub name: String,
+    /// Results file (JSON lines); `-` or omitted writes to stdout.
+    #[arg(long, short = 'o')]
+    pub output: Option<std::path::PathBuf>,
+    /// Prompts, one JSON object `{"prompt": "..."}` per line, drawn deterministically by --seed.
+    #[arg(long)]
+    pub prompts: Option<std::path::PathBuf>,
+    /// A single prompt to send (when no --prompts file is given).
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// HuggingFace tokenizer.json to count tokens the server does not report.
+    #[arg(long)]
+    pub tokenizer: Option<std::path::PathBuf>,
+    /// Tokens to generate per request.
+    #[arg(long, default_value_t = 64)]
+    pub max_new_tokens: u32,
+    /// Sampling temperature (omitted: the server's default; TGI: greedy).
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    #[arg(long)]
+    pub top_k: Option<u32>,
+    #[arg(long)]
+    pub repetition_penalty: Option<f32>,
+    /// Generation seed sent to the server.
+    #[arg(long)]
+    pub gen_seed: Option<u64>,
+    /// Stop sequence; repeatable.
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Ask the server to ignore end-of-sequence, for fixed output lengths.
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// OpenAI kinds: stream the answer (SSE with a usage chunk) to measure TTFT and ITL.
+    #[arg(long)]
+    pub stream: bool,
+    /// OpenAI kinds: the `model` field.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// fastapi: request body with {{prompt}} (and optionally {{max_new_tokens}}).
+    #[arg(long, default_value = r#"{"prompt": "{{prompt}}"}"#)]
+    pub body_template: String,
+    /// fastapi: JSON pointer to the generated text.
+    #[arg(long, default_value = "/prediction")]
+    pub text_pointer: String,
+    /// fastapi: JSON pointer to a generated-token count, if the app returns one.
+    #[arg(long)]
+    pub tokens_pointer: Option<String>,
+    /// http: method for --target.
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// http: request body file for --target.
+    #[arg(long)]
+    pub body: Option<std::path::PathBuf>,
+}
+
+/// Flags of `rpload report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Result files (JSON lines); several merge exactly into one report. None or `-`: stdin.
+    pub files: Vec<std::path::PathBuf>,
+    /// text, json, hist[0,100ms,1s] (buckets) or hdrplot.
+    #[arg(long = "type", default_value = "text")]
+    pub kind: String,
+    /// Write the report here instead of stdout.
+    #[arg(long, short = 'o')]
+    pub output: Option<std::path::PathBuf>,
+    // ---- issue 3 ----
+    /// Rebuild a sweep's folder (steps.csv, summary.json, report.md, charts) from its
+    /// results.jsonl and scenario.toml, without re-running it.
+    #[arg(long, value_name = "DIR", conflicts_with = "files")]
+    pub sweep: Option<std::path::PathBuf>,
     // ---- end issue 3 ----
 }
 

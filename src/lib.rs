@@ -10,14 +10,17 @@
 //!
 //! `run` dispatches one parsed command line; `main.rs` only prints its error.
 
+pub mod attack;
 pub mod cli;
 pub mod metrics;
+pub mod pacer;
+pub mod prompts;
 pub mod record;
+pub mod report;
 pub mod server;
 
 // ---- sweep, cost, plan and sweep reports (issue 3) ----
 pub mod cost;
-pub mod report;
 pub mod scenario;
 pub mod sweep;
 // ---- end issue 3 ----
@@ -35,6 +38,14 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
 /// The async body of [`run`], for callers that already own a runtime (tests).
 pub async fn run_async(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        cli::Command::Attack(args) => attack::command::command(args).await,
+        // ---- issue 3 ----
+        cli::Command::Report(args) if args.sweep.is_some() => {
+            let dir = args.sweep.as_deref().unwrap_or(std::path::Path::new("."));
+            print(sweep::commands::report_sweep_text(dir)?)
+        }
+        // ---- end issue 3 ----
+        cli::Command::Report(args) => report::command(args).await,
         cli::Command::Serve(args) => server::run_cli(args).await.map(|()| ExitCode::SUCCESS),
         // ---- issue 3 ----
         cli::Command::Sweep(args) => sweep::run::run_cli(*args).await,

@@ -259,6 +259,11 @@ impl Metrics {
         }
     }
 
+    /// Output tokens of successful requests so far (cheap; for progress lines).
+    pub fn summary_tokens_out(&self) -> u64 {
+        self.tokens_out_ok
+    }
+
     pub fn summary(&self) -> Summary {
         let earliest = self.earliest.unwrap_or(0);
         let latest = self.latest.unwrap_or(earliest);

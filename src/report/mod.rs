@@ -1,4 +1,10 @@
-//! Renderers. Each reads summaries and writes one format; none computes statistics.
+//! Renderers of aggregated results. `rpload report` reads result files into one `Metrics`
+//! (several files merge exactly) and renders it as Vegeta's report types: `text`, `json`,
+//! `hist[...]` and `hdrplot`. Renderers format; they compute no statistics of their own.
+
+pub mod hdrplot;
+pub mod hist;
+pub mod text;
 
 // ---- sweep reports (issue 3) ----
 pub mod csv;
@@ -7,3 +13,141 @@ pub mod png;
 pub mod table;
 pub mod text_backend;
 // ---- end sweep reports ----
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::ReportArgs;
+use crate::metrics::Metrics;
+
+/// The report types `--type` accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportType {
+    Text,
+    Json,
+    /// Bucket lower bounds in ns.
+    Hist(Vec<u64>),
+    HdrPlot,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportTypeError {
+    #[error("unknown report --type {0:?}: use text, json, hdrplot or hist[0,100ms,1s]")]
+    Unknown(String),
+    #[error("--type {text:?}: bucket {bucket:?} is not a duration such as 100ms")]
+    Bucket { text: String, bucket: String },
+    #[error("--type {0:?}: buckets must be given in increasing order")]
+    Order(String),
+}
+
+impl std::str::FromStr for ReportType {
+    type Err = ReportTypeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => return Ok(ReportType::Text),
+            "json" => return Ok(ReportType::Json),
+            "hdrplot" => return Ok(ReportType::HdrPlot),
+            _ => {}
+        }
+        let inner = s
+            .strip_prefix("hist[")
+            .and_then(|r| r.strip_suffix(']'))
+            .ok_or_else(|| ReportTypeError::Unknown(s.to_owned()))?;
+        let mut bounds = Vec::new();
+        for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let d = crate::pacer::parse_duration(part).map_err(|_| ReportTypeError::Bucket {
+                text: s.to_owned(),
+                bucket: part.to_owned(),
+            })?;
+            bounds.push(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        }
+        if bounds.is_empty() {
+            return Err(ReportTypeError::Bucket {
+                text: s.to_owned(),
+                bucket: String::new(),
+            });
+        }
+        if bounds.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(ReportTypeError::Order(s.to_owned()));
+        }
+        // As Vegeta: a [0, b0) bucket comes first when b0 > 0.
+        if bounds[0] > 0 {
+            bounds.insert(0, 0);
+        }
+        Ok(ReportType::Hist(bounds))
+    }
+}
+
+/// Reads every file (stdin when none) into one `Metrics`.
+pub fn load(files: &[PathBuf]) -> anyhow::Result<Metrics> {
+    let stdin = [PathBuf::from("-")];
+    let files = if files.is_empty() { &stdin[..] } else { files };
+    let mut metrics = Metrics::default();
+    for path in files {
+        for record in crate::record::open(path)? {
+            metrics.add(&record?);
+        }
+    }
+    Ok(metrics)
+}
+
+/// Renders `metrics` as `kind`.
+pub fn render(kind: &ReportType, metrics: &Metrics, out: &mut dyn Write) -> std::io::Result<()> {
+    match kind {
+        ReportType::Text => text::render(&metrics.summary(), out),
+        ReportType::Json => {
+            serde_json::to_writer(&mut *out, &metrics.summary()).map_err(std::io::Error::other)?;
+            writeln!(out)
+        }
+        ReportType::Hist(bounds) => hist::render(&metrics.latency, bounds, out),
+        ReportType::HdrPlot => hdrplot::render(&metrics.latency, out),
+    }
+}
+
+pub async fn command(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let kind: ReportType = args.kind.parse()?;
+    let metrics = load(&args.files)?;
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    render(&kind, &metrics, &mut out)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_types_parse() {
+        assert_eq!("text".parse::<ReportType>().unwrap(), ReportType::Text);
+        assert_eq!(
+            "hist[0,100ms,1s]".parse::<ReportType>().unwrap(),
+            ReportType::Hist(vec![0, 100_000_000, 1_000_000_000])
+        );
+        assert_eq!(
+            "hist[2ms]".parse::<ReportType>().unwrap(),
+            ReportType::Hist(vec![0, 2_000_000])
+        );
+        assert!(matches!(
+            "hist[1s,1ms]".parse::<ReportType>(),
+            Err(ReportTypeError::Order(_))
+        ));
+        assert!(matches!(
+            "hist[x]".parse::<ReportType>(),
+            Err(ReportTypeError::Bucket { .. })
+        ));
+        assert!(matches!(
+            "csv".parse::<ReportType>(),
+            Err(ReportTypeError::Unknown(_))
+        ));
+    }
+}

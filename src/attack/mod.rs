@@ -1,0 +1,537 @@
+//! The open-loop attacker. A pacer thread computes intended send times and hands ticks to the
+//! runtime; every tick becomes one request task, sent at its time whatever earlier requests are
+//! doing. An in-flight cap (`max_inflight`) makes later ticks wait; their wait shows as send lag
+//! and in latency, which is measured from the intended time, and such records are flagged
+//! `capped`. Nothing is dropped or re-timed. Each finished request becomes a `Record` handed to
+//! the caller's sink on the caller's task, in completion order.
+//!
+//! With a zero rate the attacker is a closed loop of `max_inflight` users (optionally limited
+//! by `max_rate` through `governor`); then intended time equals send time.
+//!
+//! This module measures; it computes no statistics (see `metrics`).
+
+pub mod api;
+pub mod command;
+pub mod setup;
+pub mod sse;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::pacer::{Arrival, Pacer, Rate};
+use crate::prompts::PromptSet;
+use crate::record::{ErrorKind, Record, TokensSource};
+use api::{Api, DecodeError, RequestSpec, TokenCounter};
+
+/// What each request is: LLM requests built from prompts, or fixed HTTP targets round-robined.
+#[derive(Debug, Clone)]
+pub enum Requests {
+    Api { api: Api, prompts: PromptSet },
+    Targets(Vec<RequestSpec>),
+}
+
+/// A fully checked attack. Build it with `scenario`/CLI code; nothing here validates input.
+#[derive(Debug, Clone)]
+pub struct AttackConfig {
+    pub requests: Requests,
+    /// Zero frequency means a closed loop of `max_inflight` users.
+    pub rate: Rate,
+    pub arrival: Arrival,
+    /// Scheduling stops after this long (zero: until `max_requests` or cancellation).
+    pub duration: Duration,
+    pub max_requests: Option<u64>,
+    pub max_inflight: usize,
+    /// Closed loop only: a cap on the users' combined request rate.
+    pub max_rate: Option<f64>,
+    /// Whole exchange, from send to the last body byte.
+    pub timeout: Duration,
+    pub client: ClientOptions,
+    /// Counts tokens the server did not count.
+    pub counter: TokenCounter,
+    /// Written into each record's `attack` field.
+    pub name: String,
+    /// Written into each record's `step` field (sweeps).
+    pub step: Option<u32>,
+}
+
+/// HTTP client settings.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub keepalive: bool,
+    pub http2: bool,
+    pub insecure: bool,
+    /// Connections kept idle per host; at least the in-flight cap so bursts reuse them.
+    pub max_idle_per_host: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            keepalive: true,
+            http2: true,
+            insecure: false,
+            max_idle_per_host: 10_000,
+        }
+    }
+}
+
+/// Builds the shared HTTP client (rustls; HTTP/2 when the server offers it over TLS).
+pub fn client(opts: &ClientOptions) -> anyhow::Result<reqwest::Client> {
+    // reqwest is built without a default crypto provider; ring is ours. A second install
+    // attempt (another attack in the same process) fails harmlessly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut b = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(if opts.keepalive {
+            opts.max_idle_per_host
+        } else {
+            0
+        })
+        .tls_danger_accept_invalid_certs(opts.insecure)
+        .user_agent(concat!("rpload/", env!("CARGO_PKG_VERSION")));
+    if !opts.http2 {
+        b = b.http1_only();
+    }
+    Ok(b.build()?)
+}
+
+/// Counters the attacker keeps while running (for progress lines).
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub sent: AtomicU64,
+    pub done: AtomicU64,
+    pub inflight: AtomicU64,
+}
+
+/// What the attack did beyond its records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttackStats {
+    pub scheduled: u64,
+    pub completed: u64,
+    /// True when cancellation cut the schedule short.
+    pub interrupted: bool,
+}
+
+/// Stop signals: `stop` ends scheduling (in-flight requests finish, bounded by the timeout);
+/// `abort` also cancels in-flight requests, which are recorded as `cancelled`.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    pub stop: CancellationToken,
+    pub abort: CancellationToken,
+    pub progress: Arc<Progress>,
+}
+
+struct Shared {
+    cfg: AttackConfig,
+    client: reqwest::Client,
+    start: Instant,
+    start_wall: time::OffsetDateTime,
+    control: Control,
+    next_target: AtomicU64,
+}
+
+struct Tick {
+    seq: u64,
+    intended: Duration,
+}
+
+/// Where records go as requests end (a results file, a sweep's metrics, a test's vector).
+pub trait Sink {
+    fn record(&mut self, record: Record) -> std::io::Result<()>;
+    /// Called when no further record is waiting: the moment to flush buffered output, so a
+    /// crash loses nothing that finished while writes stay batched under load.
+    fn idle(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink for Vec<Record> {
+    fn record(&mut self, record: Record) -> std::io::Result<()> {
+        self.push(record);
+        Ok(())
+    }
+}
+
+/// Runs one attack to completion, handing each record to `sink` as its request ends.
+/// A sink error (say, a full disk) stops scheduling and is returned once in-flight requests end.
+pub async fn run(
+    cfg: AttackConfig,
+    control: Control,
+    sink: &mut dyn Sink,
+) -> anyhow::Result<AttackStats> {
+    let client = client(&cfg.client)?;
+    let shared = Arc::new(Shared {
+        cfg,
+        client,
+        start: Instant::now(),
+        start_wall: time::OffsetDateTime::now_utc(),
+        control,
+        next_target: AtomicU64::new(0),
+    });
+    let (rec_tx, mut rec_rx) = mpsc::unbounded_channel::<Record>();
+    let driver = if shared.cfg.rate.is_unlimited() {
+        tokio::spawn(closed_loop(shared.clone(), rec_tx))
+    } else {
+        tokio::spawn(open_loop(shared.clone(), rec_tx))
+    };
+    let mut completed = 0;
+    let mut sink_error = None;
+    while let Some(record) = rec_rx.recv().await {
+        completed += 1;
+        if sink_error.is_some() {
+            continue;
+        }
+        let mut result = sink.record(record);
+        if result.is_ok() && rec_rx.is_empty() {
+            result = sink.idle();
+        }
+        if let Err(e) = result {
+            shared.control.stop.cancel();
+            sink_error = Some(e);
+        }
+    }
+    let scheduled = driver.await?;
+    if let Some(e) = sink_error {
+        return Err(anyhow::Error::new(e).context("writing results"));
+    }
+    Ok(AttackStats {
+        scheduled,
+        completed,
+        interrupted: shared.control.stop.is_cancelled(),
+    })
+}
+
+/// The pacer thread plus a dispatcher that turns ticks into request tasks.
+async fn open_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>) -> u64 {
+    let cfg = &shared.cfg;
+    let pacer = Pacer::new(cfg.rate, cfg.arrival, cfg.duration, cfg.max_requests);
+    let (tick_tx, mut tick_rx) = mpsc::unbounded_channel::<Tick>();
+    let stop_flag = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let start = shared.start;
+        let stop_flag = stop_flag.clone();
+        std::thread::Builder::new()
+            .name("rpload-pacer".into())
+            .spawn(move || pace(pacer, start, &stop_flag, &tick_tx))
+            .expect("spawning the pacer thread")
+    };
+    let inflight = Arc::new(Semaphore::new(cfg.max_inflight));
+    let mut scheduled = 0;
+    loop {
+        let tick = tokio::select! {
+            biased;
+            () = shared.control.stop.cancelled() => break,
+            t = tick_rx.recv() => match t { Some(t) => t, None => break },
+        };
+        scheduled += 1;
+        let (permit, capped) = match inflight.clone().try_acquire_owned() {
+            Ok(p) => (p, false),
+            Err(_) => {
+                let p = tokio::select! {
+                    () = shared.control.stop.cancelled() => break,
+                    p = inflight.clone().acquire_owned() => p.expect("semaphore never closes"),
+                };
+                (p, true)
+            }
+        };
+        let shared = shared.clone();
+        let records = records.clone();
+        tokio::spawn(async move {
+            let record = execute(&shared, tick, capped).await;
+            drop(permit);
+            let _ = records.send(record);
+        });
+    }
+    stop_flag.store(true, Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    scheduled
+}
+
+/// Sleeps until each hit is due and hands it over. A dedicated thread, because tokio's timer
+/// rounds to whole milliseconds: a thread sleep overshoots by tens of microseconds, and a late
+/// wake-up fires every hit already due at once (each keeps its own intended time).
+fn pace(mut pacer: Pacer, start: Instant, stop: &AtomicBool, ticks: &mpsc::UnboundedSender<Tick>) {
+    let mut seq = 0;
+    while let Some(due) = pacer.next_due() {
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let elapsed = start.elapsed();
+            if elapsed >= due {
+                break;
+            }
+            // Sleep in slices of at most 50 ms so a stop is noticed promptly.
+            std::thread::sleep((due - elapsed).min(Duration::from_millis(50)));
+        }
+        if ticks.send(Tick { seq, intended: due }).is_err() {
+            return;
+        }
+        seq += 1;
+    }
+}
+
+/// `max_inflight` users each sending back-to-back until the duration, count or a stop.
+async fn closed_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>) -> u64 {
+    let cfg = &shared.cfg;
+    let seq = Arc::new(AtomicU64::new(0));
+    let limiter = cfg.max_rate.and_then(|r| {
+        let per_s = NonZeroU32::new(r.round().max(1.0) as u32)?;
+        Some(Arc::new(governor::RateLimiter::direct(
+            governor::Quota::per_second(per_s).allow_burst(NonZeroU32::MIN),
+        )))
+    });
+    let mut users = tokio::task::JoinSet::new();
+    for _ in 0..cfg.max_inflight {
+        let (shared, records, seq, limiter) = (
+            shared.clone(),
+            records.clone(),
+            seq.clone(),
+            limiter.clone(),
+        );
+        users.spawn(async move {
+            loop {
+                if let Some(l) = &limiter {
+                    tokio::select! {
+                        () = shared.control.stop.cancelled() => return,
+                        () = l.until_ready() => {}
+                    }
+                }
+                let intended = shared.start.elapsed();
+                let cfg = &shared.cfg;
+                if shared.control.stop.is_cancelled()
+                    || (!cfg.duration.is_zero() && intended >= cfg.duration)
+                {
+                    return;
+                }
+                let n = seq.fetch_add(1, Ordering::Relaxed);
+                if cfg.max_requests.is_some_and(|m| n >= m) {
+                    return;
+                }
+                let record = execute(&shared, Tick { seq: n, intended }, false).await;
+                if records.send(record).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    while users.join_next().await.is_some() {}
+    seq.load(Ordering::Relaxed)
+        .min(cfg.max_requests.unwrap_or(u64::MAX))
+}
+
+/// Sends one request and turns whatever happened into a record.
+async fn execute(shared: &Shared, tick: Tick, capped: bool) -> Record {
+    let cfg = &shared.cfg;
+    let progress = &shared.control.progress;
+    let (spec, decoder, prompt_tokens) = match &cfg.requests {
+        Requests::Api { api, prompts } => {
+            let prompt = prompts.pick(tick.seq);
+            (api.request(prompt), api.decoder(), Some(prompt.tokens))
+        }
+        Requests::Targets(targets) => {
+            let i = shared.next_target.fetch_add(1, Ordering::Relaxed) as usize % targets.len();
+            (
+                targets[i].clone(),
+                Box::new(api::http::Discard) as Box<dyn api::Decoder>,
+                None,
+            )
+        }
+    };
+    let mut record = Record {
+        attack: cfg.name.clone(),
+        seq: tick.seq,
+        code: 0,
+        timestamp: shared.start_wall + tick.intended,
+        latency: 0,
+        bytes_out: spec.body.len() as u64,
+        bytes_in: 0,
+        error: String::new(),
+        method: spec.method.to_string(),
+        url: spec.url.to_string(),
+        intended_ns: nanos(tick.intended),
+        sent_ns: 0,
+        ttft_ns: None,
+        itl_ns: Vec::new(),
+        tokens_in: None,
+        tokens_out: None,
+        tokens_source: None,
+        error_kind: None,
+        capped,
+        step: cfg.step,
+    };
+    progress.sent.fetch_add(1, Ordering::Relaxed);
+    progress.inflight.fetch_add(1, Ordering::Relaxed);
+    let sent = shared.start.elapsed();
+    record.sent_ns = nanos(sent);
+    let mut exchange = Exchange::default();
+    let result = tokio::select! {
+        biased;
+        () = shared.control.abort.cancelled() => Err(Failure::new(ErrorKind::Cancelled, "attack interrupted".into())),
+        r = tokio::time::timeout(cfg.timeout, exchange.run(shared, spec, decoder)) => match r {
+            Ok(r) => r,
+            Err(_) => Err(Failure::new(
+                ErrorKind::Timeout,
+                format!("timeout after {}", crate::pacer::format_duration(cfg.timeout)),
+            )),
+        },
+    };
+    let end = shared.start.elapsed();
+    progress.inflight.fetch_sub(1, Ordering::Relaxed);
+    progress.done.fetch_add(1, Ordering::Relaxed);
+    record.latency = nanos(end.saturating_sub(tick.intended));
+    record.code = exchange.code;
+    record.bytes_in = exchange.bytes_in;
+    match result {
+        Ok(decoded) => {
+            if let Some(first) = decoded.first_token {
+                record.ttft_ns = Some(nanos(first.saturating_sub(tick.intended)));
+            }
+            record.itl_ns = decoded
+                .token_times
+                .windows(2)
+                .map(|w| nanos(w[1].saturating_sub(w[0])))
+                .collect();
+            if matches!(cfg.requests, Requests::Api { .. }) {
+                let (tokens, source) = match decoded.tokens_out {
+                    Some(n) => (n, TokensSource::Server),
+                    None => (cfg.counter.count(&decoded.text), cfg.counter.source()),
+                };
+                record.tokens_out = Some(tokens);
+                record.tokens_source = Some(source);
+                record.tokens_in = decoded.tokens_in.or(prompt_tokens);
+            }
+        }
+        Err(failure) => {
+            record.error_kind = Some(failure.kind);
+            record.error = failure.message;
+            if matches!(cfg.requests, Requests::Api { .. }) {
+                record.tokens_in = prompt_tokens;
+            }
+        }
+    }
+    record
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+struct Failure {
+    kind: ErrorKind,
+    message: String,
+}
+
+impl Failure {
+    fn new(kind: ErrorKind, message: String) -> Self {
+        Self { kind, message }
+    }
+}
+
+/// What is known of a response so far; kept outside the future so a timeout keeps it.
+#[derive(Default)]
+struct Exchange {
+    code: u16,
+    bytes_in: u64,
+}
+
+impl Exchange {
+    async fn run(
+        &mut self,
+        shared: &Shared,
+        spec: RequestSpec,
+        mut decoder: Box<dyn api::Decoder>,
+    ) -> Result<api::Decoded, Failure> {
+        let mut req = shared
+            .client
+            .request(spec.method, &*spec.url)
+            .headers(spec.headers);
+        if !spec.body.is_empty() {
+            req = req.body(spec.body);
+        }
+        let mut resp = req.send().await.map_err(classify)?;
+        let status = resp.status();
+        self.code = status.as_u16();
+        let headers: HeaderMap = resp.headers().clone();
+        if !(200..400).contains(&self.code) {
+            // Read a little of the body: servers put the reason there (TGI's {"error": ...}).
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+                self.bytes_in += chunk.len() as u64;
+                if body.len() < 512 {
+                    body.extend_from_slice(&chunk[..chunk.len().min(512 - body.len())]);
+                }
+            }
+            return Err(Failure::new(
+                ErrorKind::from_status(self.code),
+                status_message(status, &body),
+            ));
+        }
+        loop {
+            let chunk = resp.chunk().await.map_err(classify)?;
+            let Some(chunk) = chunk else { break };
+            self.bytes_in += chunk.len() as u64;
+            decoder
+                .chunk(&chunk, shared.start.elapsed())
+                .map_err(decode_failure)?;
+        }
+        decoder.finish(&headers).map_err(decode_failure)
+    }
+}
+
+fn decode_failure(e: DecodeError) -> Failure {
+    match &e {
+        DecodeError::Body(_) => Failure::new(ErrorKind::Body, e.to_string()),
+        DecodeError::Stream(_) => Failure::new(ErrorKind::Stream, e.to_string()),
+    }
+}
+
+/// `503 Service Unavailable: <server's error message>` (Vegeta writes the status line).
+fn status_message(status: reqwest::StatusCode, body: &[u8]) -> String {
+    let line = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    )
+    .trim_end()
+    .to_owned();
+    let reason = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            let e = v.get("error")?;
+            e.as_str()
+                .map(str::to_owned)
+                .or_else(|| e.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        });
+    match reason {
+        Some(r) => format!("{line}: {}", r.chars().take(160).collect::<String>()),
+        None => line,
+    }
+}
+
+/// Maps a transport error to its kind; the message keeps the whole cause chain.
+fn classify(e: reqwest::Error) -> Failure {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    let kind = if e.is_connect() {
+        ErrorKind::Connect
+    } else if e.is_timeout() {
+        ErrorKind::Timeout
+    } else if e.is_body() || e.is_request() || e.is_decode() {
+        ErrorKind::Reset
+    } else {
+        ErrorKind::Other
+    };
+    Failure::new(kind, message)
+}

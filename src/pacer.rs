@@ -1,0 +1,370 @@
+//! The pacer: a pure schedule of intended send times. No clock, no I/O: the attacker asks it
+//! when hit `n` is due and sleeps until then, so every request knows when it *should* have left
+//! and latency can be measured from that instant (coordinated-omission free).
+//!
+//! Also parses the rate and duration syntax users type (`50`, `50/s`, `1/5s`, `10s`, `1m30s`).
+
+use std::fmt;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, Exp};
+
+/// A request rate: `freq` hits every `per`. `freq == 0` means no schedule (closed loop).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub freq: f64,
+    pub per: Duration,
+}
+
+impl Rate {
+    pub fn per_second(&self) -> f64 {
+        if self.per.is_zero() {
+            0.0
+        } else {
+            self.freq / self.per.as_secs_f64()
+        }
+    }
+
+    pub fn is_unlimited(&self) -> bool {
+        self.freq == 0.0
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.freq, format_duration(self.per))
+    }
+}
+
+/// Bad rate or duration text; the message says what is accepted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParseError {
+    #[error(
+        "invalid rate {0:?}: write requests per period, e.g. `50`, `50/s`, `50/1s` or `1/5s` (0 means as fast as the in-flight cap allows)"
+    )]
+    Rate(String),
+    #[error(
+        "invalid duration {0:?}: use a number with a unit, e.g. `500ms`, `10s`, `1m30s`, `2h` (0 means no limit)"
+    )]
+    Duration(String),
+}
+
+/// Parses Vegeta's rate syntax. A bare unit after `/` means one of it (`50/s` = `50/1s`).
+/// Unlike Vegeta, the frequency may be fractional (`2.5/s`).
+pub fn parse_rate(text: &str) -> Result<Rate, ParseError> {
+    let bad = || ParseError::Rate(text.to_owned());
+    let t = text.trim();
+    let (freq, per) = match t.split_once('/') {
+        Some((f, p)) => (f.trim(), p.trim()),
+        None => (t, "1s"),
+    };
+    let freq: f64 = freq.parse().map_err(|_| bad())?;
+    if !freq.is_finite() || freq < 0.0 {
+        return Err(bad());
+    }
+    let per = if per.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
+        parse_duration(&format!("1{per}")).map_err(|_| bad())?
+    } else {
+        parse_duration(per).map_err(|_| bad())?
+    };
+    if per.is_zero() {
+        return Err(bad());
+    }
+    Ok(Rate { freq, per })
+}
+
+/// Parses Go-style durations: a sequence of `<number><unit>` with units ns, us (µs), ms, s, m, h.
+/// A bare `0` is allowed.
+pub fn parse_duration(text: &str) -> Result<Duration, ParseError> {
+    let bad = || ParseError::Duration(text.to_owned());
+    let t = text.trim();
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if t.is_empty() {
+        return Err(bad());
+    }
+    let mut total = 0f64;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        if num_len == 0 {
+            return Err(bad());
+        }
+        let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += value * scale;
+        rest = &rest[unit_len..];
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| bad())
+}
+
+/// Renders a duration compactly (`1.5s`, `250ms`, `80us`), for reports and messages.
+pub fn format_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns == 0 {
+        "0s".to_owned()
+    } else if ns % 1_000_000_000 == 0 {
+        format!("{}s", ns / 1_000_000_000)
+    } else if ns >= 1_000_000_000 {
+        format!("{}s", trim_float(d.as_secs_f64()))
+    } else if ns >= 1_000_000 {
+        format!("{}ms", trim_float(ns as f64 / 1e6))
+    } else if ns >= 1_000 {
+        format!("{}us", trim_float(ns as f64 / 1e3))
+    } else {
+        format!("{ns}ns")
+    }
+}
+
+fn trim_float(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// How arrivals are spaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// Evenly spaced, as Vegeta and wrk2.
+    Constant,
+    /// Exponential gaps with the same mean (a Poisson process), reproducible from a seed.
+    Poisson { seed: u64 },
+}
+
+/// What the attacker should do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Sleep this long, then ask again.
+    Wait(Duration),
+    /// Send the next hit now (it was due at the returned intended offset).
+    Fire(Duration),
+    /// The schedule is over.
+    Stop,
+}
+
+/// A schedule of intended send offsets from the attack start.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    rate: Rate,
+    arrival: PacerArrival,
+    /// Hits after which the schedule ends (`duration`); `None` = unbounded.
+    limit: Option<Duration>,
+    max_hits: Option<u64>,
+    /// Intended offset of the next hit, ns.
+    next_ns: f64,
+    hits: u64,
+}
+
+#[derive(Debug, Clone)]
+enum PacerArrival {
+    Constant,
+    Poisson { rng: StdRng, exp: Exp<f64> },
+}
+
+impl Pacer {
+    /// A schedule at `rate` (must be > 0) that stops after `duration` (zero = never) or
+    /// `max_hits` hits.
+    pub fn new(rate: Rate, arrival: Arrival, duration: Duration, max_hits: Option<u64>) -> Self {
+        let per_s = rate.per_second();
+        assert!(per_s > 0.0, "a pacer needs a positive rate");
+        let arrival = match arrival {
+            Arrival::Constant => PacerArrival::Constant,
+            Arrival::Poisson { seed } => PacerArrival::Poisson {
+                rng: StdRng::seed_from_u64(seed),
+                exp: Exp::new(per_s).expect("positive rate"),
+            },
+        };
+        Self {
+            rate,
+            arrival,
+            limit: (!duration.is_zero()).then_some(duration),
+            max_hits,
+            next_ns: 0.0,
+            hits: 0,
+        }
+    }
+
+    /// The intended offset of the next hit, advancing the schedule; `None` when it is over.
+    /// Constant spacing is computed as `n * interval` (not by accumulation) so it never drifts.
+    pub fn next_due(&mut self) -> Option<Duration> {
+        if self.max_hits.is_some_and(|m| self.hits >= m) {
+            return None;
+        }
+        let due_ns = match &mut self.arrival {
+            PacerArrival::Constant => {
+                self.hits as f64 * self.rate.per.as_nanos() as f64 / self.rate.freq
+            }
+            PacerArrival::Poisson { rng, exp } => {
+                // The first arrival is at 0 like the constant schedule, so a run starts at once.
+                let due = self.next_ns;
+                self.next_ns += exp.sample(rng) * 1e9;
+                due
+            }
+        };
+        let due = Duration::from_nanos(due_ns.round() as u64);
+        if self.limit.is_some_and(|l| due >= l) {
+            return None;
+        }
+        self.hits += 1;
+        Some(due)
+    }
+
+    /// Vegeta's pacer shape: given the elapsed time, fire the next hit or say how long to wait.
+    /// `pending` is the next hit's due time that the caller peeked earlier, if any.
+    pub fn pace(elapsed: Duration, pending: Option<Duration>) -> Next {
+        match pending {
+            None => Next::Stop,
+            Some(due) if due <= elapsed => Next::Fire(due),
+            Some(due) => Next::Wait(due - elapsed),
+        }
+    }
+
+    pub fn hits(&self) -> u64 {
+        self.hits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn rates_parse_like_vegeta() {
+        let cases: &[(&str, f64, Duration)] = &[
+            ("50", 50.0, Duration::from_secs(1)),
+            ("50/s", 50.0, Duration::from_secs(1)),
+            ("50/1s", 50.0, Duration::from_secs(1)),
+            ("1/5s", 1.0, Duration::from_secs(5)),
+            ("100/ms", 100.0, ms(1)),
+            ("2.5/s", 2.5, Duration::from_secs(1)),
+            ("0", 0.0, Duration::from_secs(1)),
+            ("10/1m", 10.0, Duration::from_secs(60)),
+        ];
+        for (text, freq, per) in cases {
+            let r = parse_rate(text).unwrap();
+            assert_eq!((r.freq, r.per), (*freq, *per), "{text}");
+        }
+        assert!((parse_rate("1/5s").unwrap().per_second() - 0.2).abs() < 1e-12);
+        for bad in ["", "x", "-5", "5/", "5/0s", "5/xs", "nan"] {
+            assert!(parse_rate(bad).is_err(), "{bad:?} should be rejected");
+        }
+        let msg = parse_rate("fast").unwrap_err().to_string();
+        assert!(msg.contains("`1/5s`"), "{msg}");
+    }
+
+    #[test]
+    fn durations_parse_like_go() {
+        let cases: &[(&str, Duration)] = &[
+            ("0", Duration::ZERO),
+            ("10s", Duration::from_secs(10)),
+            ("1m30s", Duration::from_secs(90)),
+            ("500ms", ms(500)),
+            ("1.5s", ms(1500)),
+            ("2h", Duration::from_secs(7200)),
+            ("250us", Duration::from_micros(250)),
+            ("7ns", Duration::from_nanos(7)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_duration(text).unwrap(), *want, "{text}");
+        }
+        for bad in ["", "10", "s", "10x", "1..5s", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert_eq!(format_duration(ms(1500)), "1.5s");
+        assert_eq!(format_duration(ms(250)), "250ms");
+        assert_eq!(format_duration(Duration::from_secs(10)), "10s");
+    }
+
+    #[test]
+    fn constant_schedule_table() {
+        // (rate, duration, expected intended offsets in ms)
+        let cases: &[(&str, u64, &[u64])] = &[
+            ("10/s", 500, &[0, 100, 200, 300, 400]),
+            ("1/5s", 12_000, &[0, 5_000, 10_000]),
+            ("4/s", 1_000, &[0, 250, 500, 750]),
+        ];
+        for (rate, dur, want) in cases {
+            let mut p = Pacer::new(parse_rate(rate).unwrap(), Arrival::Constant, ms(*dur), None);
+            let got: Vec<u64> = std::iter::from_fn(|| p.next_due())
+                .map(|d| d.as_millis() as u64)
+                .collect();
+            assert_eq!(&got, want, "{rate} for {dur}ms");
+        }
+    }
+
+    #[test]
+    fn constant_schedule_does_not_drift() {
+        // 3 per second has a non-integer ns interval; hit 3000 must land exactly on 1000 s.
+        let mut p = Pacer::new(
+            parse_rate("3/s").unwrap(),
+            Arrival::Constant,
+            Duration::ZERO,
+            None,
+        );
+        let mut last = Duration::ZERO;
+        for _ in 0..=3000 {
+            last = p.next_due().unwrap();
+        }
+        assert_eq!(last, Duration::from_secs(1000));
+    }
+
+    #[test]
+    fn max_hits_stops_the_schedule() {
+        let mut p = Pacer::new(
+            parse_rate("1000").unwrap(),
+            Arrival::Constant,
+            Duration::ZERO,
+            Some(3),
+        );
+        assert_eq!(std::iter::from_fn(|| p.next_due()).count(), 3);
+        assert_eq!(p.hits(), 3);
+    }
+
+    #[test]
+    fn poisson_is_seeded_and_has_the_right_mean() {
+        let rate = parse_rate("200/s").unwrap();
+        let run = |seed| {
+            let mut p = Pacer::new(
+                rate,
+                Arrival::Poisson { seed },
+                Duration::from_secs(50),
+                None,
+            );
+            std::iter::from_fn(|| p.next_due()).collect::<Vec<_>>()
+        };
+        let a = run(7);
+        assert_eq!(a, run(7));
+        assert_ne!(a, run(8));
+        // 10,000 expected arrivals in 50 s; a Poisson count has sd 100, so 4 sd is 400.
+        assert!((a.len() as i64 - 10_000).abs() < 400, "{}", a.len());
+        assert!(a.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(a[0], Duration::ZERO);
+    }
+
+    #[test]
+    fn pace_fires_or_waits() {
+        assert_eq!(Pacer::pace(ms(5), Some(ms(3))), Next::Fire(ms(3)));
+        assert_eq!(Pacer::pace(ms(5), Some(ms(9))), Next::Wait(ms(4)));
+        assert_eq!(Pacer::pace(ms(5), None), Next::Stop);
+    }
+}

@@ -1,0 +1,171 @@
+//! Prompt sets: loaded from JSONL (`{"prompt": "..."}` per line, or a bare JSON string) and drawn
+//! deterministically: request `seq` always gets the same prompt for a given seed, whatever the
+//! timing, so two runs of one scenario send the same traffic. Knows nothing of any API's body.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+/// The prompt sent when no `--prompts` file is given: about 100 tokens, like the study's inputs.
+pub const DEFAULT_PROMPT: &str = "Summarize the following conversation in one sentence.\n\
+Alice: Did you see that the bridge on Elm Street is closing next week for repairs?\n\
+Bob: Yes, the council posted a notice. They said it will take about three weeks.\n\
+Alice: That will make the morning commute terrible. Is there a detour?\n\
+Bob: Buses will go around through Maple Avenue, and they are adding two extra trains.\n\
+Alice: Good. I might just cycle then, the weather has been nice.\n\
+Bob: Same here, I will bring my bike on Monday.\nSummary:";
+
+/// One prompt with its token count (from the tokenizer, else estimated), counted once at load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub text: Arc<str>,
+    pub tokens: u64,
+}
+
+/// A non-empty list of prompts and the seed that orders the draw.
+#[derive(Debug, Clone)]
+pub struct PromptSet {
+    prompts: Vec<Prompt>,
+    seed: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    #[error("reading prompts file {path}: {source}; pass a readable JSONL file to --prompts")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}; each line must be {{\"prompt\": \"...\"}} or a JSON string")]
+    Line {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    #[error("prompts file {path} has no prompts; add at least one line {{\"prompt\": \"...\"}}")]
+    Empty { path: String },
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Line {
+    Text(String),
+    Object { prompt: String },
+}
+
+impl PromptSet {
+    /// Builds a set from texts; `count` gives each one's token count.
+    pub fn new(texts: Vec<String>, seed: u64, count: &dyn Fn(&str) -> u64) -> Self {
+        let prompts = texts
+            .into_iter()
+            .map(|t| Prompt {
+                tokens: count(&t),
+                text: t.into(),
+            })
+            .collect();
+        Self { prompts, seed }
+    }
+
+    /// Loads a JSONL file; blank lines are skipped, every other line must parse.
+    pub fn load(path: &Path, seed: u64, count: &dyn Fn(&str) -> u64) -> Result<Self, PromptError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| PromptError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        let mut texts = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let parsed: Line = serde_json::from_str(line).map_err(|e| PromptError::Line {
+                path: name.clone(),
+                line: i + 1,
+                message: format!("not a prompt ({e})"),
+            })?;
+            let prompt = match parsed {
+                Line::Text(t) | Line::Object { prompt: t } => t,
+            };
+            if prompt.is_empty() {
+                return Err(PromptError::Line {
+                    path: name,
+                    line: i + 1,
+                    message: "empty prompt".into(),
+                });
+            }
+            texts.push(prompt);
+        }
+        if texts.is_empty() {
+            return Err(PromptError::Empty { path: name });
+        }
+        Ok(Self::new(texts, seed, count))
+    }
+
+    /// The prompt for request `seq`: a seeded hash, so the draw is uniform, reproducible and
+    /// independent of which requests happened to be sent before.
+    pub fn pick(&self, seq: u64) -> &Prompt {
+        let idx = splitmix64(self.seed ^ splitmix64(seq)) % self.prompts.len() as u64;
+        &self.prompts[idx as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.prompts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.prompts.is_empty()
+    }
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chars(t: &str) -> u64 {
+        t.len() as u64
+    }
+
+    #[test]
+    fn loads_objects_and_strings_and_names_bad_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.jsonl");
+        std::fs::write(&path, "{\"prompt\": \"abc\"}\n\n\"de\"\n").unwrap();
+        let set = PromptSet::load(&path, 1, &chars).unwrap();
+        assert_eq!(set.len(), 2);
+        std::fs::write(&path, "{\"prompt\": \"abc\"}\n{\"text\": 1}\n").unwrap();
+        let err = PromptSet::load(&path, 1, &chars).unwrap_err().to_string();
+        assert!(err.contains("p.jsonl:2:"), "{err}");
+        std::fs::write(&path, "\n").unwrap();
+        assert!(matches!(
+            PromptSet::load(&path, 1, &chars),
+            Err(PromptError::Empty { .. })
+        ));
+        let missing = PromptSet::load(&dir.path().join("nope"), 1, &chars).unwrap_err();
+        assert!(missing.to_string().contains("--prompts"));
+    }
+
+    #[test]
+    fn draw_is_deterministic_and_covers_the_set() {
+        let texts: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
+        let a = PromptSet::new(texts.clone(), 42, &chars);
+        let b = PromptSet::new(texts.clone(), 42, &chars);
+        let c = PromptSet::new(texts, 43, &chars);
+        let draw = |s: &PromptSet| (0..200).map(|i| s.pick(i).text.clone()).collect::<Vec<_>>();
+        assert_eq!(draw(&a), draw(&b));
+        assert_ne!(draw(&a), draw(&c));
+        let mut seen: Vec<_> = draw(&a);
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 10);
+        assert_eq!(a.pick(3).tokens, 2);
+    }
+}

@@ -1,0 +1,145 @@
+//! Vegeta's text report, extended with the token-level rows (TTFT, ITL, TPOT, send lag, tokens).
+
+use std::io::Write;
+
+use crate::metrics::{Percentiles, Summary};
+
+/// Formats ns like Go's `time.Duration` after rounding: `1.234s`, `5.401ms`, `80.5µs`.
+pub fn duration(ns: u64) -> String {
+    let f = ns as f64;
+    if ns == 0 {
+        "0s".into()
+    } else if ns < 1_000 {
+        format!("{ns}ns")
+    } else if ns < 1_000_000 {
+        format!("{}µs", trim(f / 1e3))
+    } else if ns < 1_000_000_000 {
+        format!("{}ms", trim(f / 1e6))
+    } else if ns < 60_000_000_000 {
+        format!("{}s", trim(f / 1e9))
+    } else {
+        let mins = ns / 60_000_000_000;
+        let rest = ns % 60_000_000_000;
+        format!("{mins}m{}s", trim(rest as f64 / 1e9))
+    }
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+fn row(out: &mut dyn Write, label: &str, cols: &str, values: &str) -> std::io::Result<()> {
+    writeln!(out, "{label:<14}{cols:<37}{values}")
+}
+
+fn dist(p: &Percentiles) -> String {
+    [p.min, p.mean, p.p50, p.p90, p.p95, p.p99, p.max]
+        .iter()
+        .map(|v| duration(*v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn render(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
+    let pct = "[min, mean, 50, 90, 95, 99, max]";
+    row(
+        out,
+        "Requests",
+        "[total, rate, throughput]",
+        &format!("{}, {:.2}, {:.2}", s.requests, s.rate, s.throughput),
+    )?;
+    row(
+        out,
+        "Duration",
+        "[total, attack, wait]",
+        &format!(
+            "{}, {}, {}",
+            duration(s.duration + s.wait),
+            duration(s.duration),
+            duration(s.wait)
+        ),
+    )?;
+    row(out, "Latencies", pct, &dist(&s.latencies))?;
+    if s.ttft.count > 0 {
+        row(out, "TTFT", pct, &dist(&s.ttft))?;
+    }
+    if s.itl.count > 0 {
+        row(out, "ITL", pct, &dist(&s.itl))?;
+    }
+    if s.tpot.count > 0 {
+        row(out, "TPOT", pct, &dist(&s.tpot))?;
+    }
+    row(out, "Send lag", pct, &dist(&s.send_lag))?;
+    if !s.tokens.sources.is_empty() {
+        let estimated = s.tokens.sources.get("estimate").copied().unwrap_or(0);
+        let mut values = format!(
+            "{}, {}, {:.2}",
+            s.tokens.input_total, s.tokens.output_total, s.tokens.output_per_second
+        );
+        if estimated > 0 {
+            values.push_str(&format!("  ({estimated} requests estimated)"));
+        }
+        row(out, "Tokens", "[input, output, output/s]", &values)?;
+    }
+    row(
+        out,
+        "Bytes In",
+        "[total, mean]",
+        &format!("{}, {:.2}", s.bytes_in.total, s.bytes_in.mean),
+    )?;
+    row(
+        out,
+        "Bytes Out",
+        "[total, mean]",
+        &format!("{}, {:.2}", s.bytes_out.total, s.bytes_out.mean),
+    )?;
+    row(
+        out,
+        "Success",
+        "[ratio]",
+        &format!("{:.2}%", s.success * 100.0),
+    )?;
+    let codes: Vec<String> = s
+        .status_codes
+        .iter()
+        .map(|(k, v)| format!("{k}:{v}"))
+        .collect();
+    row(out, "Status Codes", "[code:count]", &codes.join("  "))?;
+    if !s.error_kinds.is_empty() {
+        let kinds: Vec<String> = s
+            .error_kinds
+            .iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect();
+        row(out, "Error Kinds", "[kind:count]", &kinds.join("  "))?;
+    }
+    if s.capped > 0 || !s.client_kept_up {
+        row(
+            out,
+            "Client",
+            "[capped, kept up]",
+            &format!("{}, {}", s.capped, s.client_kept_up),
+        )?;
+    }
+    writeln!(out, "Error Set:")?;
+    for e in &s.errors {
+        writeln!(out, "{e}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_go() {
+        assert_eq!(duration(0), "0s");
+        assert_eq!(duration(512), "512ns");
+        assert_eq!(duration(80_500), "80.5µs");
+        assert_eq!(duration(5_401_000), "5.401ms");
+        assert_eq!(duration(1_234_000_000), "1.234s");
+        assert_eq!(duration(90_000_000_000), "1m30s");
+    }
+}
