@@ -1,5 +1,6 @@
 //! `rpload cost` and `rpload plan` against the study's figures and the example.
 
+#[path = "sweep_common/mod.rs"]
 mod common;
 
 use common::{Model, sweep_records, write_run};

@@ -2,6 +2,7 @@
 //! early-stop rule, repeats, warm-up, a target that dies mid-sweep, and every bad input caught
 //! before the first request.
 
+#[path = "sweep_common/mod.rs"]
 mod common;
 
 use std::path::Path;

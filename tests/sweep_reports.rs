@@ -8,6 +8,7 @@ use rpload::report::csv::STEP_COLUMNS;
 use rpload::report::png::{SIZE, SIZE_TWO_PANELS};
 use rpload::sweep::output;
 
+#[path = "sweep_common/mod.rs"]
 mod common;
 
 use common::{Model, write_run};

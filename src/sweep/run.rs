@@ -15,8 +15,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use clap::Parser;
+
+use crate::attack::{AttackConfig, Control, Sink};
 use crate::cli::SweepArgs;
 use crate::cost::Price;
+use crate::pacer::Rate;
 use crate::record::{Record, RecordWriter};
 use crate::scenario::{RateSpec, Scenario, ScenarioFile};
 use crate::sweep::plan::fmt_rate;
@@ -41,8 +45,8 @@ pub trait StepRunner {
     fn run_step(
         &mut self,
         spec: &StepSpec,
-        sink: &mut (dyn FnMut(Record) + Send),
-    ) -> impl Future<Output = Result<()>> + Send;
+        sink: &mut dyn FnMut(Record),
+    ) -> impl Future<Output = Result<()>>;
 }
 
 /// Where and how a sweep runs.
@@ -251,6 +255,8 @@ pub struct Prepared {
     pub scenario: Scenario,
     pub price: Option<Price>,
     pub dir: PathBuf,
+    /// The attack, checked; None when the embedded server is to be started first.
+    pub runner: Option<AttackRunner>,
 }
 
 /// Merges `--scenario` with the flags, validates, resolves the price and prepares `--out`.
@@ -271,12 +277,17 @@ pub fn prepare(a: &SweepArgs) -> Result<Prepared> {
             );
         }
     }
+    let runner = match &scenario.target {
+        Some(t) => Some(AttackRunner::new(&scenario, t, a.scenario.as_deref())?),
+        None => None,
+    };
     let dir = a.out.clone().unwrap_or_else(|| default_dir(&scenario.name));
     output::prepare_dir(&dir)?;
     Ok(Prepared {
         scenario,
         price,
         dir,
+        runner,
     })
 }
 
@@ -311,13 +322,14 @@ pub fn default_dir(name: &str) -> PathBuf {
 
 /// `rpload sweep`.
 pub async fn run_cli(a: SweepArgs) -> Result<std::process::ExitCode> {
-    let prepared = prepare(&a)?;
-    let Some(target) = prepared.scenario.target.clone() else {
+    let mut prepared = prepare(&a)?;
+    let (Some(target), Some(mut runner)) =
+        (prepared.scenario.target.clone(), prepared.runner.take())
+    else {
         anyhow::bail!(
             "no --target: the embedded reference server is not wired into sweep yet; start `rpload serve` and pass --target http://127.0.0.1:8080"
         );
     };
-    let mut runner = attack_runner(&prepared.scenario, &target, a.scenario.as_deref())?;
     let cfg = DriveConfig {
         scenario: &prepared.scenario,
         price: prepared.price.clone(),
@@ -331,25 +343,92 @@ pub async fn run_cli(a: SweepArgs) -> Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// The attacker behind `sweep` (lands with the attack module).
-fn attack_runner(
-    _sc: &Scenario,
-    _target: &str,
-    _scenario_file: Option<&Path>,
-) -> Result<NoAttacker> {
-    anyhow::bail!("the attacker is not merged into this branch yet")
+/// The attacker behind `sweep`: the scenario's attack options checked once by `attack`'s own
+/// setup (so a bad API, prompt file or header fails before the first request), then run once
+/// per step at the step's rate and duration.
+pub struct AttackRunner {
+    base: AttackConfig,
 }
 
-/// Placeholder until `attack` lands.
-pub struct NoAttacker;
+impl AttackRunner {
+    /// Builds the attack for `target` from the scenario; paths resolve next to `scenario_file`
+    /// when they do not exist from the working directory.
+    pub fn new(sc: &Scenario, target: &str, scenario_file: Option<&Path>) -> Result<Self> {
+        let f = &sc.file;
+        let mut argv: Vec<String> = vec!["rpload".into(), "attack".into()];
+        let mut flag = |name: &str, value: String| {
+            argv.push(format!("--{name}"));
+            argv.push(value);
+        };
+        flag("target", target.to_string());
+        flag("api", sc.api.clone());
+        flag("timeout", format!("{}ms", sc.timeout.as_millis()));
+        flag("name", sc.name.clone());
+        if let Some(p) = &f.prompts {
+            flag(
+                "prompts",
+                crate::scenario::resolve_relative(p, scenario_file)
+                    .display()
+                    .to_string(),
+            );
+        }
+        if let Some(v) = f.max_new_tokens {
+            flag("max-new-tokens", v.to_string());
+        }
+        if let Some(v) = f.temperature {
+            flag("temperature", v.to_string());
+        }
+        if let Some(v) = f.top_p {
+            flag("top-p", v.to_string());
+        }
+        if let Some(v) = f.seed {
+            flag("seed", v.to_string());
+        }
+        if let Some(v) = f.max_inflight {
+            flag("max-inflight", v.to_string());
+        }
+        if let Some(v) = &f.arrival {
+            flag("arrival", v.clone());
+        }
+        if let Some(v) = &f.model {
+            flag("model", v.clone());
+        }
+        for (k, v) in &f.headers {
+            flag("header", format!("{k}: {v}"));
+        }
+        if f.stream == Some(true) {
+            argv.push("--stream".into());
+        }
+        let cli = crate::cli::Cli::try_parse_from(&argv)
+            .map_err(|e| anyhow::anyhow!("scenario attack options: {e}"))?;
+        let crate::cli::Command::Attack(args) = cli.command else {
+            unreachable!("argv starts with the attack subcommand")
+        };
+        let base = crate::attack::setup::config(&args)?;
+        Ok(Self { base })
+    }
+}
 
-impl StepRunner for NoAttacker {
-    #[allow(clippy::manual_async_fn)]
-    fn run_step(
-        &mut self,
-        _spec: &StepSpec,
-        _sink: &mut (dyn FnMut(Record) + Send),
-    ) -> impl Future<Output = Result<()>> + Send {
-        async { anyhow::bail!("no attacker") }
+/// Adapts the driver's record callback to the attacker's sink.
+struct FnSink<'a>(&'a mut dyn FnMut(Record));
+
+impl Sink for FnSink<'_> {
+    fn record(&mut self, record: Record) -> std::io::Result<()> {
+        (self.0)(record);
+        Ok(())
+    }
+}
+
+impl StepRunner for AttackRunner {
+    async fn run_step(&mut self, spec: &StepSpec, sink: &mut dyn FnMut(Record)) -> Result<()> {
+        let mut cfg = self.base.clone();
+        cfg.rate = Rate {
+            freq: spec.rps,
+            per: Duration::from_secs(1),
+        };
+        cfg.duration = spec.duration;
+        cfg.step = spec.step;
+        crate::attack::run(cfg, Control::default(), &mut FnSink(sink)).await?;
+        Ok(())
     }
 }

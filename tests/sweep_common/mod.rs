@@ -128,8 +128,8 @@ impl StepRunner for ModelRunner {
     fn run_step(
         &mut self,
         spec: &StepSpec,
-        sink: &mut (dyn FnMut(Record) + Send),
-    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+        sink: &mut dyn FnMut(Record),
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> {
         self.calls.push(spec.clone());
         let recs = step_records(
             self.model,
