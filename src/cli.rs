@@ -14,11 +14,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Send requests at a fixed rate (open loop) and write one JSON record per request.
-    Attack(AttackArgs),
+    Attack(Box<AttackArgs>),
     /// Summarise result files (merged exactly) as text, JSON, a histogram or an HDR plot.
-    Report(ReportArgs),
+    Report(Box<ReportArgs>),
     /// Run the embedded reference server: GPT-NeoX on candle behind TGI, OpenAI and FastAPI routes.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     // ---- sweep, cost, plan (issue 3) ----
     /// Attack at each rate of a plan, judge every step, and write reports/<run-id>/
     /// (steps.csv, summary.json, results.jsonl, report.md, charts).

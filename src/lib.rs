@@ -38,15 +38,15 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
 /// The async body of [`run`], for callers that already own a runtime (tests).
 pub async fn run_async(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        cli::Command::Attack(args) => attack::command::command(args).await,
+        cli::Command::Attack(args) => attack::command::command(*args).await,
         // ---- issue 3 ----
         cli::Command::Report(args) if args.sweep.is_some() => {
             let dir = args.sweep.as_deref().unwrap_or(std::path::Path::new("."));
             print(sweep::commands::report_sweep_text(dir)?)
         }
         // ---- end issue 3 ----
-        cli::Command::Report(args) => report::command(args).await,
-        cli::Command::Serve(args) => server::run_cli(args).await.map(|()| ExitCode::SUCCESS),
+        cli::Command::Report(args) => report::command(*args).await,
+        cli::Command::Serve(args) => server::run_cli(*args).await.map(|()| ExitCode::SUCCESS),
         // ---- issue 3 ----
         cli::Command::Sweep(args) => sweep::run::run_cli(*args).await,
         cli::Command::Cost(args) => print(sweep::commands::cost_text(&args)?),

@@ -174,7 +174,7 @@ pub struct Pacer {
 #[derive(Debug, Clone)]
 enum PacerArrival {
     Constant,
-    Poisson { rng: StdRng, exp: Exp<f64> },
+    Poisson { rng: Box<StdRng>, exp: Exp<f64> },
 }
 
 impl Pacer {
@@ -186,7 +186,7 @@ impl Pacer {
         let arrival = match arrival {
             Arrival::Constant => PacerArrival::Constant,
             Arrival::Poisson { seed } => PacerArrival::Poisson {
-                rng: StdRng::seed_from_u64(seed),
+                rng: Box::new(StdRng::seed_from_u64(seed)),
                 exp: Exp::new(per_s).expect("positive rate"),
             },
         };
@@ -213,7 +213,7 @@ impl Pacer {
             PacerArrival::Poisson { rng, exp } => {
                 // The first arrival is at 0 like the constant schedule, so a run starts at once.
                 let due = self.next_ns;
-                self.next_ns += exp.sample(rng) * 1e9;
+                self.next_ns += exp.sample(&mut **rng) * 1e9;
                 due
             }
         };

@@ -32,7 +32,7 @@ use api::{Api, DecodeError, RequestSpec, TokenCounter};
 /// What each request is: LLM requests built from prompts, or fixed HTTP targets round-robined.
 #[derive(Debug, Clone)]
 pub enum Requests {
-    Api { api: Api, prompts: PromptSet },
+    Api { api: Box<Api>, prompts: PromptSet },
     Targets(Vec<RequestSpec>),
 }
 

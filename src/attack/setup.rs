@@ -138,13 +138,13 @@ pub fn config(args: &AttackArgs) -> Result<AttackConfig, SetupError> {
             model: args.model.clone(),
         };
         Requests::Api {
-            api: Api {
+            api: Box::new(Api {
                 kind,
                 url: Arc::from(url.as_str()),
                 params,
                 fastapi,
                 headers,
-            },
+            }),
             prompts,
         }
     };
@@ -231,7 +231,7 @@ mod tests {
         let mut argv = vec!["rpload", "attack"];
         argv.extend_from_slice(extra);
         match crate::cli::Cli::parse_from(argv).command {
-            crate::cli::Command::Attack(a) => a,
+            crate::cli::Command::Attack(a) => *a,
             _ => unreachable!(),
         }
     }

@@ -1,0 +1,270 @@
+//! Each API kind against a loopback fake server with known timing: request counts, TTFT and
+//! ITL within tolerance, token totals and where they came from, and the record's JSON keys.
+
+mod common;
+
+use common::{Behaviour, attack, ms, spawn};
+use rpload::record::TokensSource;
+
+fn url(addr: std::net::SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tgi_stream_measures_ttft_itl_and_server_tokens() {
+    let addr = spawn(Behaviour::default()).await; // ttft 40 ms, itl 15 ms, 5 tokens
+    let target = url(addr);
+    let records = attack(&[
+        "--api",
+        "tgi-stream",
+        "--target",
+        &target,
+        "--rate",
+        "20/s",
+        "--duration",
+        "1s",
+    ])
+    .await;
+    assert_eq!(records.len(), 20);
+    assert_eq!(
+        records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (0..20).collect::<Vec<_>>()
+    );
+    for r in &records {
+        assert!(r.is_success(), "{r:?}");
+        assert_eq!(r.code, 200);
+        assert_eq!(r.url, format!("{target}/generate_stream"));
+        assert_eq!(
+            (r.tokens_out, r.tokens_source),
+            (Some(5), Some(TokensSource::Server))
+        );
+        assert_eq!(r.tokens_in, Some(11));
+        let ttft = ms(r.ttft_ns.unwrap());
+        assert!((38.0..80.0).contains(&ttft), "ttft {ttft} ms");
+        assert_eq!(r.itl_ns.len(), 4);
+        for gap in &r.itl_ns {
+            assert!((12.0..40.0).contains(&ms(*gap)), "itl {} ms", ms(*gap));
+        }
+        // latency = ttft + 4 gaps, measured from the intended time
+        assert!(
+            ms(r.latency) >= 40.0 + 4.0 * 15.0 - 1.0,
+            "{}",
+            ms(r.latency)
+        );
+        assert!(r.sent_ns >= r.intended_ns);
+        assert!(r.tpot_ns().is_some());
+    }
+    // intended times are the constant schedule: 50 ms apart
+    assert_eq!(records[7].intended_ns, 350_000_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tgi_generate_reads_details_and_headers() {
+    let addr = spawn(Behaviour {
+        tokens: 9,
+        ..Behaviour::default()
+    })
+    .await;
+    let records = attack(&[
+        "--api",
+        "tgi",
+        "--target",
+        &url(addr),
+        "--rate",
+        "10/s",
+        "--duration",
+        "500ms",
+        "--max-new-tokens",
+        "7",
+    ])
+    .await;
+    assert_eq!(records.len(), 5);
+    for r in &records {
+        assert!(r.is_success());
+        assert_eq!(r.tokens_out, Some(7));
+        assert_eq!(r.tokens_in, Some(11)); // from x-prompt-tokens
+        assert_eq!(r.ttft_ns, None); // not observable without streaming
+        // 40 ms + 6 x 15 ms
+        assert!(ms(r.latency) >= 129.0, "{}", ms(r.latency));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_chat_stream_and_completions() {
+    let addr = spawn(Behaviour {
+        tokens: 6,
+        ..Behaviour::default()
+    })
+    .await;
+    let chat = attack(&[
+        "--api",
+        "openai-chat",
+        "--stream",
+        "--target",
+        &url(addr),
+        "--rate",
+        "10/s",
+        "--duration",
+        "500ms",
+    ])
+    .await;
+    assert_eq!(chat.len(), 5);
+    for r in &chat {
+        assert!(r.is_success(), "{r:?}");
+        assert_eq!((r.tokens_out, r.tokens_in), (Some(6), Some(9)));
+        assert_eq!(r.tokens_source, Some(TokensSource::Server));
+        assert!((38.0..80.0).contains(&ms(r.ttft_ns.unwrap())));
+        assert_eq!(r.itl_ns.len(), 5);
+    }
+    let whole = attack(&[
+        "--api",
+        "openai-completions",
+        "--target",
+        &url(addr),
+        "--rate",
+        "10/s",
+        "--duration",
+        "300ms",
+    ])
+    .await;
+    assert_eq!(whole.len(), 3);
+    assert!(
+        whole
+            .iter()
+            .all(|r| r.is_success() && r.tokens_out == Some(6) && r.ttft_ns.is_none())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fastapi_counts_with_a_tokenizer_or_estimates() {
+    let addr = spawn(Behaviour {
+        tokens: 4,
+        ..Behaviour::default()
+    })
+    .await;
+    let estimated = attack(&[
+        "--api",
+        "fastapi",
+        "--target",
+        &url(addr),
+        "--rate",
+        "10/s",
+        "--duration",
+        "200ms",
+        "--prompt",
+        "abcdefgh",
+    ])
+    .await;
+    assert_eq!(estimated.len(), 2);
+    for r in &estimated {
+        assert!(r.is_success());
+        // " w0 w1 w2 w3" is 12 characters: 3 tokens at 4 characters a token
+        assert_eq!(
+            (r.tokens_out, r.tokens_source),
+            (Some(3), Some(TokensSource::Estimate))
+        );
+        assert_eq!(r.tokens_in, Some(2));
+        assert!(r.url.ends_with("/predict"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tok = dir.path().join("tokenizer.json");
+    write_word_tokenizer(&tok);
+    let counted = attack(&[
+        "--api",
+        "fastapi",
+        "--target",
+        &url(addr),
+        "--rate",
+        "10/s",
+        "--duration",
+        "100ms",
+        "--prompt",
+        "w1 w2 w3 w4 w5 w6 w7",
+        "--tokenizer",
+        tok.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(counted.len(), 1);
+    assert_eq!(
+        (counted[0].tokens_out, counted[0].tokens_source),
+        (Some(4), Some(TokensSource::Tokenizer))
+    );
+    assert_eq!(counted[0].tokens_in, Some(7));
+}
+
+/// A word-level tokenizer.json over `w0..w99` with whitespace splitting.
+fn write_word_tokenizer(path: &std::path::Path) {
+    let vocab: serde_json::Map<String, serde_json::Value> = (0..100)
+        .map(|i| (format!("w{i}"), serde_json::Value::from(i + 1)))
+        .chain([("[UNK]".to_owned(), serde_json::Value::from(0))])
+        .collect();
+    let json = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+    });
+    std::fs::write(path, serde_json::to_vec(&json).unwrap()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_get_and_record_keys() {
+    let addr = spawn(Behaviour::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.jsonl");
+    let target = format!("http://{addr}/");
+    let code = rpload::run_async(cli(&[
+        "attack",
+        "--target",
+        &target,
+        "--rate",
+        "50/s",
+        "--duration",
+        "200ms",
+        "-o",
+        out.to_str().unwrap(),
+        "--name",
+        "smoke",
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().count(), 10);
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    for key in [
+        "attack",
+        "seq",
+        "code",
+        "timestamp",
+        "latency",
+        "bytes_out",
+        "bytes_in",
+        "error",
+        "method",
+        "url",
+        "intended_ns",
+        "sent_ns",
+    ] {
+        assert!(first.get(key).is_some(), "missing {key} in {first}");
+    }
+    assert_eq!(first["attack"], "smoke");
+    assert_eq!(first["method"], "GET");
+    assert_eq!(first["bytes_in"], 5);
+    assert!(
+        first.get("tokens_out").is_none(),
+        "plain HTTP has no token fields"
+    );
+}
+
+fn cli(argv: &[&str]) -> rpload::cli::Cli {
+    use clap::Parser;
+    let mut all = vec!["rpload"];
+    all.extend_from_slice(argv);
+    rpload::cli::Cli::parse_from(all)
+}
