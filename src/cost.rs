@@ -268,7 +268,8 @@ impl fmt::Display for Price {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.region {
             Some(r) => write!(f, "{} ({r}, {} USD/h)", self.instance, self.usd_per_hour),
-            None => write!(f, "{} USD/h", self.usd_per_hour),
+            None if self.instance == "custom" => write!(f, "{} USD/h", self.usd_per_hour),
+            None => write!(f, "{} at {} USD/h", self.instance, self.usd_per_hour),
         }
     }
 }
