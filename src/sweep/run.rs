@@ -175,6 +175,10 @@ pub async fn drive<R: StepRunner>(cfg: &DriveConfig<'_>, runner: &mut R) -> Resu
         }
     }
     drop(writer);
+    if cfg.progress {
+        // Leave the last bar's line before the final table goes to stdout.
+        eprintln!();
+    }
     let summary = output::rebuild(cfg.dir)?;
     match failure {
         Some(e) => Err(e.context(format!(
