@@ -246,6 +246,29 @@ pub struct SweepArgs {
     /// Extra header, `Name: value` (repeatable).
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
+    #[arg(long)]
+    pub top_k: Option<u32>,
+    /// Stop sequence (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Generate max_new_tokens whatever the model says (servers that support it).
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// tokenizer.json for counting tokens the server does not report.
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<String>,
+    /// FastAPI-style body with a {{prompt}} placeholder.
+    #[arg(long)]
+    pub body_template: Option<String>,
+    /// FastAPI-style: JSON pointer to the generated text.
+    #[arg(long)]
+    pub text_pointer: Option<String>,
+    /// FastAPI-style: JSON pointer to a generated-token count.
+    #[arg(long)]
+    pub tokens_pointer: Option<String>,
+    /// Accept invalid TLS certificates.
+    #[arg(long)]
+    pub insecure: bool,
     /// Rate plan: 10..150 (with --step), 10,20,40, or log:1..1000:12 (requests/s).
     #[arg(long)]
     pub rps: Option<String>,

@@ -115,6 +115,29 @@ pub struct ScenarioFile {
     /// Extra HTTP headers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
+    /// Stop sequences.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+    /// Generate `max_new_tokens` whatever the model says (servers that support it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignore_eos: Option<bool>,
+    /// A tokenizer.json to count tokens the server does not report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<String>,
+    /// FastAPI-style APIs: the request body with a `{{prompt}}` placeholder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_template: Option<String>,
+    /// FastAPI-style APIs: JSON pointer to the generated text in the answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_pointer: Option<String>,
+    /// FastAPI-style APIs: JSON pointer to a generated-token count, if the answer has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_pointer: Option<String>,
+    /// Accept invalid TLS certificates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
     #[serde(default, skip_serializing_if = "SweepSection::is_empty")]
     pub sweep: SweepSection,
     #[serde(default, skip_serializing_if = "CostSection::is_empty")]
@@ -242,6 +265,16 @@ impl ScenarioFile {
         take!(max_inflight);
         take!(arrival);
         self.headers.extend(over.headers);
+        take!(top_k);
+        if !over.stop.is_empty() {
+            self.stop = over.stop;
+        }
+        take!(ignore_eos);
+        take!(tokenizer);
+        take!(body_template);
+        take!(text_pointer);
+        take!(tokens_pointer);
+        take!(insecure);
         take!(sweep.rps);
         take!(sweep.step);
         take!(sweep.step_duration);

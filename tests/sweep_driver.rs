@@ -234,6 +234,18 @@ fn bad_input_is_caught_before_the_first_request() {
     });
     assert!(e.contains("cannot create it"), "{e}");
 
+    // Attack options are checked by the attacker's own setup, still before any request.
+    let e = prepare_err(&SweepArgs {
+        api: Some("grpc".into()),
+        ..args(&out)
+    });
+    assert!(e.contains("grpc"), "{e}");
+    let e = prepare_err(&SweepArgs {
+        headers: vec!["no colon".into()],
+        ..args(&out)
+    });
+    assert!(e.contains("Name: value"), "{e}");
+
     let e = prepare_err(&SweepArgs {
         prompts: Some("no/such/prompts.jsonl".into()),
         ..args(&out)

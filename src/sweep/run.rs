@@ -229,6 +229,14 @@ pub fn overrides(a: &SweepArgs) -> Result<ScenarioFile> {
         timeout: a.timeout.clone(),
         max_inflight: a.max_inflight,
         arrival: a.arrival.clone(),
+        top_k: a.top_k,
+        stop: a.stop.clone(),
+        ignore_eos: a.ignore_eos.then_some(true),
+        tokenizer: a.tokenizer.clone(),
+        body_template: a.body_template.clone(),
+        text_pointer: a.text_pointer.clone(),
+        tokens_pointer: a.tokens_pointer.clone(),
+        insecure: a.insecure.then_some(true),
         ..Default::default()
     };
     for h in &a.headers {
@@ -400,8 +408,37 @@ impl AttackRunner {
         for (k, v) in &f.headers {
             flag("header", format!("{k}: {v}"));
         }
-        if f.stream == Some(true) {
-            argv.push("--stream".into());
+        if let Some(v) = f.top_k {
+            flag("top-k", v.to_string());
+        }
+        for v in &f.stop {
+            flag("stop", v.clone());
+        }
+        if let Some(v) = &f.tokenizer {
+            flag(
+                "tokenizer",
+                crate::scenario::resolve_relative(v, scenario_file)
+                    .display()
+                    .to_string(),
+            );
+        }
+        if let Some(v) = &f.body_template {
+            flag("body-template", v.clone());
+        }
+        if let Some(v) = &f.text_pointer {
+            flag("text-pointer", v.clone());
+        }
+        if let Some(v) = &f.tokens_pointer {
+            flag("tokens-pointer", v.clone());
+        }
+        for (on, name) in [
+            (f.stream, "--stream"),
+            (f.ignore_eos, "--ignore-eos"),
+            (f.insecure, "--insecure"),
+        ] {
+            if on == Some(true) {
+                argv.push(name.into());
+            }
         }
         let cli = crate::cli::Cli::try_parse_from(&argv)
             .map_err(|e| anyhow::anyhow!("scenario attack options: {e}"))?;
