@@ -38,7 +38,6 @@ async fn run(
         scenario: sc,
         price: sc.resolve_price().unwrap(),
         dir,
-        target_label: "model".into(),
         progress: false,
     };
     drive(&cfg, runner).await

@@ -80,7 +80,6 @@ price_per_hour = 1.624
         scenario: &sc,
         price: sc.resolve_price().unwrap(),
         dir: dir.path(),
-        target_label: "loopback".into(),
         progress: false,
     };
     let s = tokio::time::timeout(Duration::from_secs(60), drive(&cfg, &mut runner))

@@ -54,8 +54,6 @@ pub struct DriveConfig<'a> {
     pub scenario: &'a Scenario,
     pub price: Option<Price>,
     pub dir: &'a Path,
-    /// Shown in reports as the target (the URL, or the embedded server).
-    pub target_label: String,
     /// Progress bars on stderr.
     pub progress: bool,
 }
@@ -335,9 +333,7 @@ pub fn default_dir(name: &str) -> PathBuf {
 /// `rpload sweep`.
 pub async fn run_cli(a: SweepArgs) -> Result<std::process::ExitCode> {
     let mut prepared = prepare(&a)?;
-    let (Some(target), Some(mut runner)) =
-        (prepared.scenario.target.clone(), prepared.runner.take())
-    else {
+    let Some(mut runner) = prepared.runner.take() else {
         anyhow::bail!(
             "no --target: the embedded reference server is not wired into sweep yet; start `rpload serve` and pass --target http://127.0.0.1:8080"
         );
@@ -346,7 +342,6 @@ pub async fn run_cli(a: SweepArgs) -> Result<std::process::ExitCode> {
         scenario: &prepared.scenario,
         price: prepared.price.clone(),
         dir: &prepared.dir,
-        target_label: target,
         progress: !a.quiet,
     };
     let summary = drive(&cfg, &mut runner).await?;
