@@ -163,7 +163,28 @@ fn rebuild_of_a_folder_without_scenario_says_so() {
 fn render_for_inspection() {
     let dir = std::path::PathBuf::from(std::env::var("RPLOAD_CHART_DIR").unwrap());
     std::fs::create_dir_all(&dir).unwrap();
-    let records = synthetic_records(&[10.0, 20.0, 30.0, 40.0, 50.0], 2.0, 1);
-    write_run(&dir, SCENARIO, &records);
+    // RPLOAD_CHART_STUDY=1: the study's shape, 14 rates x 3 one-second bursts.
+    if std::env::var("RPLOAD_CHART_STUDY").is_ok() {
+        let rates: Vec<f64> = (0..14).map(|i| 5.0 + 10.0 * f64::from(i)).collect();
+        let records = common::sweep_records(
+            Model {
+                capacity: 60.0,
+                service_s: 0.3,
+            },
+            &rates,
+            1.0,
+            3,
+        );
+        let scenario = SCENARIO
+            .replace("rps = \"10..50\"", "rps = \"5..135\"")
+            .replace(
+                "step_duration = \"2s\"",
+                "step_duration = \"1s\"\nrepeat = 3",
+            );
+        write_run(&dir, &scenario, &records);
+    } else {
+        let records = synthetic_records(&[10.0, 20.0, 30.0, 40.0, 50.0], 2.0, 1);
+        write_run(&dir, SCENARIO, &records);
+    }
     output::rebuild(&dir).unwrap();
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -175,7 +176,14 @@ fn draw_panel(area: &DrawingArea<TextBackend<'_>, Shift>, p: &Panel<'_>) -> Resu
         .margin_right(if outside { LEGEND_COLUMN } else { 18 })
         .x_label_area_size(50)
         .y_label_area_size(90)
-        .build_cartesian_2d(x0..x1, y0..y1)
+        .build_cartesian_2d(
+            x0..x1,
+            Ticked {
+                lo: y0,
+                hi: y1,
+                ticks: y_ticks(y0, y1, log),
+            },
+        )
         .map_err(|e| e.to_string())?;
     let y_unit = p.y;
     let x_unit = p.x;
@@ -320,6 +328,78 @@ fn draw_panel(area: &DrawingArea<TextBackend<'_>, Shift>, p: &Panel<'_>) -> Resu
         .draw()
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// A linear f64 axis whose ticks are given (plotters picks log-space ticks like 10^0.5 on a
+/// log10-transformed axis; these are round numbers instead).
+struct Ticked {
+    lo: f64,
+    hi: f64,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for Ticked {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
+        let r = (v - self.lo) / (self.hi - self.lo);
+        limit.0 + (r * f64::from(limit.1 - limit.0)).round() as i32
+    }
+
+    fn key_points<H: KeyPointHint>(&self, hint: H) -> Vec<f64> {
+        if hint.weight().allow_light_points() && hint.max_num_points() > self.ticks.len() * 2 {
+            // Light grid lines: none between our ticks, the bold ones carry the reading.
+            return Vec::new();
+        }
+        let max = hint.max_num_points().max(1);
+        let every = self.ticks.len().div_ceil(max).max(1);
+        self.ticks.iter().step_by(every).copied().collect()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.lo..self.hi
+    }
+}
+
+/// Tick positions on the y axis: 1-2-5 steps on a linear axis; 1, 2 and 5 of each decade on
+/// a log10 axis (every digit when the range spans less than a decade), so labels read as round
+/// numbers.
+fn y_ticks(y0: f64, y1: f64, log: bool) -> Vec<f64> {
+    if log {
+        let mut ticks = Vec::new();
+        for mults in [
+            &[1.0, 2.0, 5.0][..],
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0][..],
+        ] {
+            ticks.clear();
+            for k in (y0.floor() as i32)..=(y1.ceil() as i32) {
+                for &m in mults {
+                    let v = f64::log10(m) + f64::from(k);
+                    if v >= y0 && v <= y1 {
+                        ticks.push(v);
+                    }
+                }
+            }
+            if ticks.len() >= 3 {
+                break;
+            }
+        }
+        return ticks;
+    }
+    let raw = (y1 - y0) / 8.0;
+    if !(raw > 0.0 && raw.is_finite()) {
+        return vec![y0];
+    }
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    let first = (y0 / step).ceil() as i64;
+    let last = (y1 / step).floor() as i64;
+    (first..=last).map(|i| i as f64 * step).collect()
 }
 
 fn nines_label(x: f64) -> String {
