@@ -183,7 +183,7 @@ pub fn report_md(s: &SweepSummary) -> String {
     let _ = writeln!(w, "## Steps\n");
     let _ = writeln!(
         w,
-        "Throughput is Vegeta's (successes / (first intended send to last end)); it includes the final drain, so it trails the offered rate by about latency / step duration even when the target keeps up. The verdict compares the *served* rate (successes / (first to last completion), `served_rps` in steps.csv) with the offered rate instead.\n"
+        "Throughput is Vegeta's (successes / (first intended send to last end)); it includes the final drain, so it trails the offered rate by about latency / step duration even when the target keeps up. The verdict compares the *served* rate with the offered rate instead: the same successes over the same window less the median latency (`served_rps` in steps.csv). A target that keeps up ends its requests at the offered rate shifted by its typical latency, so the served rate matches the offered one; a queue makes the last requests end far later than the median one and the served rate falls.\n"
     );
     let _ = writeln!(
         w,

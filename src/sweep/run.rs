@@ -136,9 +136,7 @@ pub async fn drive<R: StepRunner>(cfg: &DriveConfig<'_>, runner: &mut R) -> Resu
                 break 'rates;
             }
             let s = data.metrics.summary();
-            let served = data
-                .served_rps(data.metrics.successes)
-                .unwrap_or(s.throughput);
+            let served = summary::served_rps(&s);
             let v = verdict::judge(&summary::figures(rps, &s, served), &sc.rules);
             all_ok &= v.sustainable();
             bar.finish_with_message(format!(

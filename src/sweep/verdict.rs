@@ -1,9 +1,9 @@
 //! Whether one step was sustainable, when a sweep stops, and which rate is the headline.
 //!
 //! Design section 5: a step is sustainable when success >= 99%, achieved throughput >= 95% of
-//! the offered rate (measured as the *served* rate, successes over the span from first to last
-//! completion, so a target that keeps up passes whatever its latency), the client kept up (send-lag p99 <= 1 ms and the in-flight cap never
-//! hit) and every SLO clause holds. Pure: numbers in, verdicts out.
+//! the offered rate (measured as the *served* rate, `summary::served_rps`, so a target that
+//! keeps up passes whatever its latency), the client kept up (send-lag p99 <= 1 ms and the
+//! in-flight cap never hit) and every SLO clause holds. Pure: numbers in, verdicts out.
 
 use std::fmt;
 use std::time::Duration;
@@ -44,7 +44,7 @@ pub struct StepFigures {
     pub offered_rps: f64,
     pub requests: u64,
     pub success_ratio: f64,
-    /// Successful completions per second, compared with `offered_rps`.
+    /// The served rate (successes per second, drain excluded), compared with `offered_rps`.
     pub throughput_rps: f64,
     pub send_lag_p99_ns: f64,
     /// Ticks that found the in-flight cap full.
