@@ -63,7 +63,7 @@ timeout = "10s"
 
 [sweep]
 rps = "10,20,30,60,80,100"
-step_duration = "1s"
+step_duration = "2s"
 cooldown = "0s"
 max_send_lag = "50ms"
 
@@ -128,6 +128,6 @@ price_per_hour = 1.624
     assert!(s.steps.iter().all(|r| r.success_ratio == 1.0));
     // Every record was written with its step, and re-rendering gives the same summary.
     let lines = std::fs::read_to_string(dir.path().join("results.jsonl")).unwrap();
-    assert_eq!(lines.lines().count(), 10 + 20 + 30 + 60 + 80);
+    assert_eq!(lines.lines().count(), 2 * (10 + 20 + 30 + 60 + 80));
     assert_eq!(rpload::sweep::output::rebuild(dir.path()).unwrap(), s);
 }

@@ -511,7 +511,7 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
                         false,
                     ),
                     line(
-                        "served rate (window less median latency; judged)",
+                        "served rate (drain beyond unloaded latency removed; judged)",
                         1,
                         s.rates.iter().map(|r| r.served_rps).collect(),
                         true,

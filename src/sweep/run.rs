@@ -26,7 +26,7 @@ use crate::scenario::{RateSpec, Scenario, ScenarioFile};
 use crate::sweep::plan::fmt_rate;
 
 use super::output;
-use super::summary::{self, StepData, SweepSummary};
+use super::summary::{StepData, SweepSummary};
 use super::verdict;
 
 /// One attack the driver asks for.
@@ -135,21 +135,23 @@ pub async fn drive<R: StepRunner>(cfg: &DriveConfig<'_>, runner: &mut R) -> Resu
                 bar.abandon();
                 break 'rates;
             }
-            let s = data.metrics.summary();
-            let served = summary::served_rps(&s);
-            let v = verdict::judge(&summary::figures(rps, &s, served), &sc.rules);
-            all_ok &= v.sustainable();
+            // Keep everything measured on disk even if a later step dies, and judge the step
+            // exactly as the final report will (the unloaded latency is sweep-wide).
+            let so_far = output::rebuild(cfg.dir)?;
+            let row = so_far.steps.iter().find(|r| r.step == p.step);
+            let ok = row.is_some_and(|r| r.sustainable);
+            all_ok &= ok;
             bar.finish_with_message(format!(
                 "{} | {}",
                 live_figures(&data),
-                if v.sustainable() {
-                    "sustainable".to_string()
-                } else {
-                    v.describe()
-                }
+                row.map_or("no requests".to_string(), |r| {
+                    if r.sustainable {
+                        "sustainable".to_string()
+                    } else {
+                        r.verdict.clone()
+                    }
+                })
             ));
-            // Keep everything measured on disk even if a later step dies.
-            output::rebuild(cfg.dir)?;
             if let Err(e) = result {
                 failure = Some(e.context(format!("step {} at {} req/s", p.step, fmt_rate(rps))));
                 break 'rates;

@@ -190,21 +190,22 @@ impl StepData {
     }
 }
 
-/// The served rate of a step: successes over the window from the first intended send to the
-/// last end, less the median latency (never shorter than the sending span).
+/// The served rate of a step: successes over Vegeta's window (first intended send to last
+/// end) less `unloaded_latency_ns`, the sweep's lowest median latency; never over a window
+/// shorter than the sending span.
 ///
-/// Why: Vegeta's throughput divides by the whole window, drain included, so it trails the
-/// offered rate by about latency / step duration even when the target keeps up (a 1.4 s p90
-/// in a 10 s step reads as 88%). A target that keeps up finishes its requests at the offered
-/// rate, shifted by its typical latency; removing that shift leaves the sending span. A target
-/// that falls behind builds a queue, its last request ends far later than the median one, and
-/// the window stays long: at twice its capacity the served rate reads about 2/3 of the offered.
-/// Unlike a rate over the span of completions, it is not fooled by batching servers that
-/// finish many requests at once.
-pub fn served_rps(s: &Summary) -> f64 {
+/// Why: Vegeta's throughput counts the final drain, so it trails the offered rate by about
+/// latency / step duration even when the target keeps up (a 1.4 s latency in a 10 s step reads
+/// 88%). A target that keeps up drains in about its unloaded latency, which is taken out. One
+/// that falls behind drains far longer, whether it queues (FIFO: the last requests wait) or
+/// shares itself (continuous batching: every request slows and they end together), and the
+/// served rate falls. The step's own latency cannot be the allowance: overload raises it.
+/// Steps should be long against the latency spread (a last request slower than the median
+/// lengthens the window by the difference).
+pub fn served_rps(s: &Summary, unloaded_latency_ns: u64) -> f64 {
     let successes = (s.success * s.requests as f64).round();
     let window_ns = (s.duration + s.wait)
-        .saturating_sub(s.latencies.p50)
+        .saturating_sub(unloaded_latency_ns)
         .max(s.duration);
     if window_ns == 0 {
         successes
@@ -227,14 +228,24 @@ pub struct SweepInput<'a> {
 pub fn build(input: &SweepInput<'_>) -> SweepSummary {
     let sc = input.scenario;
     let planned = sc.steps();
-    let rows: Vec<StepRow> = input
+    let summaries: Vec<(u32, Summary)> = input
         .steps
         .iter()
-        .filter_map(|(idx, m)| {
+        .map(|(idx, d)| (*idx, d.metrics.summary()))
+        .collect();
+    let unloaded_latency_ns = unloaded_latency_ns(summaries.iter().map(|(_, s)| s));
+    let rows: Vec<StepRow> = summaries
+        .iter()
+        .filter_map(|(idx, s)| {
             let p = planned.iter().find(|p| p.step == *idx)?;
+            let data = &input.steps[idx];
             Some(step_row(
-                p,
-                m,
+                &StepInput {
+                    planned: p,
+                    data,
+                    summary: s,
+                    unloaded_latency_ns,
+                },
                 &sc.rules,
                 input.price,
                 sc.tokens_per_request,
@@ -306,16 +317,33 @@ pub fn figures(target_rps: f64, s: &Summary, served_rps: f64) -> StepFigures {
     }
 }
 
+/// The lowest median latency of the steps that had successes: the target's latency unloaded.
+pub fn unloaded_latency_ns<'a>(steps: impl Iterator<Item = &'a Summary>) -> u64 {
+    steps
+        .filter(|s| s.success > 0.0 && s.latencies.count > 0)
+        .map(|s| s.latencies.p50)
+        .min()
+        .unwrap_or(0)
+}
+
+/// One step's inputs to its row.
+struct StepInput<'a> {
+    planned: &'a PlannedStep,
+    data: &'a StepData,
+    summary: &'a Summary,
+    unloaded_latency_ns: u64,
+}
+
 fn step_row(
-    p: &PlannedStep,
-    data: &StepData,
+    input: &StepInput<'_>,
     rules: &VerdictRules,
     price: Option<&Price>,
     tokens_per_request: Option<f64>,
 ) -> StepRow {
-    let m = &data.metrics;
-    let s = m.summary();
-    let served_rps = served_rps(&s);
+    let p = input.planned;
+    let m = &input.data.metrics;
+    let s = input.summary;
+    let served_rps = served_rps(s, input.unloaded_latency_ns);
     let window_s = (s.duration + s.wait) as f64 / 1e9;
     let input_tps = if window_s > 0.0 {
         s.tokens.input_total as f64 / window_s
@@ -325,7 +353,7 @@ fn step_row(
     let successes = (s.success * s.requests as f64).round();
     let measured_tpr = (successes > 0.0 && s.tokens.input_total + s.tokens.output_total > 0)
         .then(|| (s.tokens.input_total + s.tokens.output_total) as f64 / successes);
-    let verdict = verdict::judge(&figures(p.rps, &s, served_rps), rules);
+    let verdict = verdict::judge(&figures(p.rps, s, served_rps), rules);
     let latency_ms = Ms::from_ns(&s.latencies);
     let cost = price
         .map(|price| {
@@ -439,6 +467,7 @@ mod tests {
         s.duration = (duration_s * 1e9) as u64;
         s.wait = (wait_s * 1e9) as u64;
         s.latencies.p50 = (p50_s * 1e9) as u64;
+        s.latencies.count = requests;
         s
     }
 
@@ -446,18 +475,33 @@ mod tests {
     fn served_rate_keeps_up_whatever_the_latency() {
         // 10 req/s for 10 s, every request 1.44 s: Vegeta's throughput reads 8.8 req/s.
         let s = summary(100, 9.9, 1.44, 1.44);
-        assert!((served_rps(&s) - 100.0 / 9.9).abs() < 1e-9);
+        assert!((served_rps(&s, 1_440_000_000) - 100.0 / 9.9).abs() < 1e-9);
         // A fast last request never makes the window shorter than the sending span.
         let s = summary(100, 9.9, 0.1, 1.44);
-        assert!((served_rps(&s) - 100.0 / 9.9).abs() < 1e-9);
+        assert!((served_rps(&s, 1_440_000_000) - 100.0 / 9.9).abs() < 1e-9);
     }
 
     #[test]
-    fn served_rate_drops_at_twice_the_capacity() {
-        // 20 req/s offered to a 10 req/s target for 10 s: the queue grows to 10 s; the median
-        // request waits about 5 s, the last about 10 s.
+    fn served_rate_drops_when_the_target_falls_behind() {
+        // FIFO: 20 req/s offered to a 10 req/s target for 10 s, unloaded latency 0.1 s: the
+        // last request ends about 10 s after it was sent.
         let s = summary(200, 9.95, 10.15, 5.1);
-        let served = served_rps(&s);
-        assert!((13.0..13.6).contains(&served), "{served}");
+        let served = served_rps(&s, 100_000_000);
+        assert!((9.5..10.5).contains(&served), "{served}");
+        // Continuous batching: 6 req/s for 6 s to a target doing 2; all requests slow down
+        // together (median 14 s) and the last ends 16 s after it was sent. Unloaded: 0.4 s.
+        let s = summary(36, 5.83, 16.0, 14.0);
+        let served = served_rps(&s, 400_000_000);
+        assert!(served < 2.0, "{served}");
+    }
+
+    #[test]
+    fn unloaded_latency_is_the_lowest_median() {
+        let steps = [
+            summary(10, 1.0, 0.5, 0.5),
+            summary(10, 1.0, 3.0, 2.0),
+            summary(0, 0.0, 0.0, 0.0),
+        ];
+        assert_eq!(unloaded_latency_ns(steps.iter()), 500_000_000);
     }
 }
