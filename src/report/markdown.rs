@@ -183,7 +183,49 @@ pub fn report_md(s: &SweepSummary) -> String {
     let _ = writeln!(w, "## Steps\n");
     let _ = writeln!(
         w,
-        "Throughput is Vegeta's (successes / (first intended send to last end)); it includes the final drain, so it trails the offered rate by about latency / step duration even when the target keeps up. The verdict compares the *served* rate with the offered rate instead: the same successes over the same window less the unloaded latency (the sweep's lowest median latency; `served_rps` in steps.csv). A target that keeps up drains in about its unloaded latency; one that falls behind, by queueing or by slowing every request of a batch, drains far longer and its served rate falls.\n");
+        "Throughput is Vegeta's (successes / (first intended send to last end)); it includes the final drain, so it trails the offered rate by about latency / step duration even when the target keeps up. The verdict compares the *served* rate with the offered rate instead: the same successes over the same window less the unloaded latency (the sweep's lowest median latency; `served_rps` in steps.csv). A target that keeps up drains in about its unloaded latency; one that falls behind, by queueing or by slowing every request of a batch, drains far longer and its served rate falls.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| step | offered | achieved | throughput | success | p50 | p90 | p99 | TTFT p50 | ITL p50 | out tok/s | cost / 1K tok | verdict |"
+    );
+    let _ = writeln!(
+        w,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    );
+    for r in &s.steps {
+        let _ = writeln!(
+            w,
+            "| {}{} | {} | {:.2} | {:.2} | {:.2}% | {} | {} | {} | {} | {} | {:.1} | {} | {} |",
+            r.step,
+            if s.repeat > 1 {
+                format!(" (r{})", r.repeat + 1)
+            } else {
+                String::new()
+            },
+            fmt_rate(r.target_rps),
+            r.achieved_rps,
+            r.throughput_rps,
+            r.success_ratio * 100.0,
+            fmt_latency_ms(r.latency_ms.p50),
+            fmt_latency_ms(r.latency_ms.p90),
+            fmt_latency_ms(r.latency_ms.p99),
+            opt_lat(r.ttft_ms, |m| m.p50),
+            opt_lat(r.itl_ms, |m| m.p50),
+            r.output_tokens_per_s,
+            usd(r.cost.usd_per_1k_tokens),
+            if r.sustainable {
+                "sustainable".to_string()
+            } else {
+                r.verdict.replace('|', "/")
+            },
+        );
+    }
+    let _ = writeln!(w);
+
+    // Cost notes.
+    if s.price.is_some() {
+        let _ = writeln!(w, "## How cost is computed\n");
         let _ = writeln!(
             w,
             "- **Measured**: price per hour / 3600 / (input + output tokens per second of successful requests) x 1000; the same with output tokens only and with requests (steps.csv)."
