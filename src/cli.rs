@@ -19,6 +19,15 @@ pub enum Command {
     Report(Box<ReportArgs>),
     /// Run the embedded reference server: GPT-NeoX on candle behind TGI, OpenAI and FastAPI routes.
     Serve(Box<ServeArgs>),
+    // ---- sweep, cost, plan (issue 3) ----
+    /// Attack at each rate of a plan, judge every step, and write reports/<run-id>/
+    /// (steps.csv, summary.json, results.jsonl, report.md, charts).
+    Sweep(Box<SweepArgs>),
+    /// Cost per 1K tokens and per 1K requests for a rate on an instance (the study's formula).
+    Cost(CostArgs),
+    /// Instances and monthly cost to serve a target load, from measured sweeps (cheapest first).
+    Plan(PlanArgs),
+    // ---- end issue 3 ----
 }
 
 /// Flags of `rpload attack` (shared with `sweep`, which sets rate and duration per step).
@@ -143,6 +152,12 @@ pub struct ReportArgs {
     /// Write the report here instead of stdout.
     #[arg(long, short = 'o')]
     pub output: Option<std::path::PathBuf>,
+    // ---- issue 3 ----
+    /// Rebuild a sweep's folder (steps.csv, summary.json, report.md, charts) from its
+    /// results.jsonl and scenario.toml, without re-running it.
+    #[arg(long, value_name = "DIR", conflicts_with = "files")]
+    pub sweep: Option<std::path::PathBuf>,
+    // ---- end issue 3 ----
 }
 
 /// Flags of `rpload serve` (and of the embedded server a target-less `sweep` starts).
@@ -186,3 +201,167 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
+
+// ---- sweep, cost, plan (issue 3) ----
+
+/// Flags of `rpload sweep`. Each overrides the same field of `--scenario`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SweepArgs {
+    /// Scenario TOML (see scenarios/); flags below override its fields.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<std::path::PathBuf>,
+    /// Base URL of the endpoint (without it, the embedded reference server is started).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Wire format: tgi, tgi-stream, openai-chat, openai-completions, fastapi, http.
+    #[arg(long)]
+    pub api: Option<String>,
+    /// Model name for OpenAI-style APIs.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Prompt set: JSONL with one {"prompt": ...} per line.
+    #[arg(long, value_name = "FILE")]
+    pub prompts: Option<String>,
+    #[arg(long)]
+    pub max_new_tokens: Option<u32>,
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Ask for a token stream (needed for TTFT and ITL).
+    #[arg(long)]
+    pub stream: bool,
+    /// Seed for the prompt draw and Poisson arrivals.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Per-request timeout, e.g. 30s.
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Requests in flight at once.
+    #[arg(long)]
+    pub max_inflight: Option<u32>,
+    /// Arrival process: constant or poisson.
+    #[arg(long)]
+    pub arrival: Option<String>,
+    /// Extra header, `Name: value` (repeatable).
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    #[arg(long)]
+    pub top_k: Option<u32>,
+    /// Stop sequence (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Generate max_new_tokens whatever the model says (servers that support it).
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// tokenizer.json for counting tokens the server does not report.
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<String>,
+    /// FastAPI-style body with a {{prompt}} placeholder.
+    #[arg(long)]
+    pub body_template: Option<String>,
+    /// FastAPI-style: JSON pointer to the generated text.
+    #[arg(long)]
+    pub text_pointer: Option<String>,
+    /// FastAPI-style: JSON pointer to a generated-token count.
+    #[arg(long)]
+    pub tokens_pointer: Option<String>,
+    /// Accept invalid TLS certificates.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Rate plan: 10..150 (with --step), 10,20,40, or log:1..1000:12 (requests/s).
+    #[arg(long)]
+    pub rps: Option<String>,
+    /// Step of an A..B rate plan.
+    #[arg(long)]
+    pub step: Option<f64>,
+    /// How long each step sends, e.g. 10s (1s reproduces the study's bursts).
+    #[arg(long)]
+    pub step_duration: Option<String>,
+    /// Unmeasured traffic at the step's rate before each step.
+    #[arg(long)]
+    pub warmup: Option<String>,
+    /// Pause after each step.
+    #[arg(long)]
+    pub cooldown: Option<String>,
+    /// Runs per rate; the report shows means over them (the study used 3).
+    #[arg(long)]
+    pub repeat: Option<u32>,
+    /// Objectives every sustainable step meets, e.g. 'p95<2s,ttft_p95<500ms'.
+    #[arg(long)]
+    pub slo: Option<String>,
+    /// Largest send-lag p99 for "the client kept up" (default 1ms).
+    #[arg(long)]
+    pub max_send_lag: Option<String>,
+    /// Run every step even after two unsustainable ones in a row.
+    #[arg(long)]
+    pub no_early_stop: bool,
+    /// Instance from the pricing catalog (NAME or NAME@REGION).
+    #[arg(long)]
+    pub instance: Option<String>,
+    /// Price in USD per hour (with --instance, labels the instance at this price).
+    #[arg(long)]
+    pub price_per_hour: Option<f64>,
+    /// Extra pricing catalog (repeatable), same format as scenarios/pricing.toml.
+    #[arg(long, value_name = "FILE")]
+    pub pricing: Vec<String>,
+    /// Tokens per request (input + output) for the study's cost formula.
+    #[arg(long)]
+    pub tokens_per_request: Option<f64>,
+    /// Output folder (default reports/<run-id>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+    /// Title for reports.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// No progress bars (the final table is still printed).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// Flags of `rpload cost`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CostArgs {
+    /// Requests per second (offered, as the study; or measured).
+    #[arg(long)]
+    pub rps: Option<f64>,
+    /// Input + output tokens per request (study: 104 classification, 150 summarization).
+    #[arg(long)]
+    pub tokens_per_request: Option<f64>,
+    /// Measured token throughput (input + output tokens/s) instead of rps x tokens.
+    #[arg(long)]
+    pub tokens_per_s: Option<f64>,
+    /// A latency for the study's window cost (price / 3600 x latency), e.g. 1.44s.
+    #[arg(long)]
+    pub latency: Option<String>,
+    /// Instance from the pricing catalog (NAME or NAME@REGION).
+    #[arg(long)]
+    pub instance: Option<String>,
+    /// Price in USD per hour.
+    #[arg(long)]
+    pub price_per_hour: Option<f64>,
+    /// Extra pricing catalog (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub pricing: Vec<String>,
+    /// Print the pricing catalog and exit.
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// Flags of `rpload plan`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PlanArgs {
+    /// A sweep output folder (repeatable): its highest sustainable rate and price.
+    #[arg(long = "from", value_name = "DIR", required = true)]
+    pub from: Vec<std::path::PathBuf>,
+    /// Load to serve, requests per second.
+    #[arg(long)]
+    pub target_rps: f64,
+    /// Spare capacity factor: 1.2 plans for 20% more than the target.
+    #[arg(long, default_value_t = 1.2)]
+    pub headroom: f64,
+    /// Re-judge every step with this SLO instead of the run's, e.g. 'p95<1s'.
+    #[arg(long)]
+    pub slo: Option<String>,
+}
+// ---- end issue 3 ----

@@ -19,6 +19,12 @@ pub mod record;
 pub mod report;
 pub mod server;
 
+// ---- sweep, cost, plan and sweep reports (issue 3) ----
+pub mod cost;
+pub mod scenario;
+pub mod sweep;
+// ---- end issue 3 ----
+
 use std::process::ExitCode;
 
 /// Runs one command to completion on a fresh multi-threaded tokio runtime.
@@ -33,7 +39,25 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
 pub async fn run_async(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Attack(args) => attack::command::command(*args).await,
+        // ---- issue 3 ----
+        cli::Command::Report(args) if args.sweep.is_some() => {
+            let dir = args.sweep.as_deref().unwrap_or(std::path::Path::new("."));
+            print(sweep::commands::report_sweep_text(dir)?)
+        }
+        // ---- end issue 3 ----
         cli::Command::Report(args) => report::command(*args).await,
         cli::Command::Serve(args) => server::run_cli(*args).await.map(|()| ExitCode::SUCCESS),
+        // ---- issue 3 ----
+        cli::Command::Sweep(args) => sweep::run::run_cli(*args).await,
+        cli::Command::Cost(args) => print(sweep::commands::cost_text(&args)?),
+        cli::Command::Plan(args) => print(sweep::commands::plan_text(&args)?),
+        // ---- end issue 3 ----
     }
 }
+
+// ---- issue 3 ----
+fn print(text: String) -> anyhow::Result<ExitCode> {
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+// ---- end issue 3 ----

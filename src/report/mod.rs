@@ -6,6 +6,14 @@ pub mod hdrplot;
 pub mod hist;
 pub mod text;
 
+// ---- sweep reports (issue 3) ----
+pub mod csv;
+pub mod markdown;
+pub mod png;
+pub mod table;
+pub mod text_backend;
+// ---- end sweep reports ----
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;

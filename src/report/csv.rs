@@ -1,0 +1,114 @@
+//! `steps.csv`: one row per sweep step. The first 17 columns are the contract of design.md
+//! section 3, in that order; more follow. Fixed decimal places so reruns diff cleanly; an
+//! empty cell means "not measured" (no streaming data, no price, nothing succeeded).
+
+use crate::cost::fmt_sig;
+use crate::sweep::summary::{Ms, SweepSummary};
+
+/// The contract columns, in order (tests check the header starts with these).
+pub const STEP_COLUMNS: [&str; 17] = [
+    "target_rps",
+    "achieved_rps",
+    "throughput_rps",
+    "success_ratio",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "latency_max_ms",
+    "ttft_p50_ms",
+    "ttft_p95_ms",
+    "itl_p50_ms",
+    "tpot_p50_ms",
+    "output_tokens_per_s",
+    "cost_per_1k_tokens_usd",
+    "cost_per_1k_output_tokens_usd",
+    "sustainable",
+];
+
+/// Columns after the contract ones.
+pub const EXTRA_COLUMNS: [&str; 15] = [
+    "step",
+    "repeat",
+    "requests",
+    "served_rps",
+    "latency_mean_ms",
+    "ttft_p99_ms",
+    "itl_p95_ms",
+    "input_tokens_per_s",
+    "send_lag_p99_ms",
+    "capped",
+    "cost_per_1k_requests_usd",
+    "study_cost_per_1k_tokens_usd",
+    "window_cost_p90_usd",
+    "error_kinds",
+    "verdict",
+];
+
+fn f3(x: f64) -> String {
+    format!("{x:.3}")
+}
+
+fn opt_ms(m: Option<Ms>, f: fn(&Ms) -> f64) -> String {
+    m.map(|m| f3(f(&m))).unwrap_or_default()
+}
+
+fn usd(x: Option<f64>) -> String {
+    x.map(|v| fmt_sig(v, 4)).unwrap_or_default()
+}
+
+/// Renders steps.csv.
+pub fn steps_csv(s: &SweepSummary) -> String {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    let header: Vec<&str> = STEP_COLUMNS
+        .iter()
+        .chain(EXTRA_COLUMNS.iter())
+        .copied()
+        .collect();
+    w.write_record(&header).expect("writing to memory");
+    for r in &s.steps {
+        let errors: Vec<String> = r
+            .error_kinds
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let row = [
+            f3(r.target_rps),
+            f3(r.achieved_rps),
+            f3(r.throughput_rps),
+            format!("{:.4}", r.success_ratio),
+            f3(r.latency_ms.p50),
+            f3(r.latency_ms.p90),
+            f3(r.latency_ms.p95),
+            f3(r.latency_ms.p99),
+            f3(r.latency_ms.max),
+            opt_ms(r.ttft_ms, |m| m.p50),
+            opt_ms(r.ttft_ms, |m| m.p95),
+            opt_ms(r.itl_ms, |m| m.p50),
+            opt_ms(r.tpot_ms, |m| m.p50),
+            f3(r.output_tokens_per_s),
+            usd(r.cost.usd_per_1k_tokens),
+            usd(r.cost.usd_per_1k_output_tokens),
+            r.sustainable.to_string(),
+            r.step.to_string(),
+            r.repeat.to_string(),
+            r.requests.to_string(),
+            f3(r.served_rps),
+            f3(r.latency_ms.mean),
+            opt_ms(r.ttft_ms, |m| m.p99),
+            opt_ms(r.itl_ms, |m| m.p95),
+            f3(r.input_tokens_per_s),
+            f3(r.send_lag_p99_ms),
+            r.capped.to_string(),
+            usd(r.cost.usd_per_1k_requests),
+            usd(r.cost.study_usd_per_1k_tokens),
+            usd(r.cost.window_usd_p90),
+            errors.join(" "),
+            r.verdict.clone(),
+        ];
+        w.write_record(&row).expect("writing to memory");
+    }
+    String::from_utf8(w.into_inner().expect("flushing to memory")).expect("csv of utf-8 strings")
+}

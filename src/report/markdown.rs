@@ -1,0 +1,253 @@
+//! `report.md`: the sweep for a human. The headline first, in the study's table shape (RPS,
+//! throughput, p90 latency, cost per 1K tokens), then the run's settings, every rate (means over
+//! repeats when `--repeat` > 1, the study's columns), every step with its verdict, the cost
+//! formulas, and the charts. Reads only [`SweepSummary`]; computes nothing.
+
+use std::fmt::Write;
+
+use crate::cost::fmt_sig;
+use crate::sweep::plan::fmt_rate;
+use crate::sweep::summary::{Ms, SweepSummary};
+
+/// A latency as people read it: `850.2 ms`, `1.44 s`.
+pub fn fmt_latency_ms(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{:.3} s", ms / 1e3)
+    }
+}
+
+fn usd(x: Option<f64>) -> String {
+    x.map(|v| format!("US${}", fmt_sig(v, 3)))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+fn opt_lat(m: Option<Ms>, f: fn(&Ms) -> f64) -> String {
+    m.map(|m| fmt_latency_ms(f(&m)))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The charts `png::render_all` writes, with their captions (file, caption).
+pub fn chart_links(s: &SweepSummary) -> Vec<(&'static str, &'static str)> {
+    let mut v = vec![
+        ("latency.png", "Latency p50 / p90 / p99 vs offered rate"),
+        (
+            "throughput.png",
+            "Throughput and token throughput vs offered rate",
+        ),
+    ];
+    if s.steps.iter().any(|r| r.ttft_ms.is_some()) {
+        v.push((
+            "ttft_itl.png",
+            "Time to first token and inter-token latency vs offered rate",
+        ));
+    }
+    if s.price.is_some() {
+        v.push(("cost.png", "Cost per 1K tokens vs offered rate"));
+    }
+    v.push(("latency_distribution.png", "Latency distribution per step"));
+    v
+}
+
+/// Renders report.md.
+pub fn report_md(s: &SweepSummary) -> String {
+    let mut o = String::new();
+    let w = &mut o;
+    let _ = writeln!(w, "# rpload sweep: {}\n", s.name);
+
+    // Headline.
+    match &s.headline {
+        Some(h) => {
+            let price = s
+                .price
+                .as_ref()
+                .map(|p| format!(" on {p}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                w,
+                "**Highest sustainable rate: {} req/s**{price}: throughput {:.2} req/s, p90 latency {}, {} per 1K tokens (input + output, measured).\n",
+                fmt_rate(h.target_rps),
+                h.throughput_rps,
+                fmt_latency_ms(h.latency_p90_ms),
+                usd(h.cost.usd_per_1k_tokens),
+            );
+            let _ = writeln!(
+                w,
+                "| RPS | Throughput (req/s) | Latency 90% | Cost per 1K tokens |"
+            );
+            let _ = writeln!(w, "|---:|---:|---:|---:|");
+            let _ = writeln!(
+                w,
+                "| {} | {:.2} | {} | {} |\n",
+                fmt_rate(h.target_rps),
+                h.throughput_rps,
+                fmt_latency_ms(h.latency_p90_ms),
+                usd(h.cost.usd_per_1k_tokens)
+            );
+            if h.cost.study_usd_per_1k_tokens.is_some() {
+                let _ = writeln!(
+                    w,
+                    "The study's formula (offered rate x tokens per request) gives {} per 1K tokens; the window cost of the p90 latency (price / 3600 x p90) is {}.\n",
+                    usd(h.cost.study_usd_per_1k_tokens),
+                    usd(h.cost.window_usd_p90),
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(
+                w,
+                "**No step was sustainable.** See the verdicts below for why.\n"
+            );
+        }
+    }
+
+    // Settings.
+    let _ = writeln!(w, "## Run\n");
+    let _ = writeln!(w, "| setting | value |\n|---|---|");
+    let _ = writeln!(w, "| target | {} |", s.target);
+    let _ = writeln!(w, "| api | {} |", s.api);
+    let _ = writeln!(w, "| rate plan | {} req/s |", s.plan);
+    let _ = writeln!(w, "| step duration | {} s |", s.step_duration_s);
+    let _ = writeln!(w, "| repeats per rate | {} |", s.repeat);
+    let _ = writeln!(
+        w,
+        "| steps run | {} of {} planned{} |",
+        s.steps.len(),
+        s.planned_steps,
+        if s.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
+        }
+    );
+    let price = s
+        .price
+        .as_ref()
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "none (pass --instance or --price-per-hour)".into());
+    let _ = writeln!(w, "| price | {price} |");
+    let slo = if s.rules.slo.is_empty() {
+        "none".to_string()
+    } else {
+        format!("`{}`", s.rules.slo)
+    };
+    let _ = writeln!(
+        w,
+        "| sustainable when | success >= {:.0}%, served rate >= {:.0}% of offered, send-lag p99 <= {} ms, in-flight cap never hit, SLO {} |\n",
+        s.rules.min_success_ratio * 100.0,
+        s.rules.min_throughput_ratio * 100.0,
+        s.rules.max_send_lag_p99.as_secs_f64() * 1e3,
+        slo
+    );
+
+    // Rates (the study's columns; means over repeats).
+    if s.repeat > 1 {
+        let _ = writeln!(
+            w,
+            "## Rates (means over {} repeats, the study's columns)\n",
+            s.repeat
+        );
+        let _ = writeln!(
+            w,
+            "The study's \"max RPS\" is the highest rate whose repeats all succeeded: **{}**.\n",
+            s.study_max_rps
+                .map(|r| format!("{} req/s", fmt_rate(r)))
+                .unwrap_or_else(|| "none".into())
+        );
+    } else {
+        let _ = writeln!(w, "## Rates\n");
+    }
+    let _ = writeln!(
+        w,
+        "| RPS | Throughput (req/s) | Latency 50% | Latency 90% | Cost per 1K tokens (measured) | Cost per 1K tokens (study formula) | all succeeded | sustainable |"
+    );
+    let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|:---:|:---:|");
+    for r in &s.rates {
+        let _ = writeln!(
+            w,
+            "| {} | {:.2} | {} | {} | {} | {} | {} | {} |",
+            fmt_rate(r.target_rps),
+            r.throughput_rps,
+            fmt_latency_ms(r.latency_ms.p50),
+            fmt_latency_ms(r.latency_ms.p90),
+            usd(r.cost.usd_per_1k_tokens),
+            usd(r.cost.study_usd_per_1k_tokens),
+            yes_no(r.all_succeeded),
+            yes_no(r.sustainable),
+        );
+    }
+    let _ = writeln!(w);
+
+    // Steps.
+    let _ = writeln!(w, "## Steps\n");
+    let _ = writeln!(
+        w,
+        "Throughput is Vegeta's (successes / (first intended send to last end)); it includes the final drain, so it trails the offered rate by about latency / step duration even when the target keeps up. The verdict compares the *served* rate with the offered rate instead: the same successes over the same window less the unloaded latency (the sweep's lowest median latency; `served_rps` in steps.csv). A target that keeps up drains in about its unloaded latency; one that falls behind, by queueing or by slowing every request of a batch, drains far longer and its served rate falls.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| step | offered | achieved | throughput | success | p50 | p90 | p99 | TTFT p50 | ITL p50 | out tok/s | cost / 1K tok | verdict |"
+    );
+    let _ = writeln!(
+        w,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    );
+    for r in &s.steps {
+        let _ = writeln!(
+            w,
+            "| {}{} | {} | {:.2} | {:.2} | {:.2}% | {} | {} | {} | {} | {} | {:.1} | {} | {} |",
+            r.step,
+            if s.repeat > 1 {
+                format!(" (r{})", r.repeat + 1)
+            } else {
+                String::new()
+            },
+            fmt_rate(r.target_rps),
+            r.achieved_rps,
+            r.throughput_rps,
+            r.success_ratio * 100.0,
+            fmt_latency_ms(r.latency_ms.p50),
+            fmt_latency_ms(r.latency_ms.p90),
+            fmt_latency_ms(r.latency_ms.p99),
+            opt_lat(r.ttft_ms, |m| m.p50),
+            opt_lat(r.itl_ms, |m| m.p50),
+            r.output_tokens_per_s,
+            usd(r.cost.usd_per_1k_tokens),
+            if r.sustainable {
+                "sustainable".to_string()
+            } else {
+                r.verdict.replace('|', "/")
+            },
+        );
+    }
+    let _ = writeln!(w);
+
+    // Cost notes.
+    if s.price.is_some() {
+        let _ = writeln!(w, "## How cost is computed\n");
+        let _ = writeln!(
+            w,
+            "- **Measured**: price per hour / 3600 / (input + output tokens per second of successful requests) x 1000; the same with output tokens only and with requests (steps.csv)."
+        );
+        let _ = writeln!(
+            w,
+            "- **Study formula**: price per hour x 1000 / (offered rate x tokens per request x 3600). It assumes the offered rate is served for an hour, so it is only as good as the verdict at that rate."
+        );
+        let _ = writeln!(
+            w,
+            "- **Window cost**: price per hour / 3600 x p90 latency, the study's \"cost to get responses on N requests in L seconds\".\n"
+        );
+    }
+
+    // Charts.
+    let _ = writeln!(w, "## Charts\n");
+    for (file, caption) in chart_links(s) {
+        let _ = writeln!(w, "![{caption}]({file})\n");
+    }
+    o
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}

@@ -1,0 +1,69 @@
+//! The sweep's final table on stdout: one line per step with its verdict, then the headline.
+//! Reads only [`SweepSummary`].
+
+use std::fmt::Write;
+
+use crate::cost::fmt_sig;
+use crate::report::markdown::fmt_latency_ms;
+use crate::sweep::plan::fmt_rate;
+use crate::sweep::summary::SweepSummary;
+
+/// Renders the table.
+pub fn sweep_table(s: &SweepSummary) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{:>5} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10} {:>10} {:>11}  verdict",
+        "step", "offered", "served", "thruput", "success", "p50", "p90", "p99", "$/1K tok"
+    );
+    for r in &s.steps {
+        let _ = writeln!(
+            o,
+            "{:>5} {:>9} {:>9.2} {:>9.2} {:>7.2}% {:>10} {:>10} {:>10} {:>11}  {}",
+            r.step,
+            fmt_rate(r.target_rps),
+            r.served_rps,
+            r.throughput_rps,
+            r.success_ratio * 100.0,
+            fmt_latency_ms(r.latency_ms.p50),
+            fmt_latency_ms(r.latency_ms.p90),
+            fmt_latency_ms(r.latency_ms.p99),
+            r.cost
+                .usd_per_1k_tokens
+                .map(|c| fmt_sig(c, 3))
+                .unwrap_or_else(|| "-".into()),
+            if r.sustainable {
+                "sustainable".to_string()
+            } else {
+                r.verdict.clone()
+            },
+        );
+    }
+    match &s.headline {
+        Some(h) => {
+            let _ = writeln!(
+                o,
+                "highest sustainable rate: {} req/s (throughput {:.2} req/s, p90 {}{})",
+                fmt_rate(h.target_rps),
+                h.throughput_rps,
+                fmt_latency_ms(h.latency_p90_ms),
+                h.cost
+                    .usd_per_1k_tokens
+                    .map(|c| format!(", {} USD per 1K tokens", fmt_sig(c, 3)))
+                    .unwrap_or_default()
+            );
+        }
+        None => {
+            let _ = writeln!(o, "no step was sustainable");
+        }
+    }
+    if s.stopped_early {
+        let _ = writeln!(
+            o,
+            "stopped after {} of {} planned steps",
+            s.steps.len(),
+            s.planned_steps
+        );
+    }
+    o
+}

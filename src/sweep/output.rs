@@ -1,0 +1,121 @@
+//! The run folder `reports/<run-id>/`: `scenario.toml` (as run, price resolved),
+//! `results.jsonl` (every record, with its `step`), and everything derived from them:
+//! `steps.csv`, `summary.json`, `report.md` and the PNG charts.
+//!
+//! Derived files are only ever written by [`rebuild`], from `scenario.toml` + `results.jsonl`,
+//! both live (after each step) and by `rpload report --sweep DIR`, so the two are
+//! byte-identical by construction.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::record;
+use crate::report;
+use crate::scenario::ScenarioFile;
+
+use super::slo::Slo;
+use super::summary::{self, StepData, SweepInput, SweepSummary};
+
+pub const SCENARIO_TOML: &str = "scenario.toml";
+pub const RESULTS_JSONL: &str = "results.jsonl";
+pub const STEPS_CSV: &str = "steps.csv";
+pub const SUMMARY_JSON: &str = "summary.json";
+pub const REPORT_MD: &str = "report.md";
+
+/// What reports call a target-less run's endpoint.
+pub const EMBEDDED_TARGET: &str = "embedded reference server (rpload serve)";
+
+/// Creates `dir` (and parents) and proves it writable, before any request is sent.
+pub fn prepare_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "output folder {}: cannot create it; pass --out with a writable folder",
+            dir.display()
+        )
+    })?;
+    let probe = dir.join(".rpload-write-test");
+    std::fs::write(&probe, b"").with_context(|| {
+        format!(
+            "output folder {}: cannot write into it; pass --out with a writable folder",
+            dir.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Writes the scenario as run.
+pub fn write_scenario(dir: &Path, file: &ScenarioFile) -> Result<()> {
+    let path = dir.join(SCENARIO_TOML);
+    std::fs::write(&path, file.to_toml()).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads `results.jsonl` into per-step data; records without a step are skipped.
+pub fn load_steps(path: &Path) -> Result<BTreeMap<u32, StepData>> {
+    let mut steps: BTreeMap<u32, StepData> = BTreeMap::new();
+    if !path.exists() {
+        return Ok(steps);
+    }
+    for rec in record::open(path)? {
+        let rec = rec?;
+        if let Some(step) = rec.step {
+            steps.entry(step).or_default().add(&rec);
+        }
+    }
+    Ok(steps)
+}
+
+/// Recomputes every derived file in `dir` from `scenario.toml` and `results.jsonl`.
+pub fn rebuild(dir: &Path) -> Result<SweepSummary> {
+    let summary = summarize(dir, None)?;
+    write_derived(dir, &summary)?;
+    Ok(summary)
+}
+
+/// The numbers of the run in `dir`, optionally re-judged with another SLO; writes nothing.
+pub fn summarize(dir: &Path, slo: Option<&Slo>) -> Result<SweepSummary> {
+    let scenario_path = dir.join(SCENARIO_TOML);
+    if !scenario_path.exists() {
+        anyhow::bail!(
+            "{} has no {SCENARIO_TOML}: --sweep needs a folder written by `rpload sweep`",
+            dir.display()
+        );
+    }
+    let file = ScenarioFile::load(&scenario_path)?;
+    let mut scenario = file
+        .validate()
+        .with_context(|| format!("checking {}", scenario_path.display()))?;
+    if let Some(slo) = slo {
+        scenario.rules.slo = slo.clone();
+    }
+    let price = scenario.resolve_price()?;
+    let steps = load_steps(&dir.join(RESULTS_JSONL))?;
+    let summary = summary::build(&SweepInput {
+        scenario: &scenario,
+        price: price.as_ref(),
+        target: scenario
+            .target
+            .clone()
+            .unwrap_or_else(|| EMBEDDED_TARGET.to_string()),
+        steps: &steps,
+    });
+    Ok(summary)
+}
+
+/// Writes steps.csv, summary.json, report.md and the charts.
+pub fn write_derived(dir: &Path, s: &SweepSummary) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let mut put = |name: &str, text: String| -> Result<()> {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+        Ok(())
+    };
+    put(STEPS_CSV, report::csv::steps_csv(s))?;
+    put(SUMMARY_JSON, serde_json::to_string_pretty(s)? + "\n")?;
+    put(REPORT_MD, report::markdown::report_md(s))?;
+    written.extend(report::png::render_all(s, dir)?);
+    Ok(written)
+}

@@ -1,0 +1,256 @@
+//! The sweep driver with a model target (no network): verdicts where capacity says, the
+//! early-stop rule, repeats, warm-up, a target that dies mid-sweep, and every bad input caught
+//! before the first request.
+
+#[path = "sweep_common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Model, ModelRunner};
+use rpload::cli::SweepArgs;
+use rpload::scenario::ScenarioFile;
+use rpload::sweep::output;
+use rpload::sweep::run::{DriveConfig, drive, prepare};
+
+const MODEL: Model = Model {
+    capacity: 30.0,
+    service_s: 0.1,
+};
+
+fn scenario(rps: &str, extra: &str) -> rpload::scenario::Scenario {
+    let text = format!(
+        "name = \"model\"\ntarget = \"http://127.0.0.1:9\"\n[sweep]\nrps = \"{rps}\"\nstep_duration = \"2s\"\ncooldown = \"0s\"\n{extra}"
+    );
+    ScenarioFile::parse(&text, "test.toml")
+        .unwrap()
+        .validate()
+        .unwrap()
+}
+
+async fn run(
+    sc: &rpload::scenario::Scenario,
+    dir: &Path,
+    runner: &mut ModelRunner,
+) -> anyhow::Result<rpload::sweep::summary::SweepSummary> {
+    let cfg = DriveConfig {
+        scenario: sc,
+        price: sc.resolve_price().unwrap(),
+        dir,
+        progress: false,
+    };
+    drive(&cfg, runner).await
+}
+
+#[tokio::test]
+async fn verdicts_follow_capacity_and_stop_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario("10,20,30,40,50,60,70", "");
+    let mut runner = ModelRunner::new(MODEL);
+    let s = run(&sc, dir.path(), &mut runner).await.unwrap();
+    let verdicts: Vec<(f64, bool)> = s
+        .steps
+        .iter()
+        .map(|r| (r.target_rps, r.sustainable))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            (10.0, true),
+            (20.0, true),
+            (30.0, true),
+            (40.0, false),
+            (50.0, false)
+        ]
+    );
+    assert!(s.stopped_early);
+    assert_eq!(s.headline.as_ref().unwrap().target_rps, 30.0);
+    assert_eq!(runner.calls.len(), 5);
+    // Every record is on disk with its step.
+    let lines = std::fs::read_to_string(dir.path().join(output::RESULTS_JSONL)).unwrap();
+    assert_eq!(lines.lines().count(), (20 + 40 + 60 + 80 + 100) as usize);
+    assert!(lines.lines().all(|l| l.contains("\"step\":")));
+    // The folder rebuilds to the same summary.
+    assert_eq!(output::rebuild(dir.path()).unwrap(), s);
+}
+
+#[tokio::test]
+async fn no_early_stop_runs_every_step_and_repeats_fold() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(
+        "10..70",
+        "step = 20\nrepeat = 2\nearly_stop = false\nwarmup = \"1s\"\n",
+    );
+    let mut runner = ModelRunner::new(MODEL);
+    let s = run(&sc, dir.path(), &mut runner).await.unwrap();
+    assert_eq!(s.steps.len(), 8);
+    assert_eq!(s.rates.len(), 4);
+    assert!(!s.stopped_early);
+    let rates: Vec<(f64, bool)> = s
+        .rates
+        .iter()
+        .map(|r| (r.target_rps, r.sustainable))
+        .collect();
+    assert_eq!(
+        rates,
+        [(10.0, true), (30.0, true), (50.0, false), (70.0, false)]
+    );
+    // A warm-up before each measured step, records dropped.
+    assert_eq!(runner.calls.len(), 16);
+    assert_eq!(runner.calls[0].step, None);
+    assert_eq!(runner.calls[0].duration, Duration::from_secs(1));
+    assert_eq!(runner.calls[1].step, Some(0));
+}
+
+#[tokio::test]
+async fn slo_moves_the_headline() {
+    let dir = tempfile::tempdir().unwrap();
+    // Service time 0.1 s + rps/1000 + up to 30 ms: p95 is 140 ms at 10 req/s, 150 ms at 20.
+    let sc = scenario("10,20,30", "slo = \"p95<145ms\"\nearly_stop = false\n");
+    let s = run(&sc, dir.path(), &mut ModelRunner::new(MODEL))
+        .await
+        .unwrap();
+    let v: Vec<bool> = s.steps.iter().map(|r| r.sustainable).collect();
+    assert_eq!(
+        v,
+        [true, false, false],
+        "{:?}",
+        s.steps.iter().map(|r| &r.verdict).collect::<Vec<_>>()
+    );
+    assert!(s.steps[1].verdict.contains("SLO p95<145ms missed"));
+}
+
+#[tokio::test]
+async fn a_target_that_dies_keeps_everything_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario("10,20,30,40", "[cost]\nprice_per_hour = 1.624\n");
+    let mut runner = ModelRunner::new(MODEL);
+    runner.die_at = Some(2);
+    let err = run(&sc, dir.path(), &mut runner).await.unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("sweep interrupted; what was measured is in"),
+        "{msg}"
+    );
+    assert!(msg.contains("connection refused"), "{msg}");
+    let csv = std::fs::read_to_string(dir.path().join(output::STEPS_CSV)).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 3, "{csv}");
+    let md = std::fs::read_to_string(dir.path().join(output::REPORT_MD)).unwrap();
+    assert!(md.contains("3 of 4 planned (stopped early)"), "{md}");
+    for png in [
+        "latency.png",
+        "throughput.png",
+        "cost.png",
+        "latency_distribution.png",
+    ] {
+        assert!(dir.path().join(png).exists(), "{png}");
+    }
+}
+
+fn args(out: &Path) -> SweepArgs {
+    SweepArgs {
+        target: Some("http://127.0.0.1:9".into()),
+        rps: Some("10..50".into()),
+        step: Some(10.0),
+        out: Some(out.to_path_buf()),
+        ..Default::default()
+    }
+}
+
+fn prepare_err(a: &SweepArgs) -> String {
+    match prepare(a) {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[test]
+fn bad_input_is_caught_before_the_first_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    assert!(prepare(&args(&out)).is_ok());
+
+    let e = prepare_err(&SweepArgs {
+        rps: Some("50..10".into()),
+        ..args(&out)
+    });
+    assert!(e.contains("reversed range"), "{e}");
+    let e = prepare_err(&SweepArgs {
+        rps: Some("10..".into()),
+        ..args(&out)
+    });
+    assert!(e.contains("empty range"), "{e}");
+    let e = prepare_err(&SweepArgs {
+        step: Some(0.0),
+        ..args(&out)
+    });
+    assert!(e.contains("step must be positive"), "{e}");
+
+    let e = prepare_err(&SweepArgs {
+        slo: Some("p95<2s,ttft_p95<500xs".into()),
+        ..args(&out)
+    });
+    assert!(e.contains("unknown unit `xs`"), "{e}");
+    assert!(
+        e.contains("\n  p95<2s,ttft_p95<500xs\n                     ^^"),
+        "{e}"
+    );
+
+    let scenario = dir.path().join("bad.toml");
+    std::fs::write(
+        &scenario,
+        "target = \"http://127.0.0.1:9\"\n[sweep]\nrps = \"10\"\nrate_limit = 3\n",
+    )
+    .unwrap();
+    let e = prepare_err(&SweepArgs {
+        scenario: Some(scenario.clone()),
+        ..args(&out)
+    });
+    assert!(
+        e.contains(&format!(
+            "{}:4:1: unknown field `rate_limit`",
+            scenario.display()
+        )),
+        "{e}"
+    );
+
+    let e = prepare_err(&SweepArgs {
+        instance: Some("g5.4xlarg".into()),
+        ..args(&out)
+    });
+    assert!(
+        e.contains("unknown instance `g5.4xlarg`") && e.contains("g5.4xlarge"),
+        "{e}"
+    );
+
+    // An output folder under a regular file cannot be created.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let e = prepare_err(&SweepArgs {
+        out: Some(file.join("run")),
+        ..args(&out)
+    });
+    assert!(e.contains("cannot create it"), "{e}");
+
+    // Attack options are checked by the attacker's own setup, still before any request.
+    let e = prepare_err(&SweepArgs {
+        api: Some("grpc".into()),
+        ..args(&out)
+    });
+    assert!(e.contains("grpc"), "{e}");
+    let e = prepare_err(&SweepArgs {
+        headers: vec!["no colon".into()],
+        ..args(&out)
+    });
+    assert!(e.contains("Name: value"), "{e}");
+
+    let e = prepare_err(&SweepArgs {
+        prompts: Some("no/such/prompts.jsonl".into()),
+        ..args(&out)
+    });
+    assert!(
+        e.contains("prompts: no/such/prompts.jsonl does not exist"),
+        "{e}"
+    );
+}
