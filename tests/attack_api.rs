@@ -12,7 +12,7 @@ fn url(addr: std::net::SocketAddr) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tgi_stream_measures_ttft_itl_and_server_tokens() {
-    let addr = spawn(Behaviour::default()).await; // ttft 40 ms, itl 15 ms, 5 tokens
+    let addr = spawn(Behaviour::default()).await; // ttft 40 ms, itl 25 ms, 5 tokens
     let target = url(addr);
     let records = attack(&[
         "--api",
@@ -39,15 +39,17 @@ async fn tgi_stream_measures_ttft_itl_and_server_tokens() {
             (Some(5), Some(TokensSource::Server))
         );
         assert_eq!(r.tokens_in, Some(11));
+        // The first token is due at 40 ms and the last at 140 ms: TTFT must sit near the first.
         let ttft = ms(r.ttft_ns.unwrap());
-        assert!((38.0..80.0).contains(&ttft), "ttft {ttft} ms");
+        assert!((38.0..110.0).contains(&ttft), "ttft {ttft} ms");
         assert_eq!(r.itl_ns.len(), 4);
-        for gap in &r.itl_ns {
-            assert!((12.0..40.0).contains(&ms(*gap)), "itl {} ms", ms(*gap));
-        }
+        // A late chunk shortens the next gap, so check the gaps' sum here and their pooled
+        // median below rather than each one.
+        let sum: u64 = r.itl_ns.iter().sum();
+        assert!((95.0..180.0).contains(&ms(sum)), "itl sum {} ms", ms(sum));
         // latency = ttft + 4 gaps, measured from the intended time
         assert!(
-            ms(r.latency) >= 40.0 + 4.0 * 15.0 - 1.0,
+            ms(r.latency) >= 40.0 + 4.0 * 25.0 - 1.0,
             "{}",
             ms(r.latency)
         );
@@ -56,6 +58,13 @@ async fn tgi_stream_measures_ttft_itl_and_server_tokens() {
     }
     // intended times are the constant schedule: 50 ms apart
     assert_eq!(records[7].intended_ns, 350_000_000);
+    let mut gaps: Vec<u64> = records
+        .iter()
+        .flat_map(|r| r.itl_ns.iter().copied())
+        .collect();
+    gaps.sort_unstable();
+    let median = ms(gaps[gaps.len() / 2]);
+    assert!((23.0..40.0).contains(&median), "itl median {median} ms");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,8 +93,8 @@ async fn tgi_generate_reads_details_and_headers() {
         assert_eq!(r.tokens_out, Some(7));
         assert_eq!(r.tokens_in, Some(11)); // from x-prompt-tokens
         assert_eq!(r.ttft_ns, None); // not observable without streaming
-        // 40 ms + 6 x 15 ms
-        assert!(ms(r.latency) >= 129.0, "{}", ms(r.latency));
+        // 40 ms + 6 x 25 ms
+        assert!(ms(r.latency) >= 189.0, "{}", ms(r.latency));
     }
 }
 
@@ -113,7 +122,7 @@ async fn openai_chat_stream_and_completions() {
         assert!(r.is_success(), "{r:?}");
         assert_eq!((r.tokens_out, r.tokens_in), (Some(6), Some(9)));
         assert_eq!(r.tokens_source, Some(TokensSource::Server));
-        assert!((38.0..80.0).contains(&ms(r.ttft_ns.unwrap())));
+        assert!((38.0..120.0).contains(&ms(r.ttft_ns.unwrap())));
         assert_eq!(r.itl_ns.len(), 5);
     }
     let whole = attack(&[

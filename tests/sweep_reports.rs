@@ -159,7 +159,7 @@ fn rebuild_of_a_folder_without_scenario_says_so() {
 
 /// Renders the synthetic sweep into `$RPLOAD_CHART_DIR` for looking at the charts by eye.
 #[test]
-#[ignore]
+#[ignore = "manual tool: renders charts into $RPLOAD_CHART_DIR to look at"]
 fn render_for_inspection() {
     let dir = std::path::PathBuf::from(std::env::var("RPLOAD_CHART_DIR").unwrap());
     std::fs::create_dir_all(&dir).unwrap();

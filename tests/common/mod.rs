@@ -30,7 +30,7 @@ impl Default for Behaviour {
     fn default() -> Self {
         Self {
             ttft: Duration::from_millis(40),
-            itl: Duration::from_millis(15),
+            itl: Duration::from_millis(25),
             tokens: 5,
             fault: Fault::None,
         }
