@@ -37,6 +37,11 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 
 /// Prefill then greedy decode through the KV cache: (prompt logits, tokens, last-step logits).
 fn run(dir: &Path, exp: &Expected) -> (Vec<f32>, Vec<u32>, Vec<f32>) {
+    run_with(dir, exp, true)
+}
+
+/// `host_attention`: the f32 CPU kernel (true) or candle ops (false, the f16/bf16/CUDA path).
+fn run_with(dir: &Path, exp: &Expected, host_attention: bool) -> (Vec<f32>, Vec<u32>, Vec<f32>) {
     let loaded = engine::load(
         &ModelSpec::Folder(dir.to_path_buf()),
         DType::F32,
@@ -44,6 +49,7 @@ fn run(dir: &Path, exp: &Expected) -> (Vec<f32>, Vec<u32>, Vec<f32>) {
     )
     .expect("fixture loads");
     let mut model = loaded.model;
+    model.set_host_attention(host_attention);
     assert_eq!(
         loaded
             .tokenizer
@@ -76,9 +82,16 @@ fn run(dir: &Path, exp: &Expected) -> (Vec<f32>, Vec<u32>, Vec<f32>) {
 }
 
 fn check_fixture(name: &str) {
+    for host_attention in [true, false] {
+        check_fixture_with(name, host_attention);
+    }
+}
+
+fn check_fixture_with(name: &str, host_attention: bool) {
     let dir = fixture(name);
     let exp = expected(&dir);
-    let (prompt, tokens, last) = run(&dir, &exp);
+    let (prompt, tokens, last) = run_with(&dir, &exp, host_attention);
+    let name = format!("{name} (host attention: {host_attention})");
     let d = max_diff(&prompt, &exp.prompt_logits);
     assert!(d < 1e-4, "{name}: prompt logits differ by {d}");
     assert_eq!(tokens, exp.greedy_tokens, "{name}: greedy continuation");
@@ -180,16 +193,23 @@ fn misshaped_and_missing_tensors_are_named_with_both_shapes() {
 
 #[test]
 fn batched_sequences_match_running_alone() {
+    for host_attention in [true, false] {
+        batched_sequences_match_running_alone_with(host_attention);
+    }
+}
+
+fn batched_sequences_match_running_alone_with(host_attention: bool) {
     // Two sequences of different lengths in one step give the same logits as each alone:
     // the ragged batch must not leak attention across sequences.
     let dir = fixture("gpt_neox_sequential");
     let exp = expected(&dir);
     let loaded = engine::load(&ModelSpec::Folder(dir), DType::F32, DeviceKind::Cpu).unwrap();
     let mut model = loaded.model;
+    model.set_host_attention(host_attention);
     let a = &exp.input_ids[..];
     let b = &exp.input_ids[5..17];
     let alone = |model: &mut dyn Engine, ids: &[u32]| {
-        let mut c = model.new_cache(8);
+        let mut c = model.new_cache(2); // small: exercises cache growth
         model
             .step(&mut [SeqInput {
                 tokens: ids,

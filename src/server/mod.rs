@@ -79,6 +79,9 @@ pub struct ServerConfig {
     pub max_total_tokens: Option<usize>,
     pub max_batch_total_tokens: Option<usize>,
     pub max_batch_size: Option<usize>,
+    /// Threads for the model's math (`None`: one for `tiny`, whose ops are too small to
+    /// split, else every core).
+    pub threads: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +100,7 @@ impl Default for ServerConfig {
             max_total_tokens: None,
             max_batch_total_tokens: None,
             max_batch_size: None,
+            threads: None,
         }
     }
 }
@@ -142,6 +146,7 @@ impl ServerConfig {
             max_total_tokens: args.max_total_tokens,
             max_batch_total_tokens: args.max_batch_total_tokens,
             max_batch_size: args.max_batch_size,
+            threads: args.threads,
         };
         cfg.check_flags()?;
         Ok(cfg)
@@ -157,6 +162,7 @@ impl ServerConfig {
             (self.max_total_tokens, "--max-total-tokens"),
             (self.max_batch_total_tokens, "--max-batch-total-tokens"),
             (self.max_batch_size, "--max-batch-size"),
+            (self.threads, "--threads"),
         ];
         for (value, flag) in nonzero {
             if value == Some(0) {
@@ -174,6 +180,18 @@ impl ServerConfig {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Threads for the model's math; see [`ServerConfig::threads`].
+    pub fn compute_threads(&self) -> usize {
+        let tiny = matches!(&self.model, ModelSpec::Preset { name, .. } if name == "tiny");
+        self.threads.unwrap_or_else(|| {
+            if tiny {
+                1
+            } else {
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            }
+        })
     }
 
     /// Fills the token limits from the model's context, as TGI's launcher does.
@@ -225,6 +243,20 @@ fn dtype_name(d: DType) -> &'static str {
     }
 }
 
+/// Gives candle's CPU matmuls the thread count of [`ServerConfig::compute_threads`].
+///
+/// candle reads `RAYON_NUM_THREADS` on every matmul and, when it is unset, splits even tiny
+/// matrices across all cores; on `tiny` that dispatch costs several times the arithmetic.
+/// Setting the variable is only sound while no other thread exists, so call this first thing
+/// in `main` (as [`crate::run`] does for `serve`), before any runtime starts. An explicit
+/// `RAYON_NUM_THREADS` from the user wins.
+pub fn configure_process(cfg: &ServerConfig) {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: documented precondition: called before the process starts other threads.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", cfg.compute_threads().to_string()) };
+    }
+}
+
 /// Loads the model (on a blocking thread), starts the scheduler worker and builds the router.
 async fn build(cfg: ServerConfig) -> anyhow::Result<axum::Router> {
     let (spec, dtype, device) = (cfg.model.clone(), cfg.dtype, cfg.device);
@@ -244,6 +276,7 @@ async fn build(cfg: ServerConfig) -> anyhow::Result<axum::Router> {
         Box::new(loaded.model),
         loaded.tokenizer.clone(),
         metrics.clone(),
+        cfg.compute_threads(),
     )
     .context("starting the scheduler thread")?;
     let info = http::ServerInfo {

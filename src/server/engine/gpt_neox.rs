@@ -17,6 +17,7 @@ use candle_nn::{LayerNorm, Linear, Module};
 use serde::Deserialize;
 
 use super::EngineError;
+use super::cpu_attention::{self, RotaryTables, SeqRows};
 use super::kv_cache::KvCache;
 use super::weights::WeightSource;
 
@@ -192,6 +193,10 @@ pub struct GptNeox {
     /// `[max_position_embeddings, rotary_dims / 2]`.
     cos: Tensor,
     sin: Tensor,
+    /// The same tables on the host, for the f32 CPU kernel.
+    host_rotary: RotaryTables,
+    /// Attention through `cpu_attention` (f32 on CPU) rather than candle ops.
+    host_attention: bool,
     device: Device,
     dtype: DType,
 }
@@ -242,6 +247,12 @@ impl GptNeox {
         };
         let embed_out_t = embed_out.t()?.contiguous()?;
         let (cos, sin) = rotary_tables(&cfg, dtype, device)?;
+        let host_rotary = RotaryTables {
+            cos: cos.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+            sin: sin.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+            half: cfg.rotary_dims().max(2) / 2,
+        };
+        let host_attention = device.is_cpu() && dtype == DType::F32;
         Ok(Self {
             cfg,
             act,
@@ -251,6 +262,8 @@ impl GptNeox {
             embed_out_t,
             cos,
             sin,
+            host_rotary,
+            host_attention,
             device: device.clone(),
             dtype,
         })
@@ -260,14 +273,15 @@ impl GptNeox {
         &self.cfg
     }
 
+    /// Forces the candle attention path (`false`) or the CPU kernel (`true`, f32 on CPU only);
+    /// tests use it to pin both paths to the same numbers.
+    pub fn set_host_attention(&mut self, on: bool) {
+        self.host_attention = on && self.device.is_cpu() && self.dtype == DType::F32;
+    }
+
     /// Runs one step: feeds each sequence its tokens, appends their K/V to its cache, and
     /// returns the logits of each sequence's last fed position, `[batch, vocab]` in f32.
     pub fn forward(&self, batch: &mut [SeqInput<'_>]) -> candle_core::Result<Tensor> {
-        let (h, heads, hd) = (
-            self.cfg.hidden_size,
-            self.cfg.num_attention_heads,
-            self.cfg.head_dim(),
-        );
         let mut ids = Vec::new();
         let mut positions = Vec::new();
         let mut spans = Vec::with_capacity(batch.len());
@@ -287,37 +301,23 @@ impl GptNeox {
         let n = ids.len();
         let ids = Tensor::from_vec(ids, n, &self.device)?;
         let positions = Tensor::from_vec(positions, n, &self.device)?;
-        let cos = self.cos.index_select(&positions, 0)?;
-        let sin = self.sin.index_select(&positions, 0)?;
+        // The CPU kernel reads the host tables itself; the candle path gathers per token.
+        let rope = if self.host_attention {
+            None
+        } else {
+            Some((
+                self.cos.index_select(&positions, 0)?,
+                self.sin.index_select(&positions, 0)?,
+            ))
+        };
         let mut x = self.embed_in.index_select(&ids, 0)?;
-        let scale = 1.0 / (hd as f64).sqrt();
         for (l, layer) in self.layers.iter().enumerate() {
             let a_in = layer.input_layernorm.forward(&x)?;
-            // Per-head fused layout: output features are [head][q|k|v][head_dim].
-            let qkv = layer
-                .query_key_value
-                .forward(&a_in)?
-                .reshape((n, heads, 3 * hd))?;
-            let q = self.rotate(&qkv.narrow(2, 0, hd)?, &cos, &sin)?;
-            let k = self.rotate(&qkv.narrow(2, hd, hd)?, &cos, &sin)?;
-            let v = qkv.narrow(2, 2 * hd, hd)?.contiguous()?;
-            let mut outs = Vec::with_capacity(batch.len());
-            for (seq, &(start, t, past)) in batch.iter_mut().zip(&spans) {
-                let (k_all, v_all) =
-                    seq.cache
-                        .append(l, &k.narrow(0, start, t)?, &v.narrow(0, start, t)?)?;
-                let q_s = self.mm_operand(q.narrow(0, start, t)?.transpose(0, 1)?)?; // [H,t,hd]
-                let k_t = self.mm_operand(k_all.permute((1, 2, 0))?)?; // [H,hd,T]
-                let v_h = self.mm_operand(v_all.permute((1, 0, 2))?)?; // [H,T,hd]
-                let mut scores = (q_s.matmul(&k_t)? * scale)?;
-                if t > 1 {
-                    scores = scores.broadcast_add(&self.causal_mask(t, past)?)?;
-                }
-                let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-                let o = probs.matmul(&v_h)?.transpose(0, 1)?.reshape((t, h))?;
-                outs.push(o);
-            }
-            let attn = Tensor::cat(&outs, 0)?;
+            let qkv = layer.query_key_value.forward(&a_in)?;
+            let attn = match &rope {
+                None => self.attend_host(l, &qkv, batch, &spans)?,
+                Some((cos, sin)) => self.attend_candle(l, &qkv, batch, &spans, (cos, sin))?,
+            };
             let attn = layer.dense.forward(&attn)?;
             x = if self.cfg.use_parallel_residual {
                 let m = self.mlp(layer, &layer.post_attention_layernorm.forward(&x)?)?;
@@ -335,6 +335,81 @@ impl GptNeox {
         let last = Tensor::from_vec(last, spans.len(), &self.device)?;
         let x = self.final_layer_norm.forward(&x.index_select(&last, 0)?)?;
         x.matmul(&self.embed_out_t)?.to_dtype(DType::F32)
+    }
+
+    /// Attention of layer `l` with candle ops, one sequence at a time (any dtype, any device).
+    fn attend_candle(
+        &self,
+        l: usize,
+        qkv: &Tensor,
+        batch: &mut [SeqInput<'_>],
+        spans: &[(usize, usize, usize)],
+        (cos, sin): (&Tensor, &Tensor),
+    ) -> candle_core::Result<Tensor> {
+        let (h, heads, hd) = (
+            self.cfg.hidden_size,
+            self.cfg.num_attention_heads,
+            self.cfg.head_dim(),
+        );
+        let n = qkv.dim(0)?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        // Per-head fused layout: output features are [head][q|k|v][head_dim].
+        let qkv = qkv.reshape((n, heads, 3 * hd))?;
+        let q = self.rotate(&qkv.narrow(2, 0, hd)?, cos, sin)?;
+        let k = self.rotate(&qkv.narrow(2, hd, hd)?, cos, sin)?;
+        let v = qkv.narrow(2, 2 * hd, hd)?.contiguous()?;
+        let mut outs = Vec::with_capacity(batch.len());
+        for (seq, &(start, t, past)) in batch.iter_mut().zip(spans) {
+            let (k_all, v_all) =
+                seq.cache
+                    .append(l, &k.narrow(0, start, t)?, &v.narrow(0, start, t)?)?;
+            let q_s = self.mm_operand(q.narrow(0, start, t)?.transpose(0, 1)?)?; // [H,t,hd]
+            let k_t = self.mm_operand(k_all.permute((1, 2, 0))?)?; // [H,hd,T]
+            let v_h = self.mm_operand(v_all.permute((1, 0, 2))?)?; // [H,T,hd]
+            let mut scores = (q_s.matmul(&k_t)? * scale)?;
+            if t > 1 {
+                scores = scores.broadcast_add(&self.causal_mask(t, past)?)?;
+            }
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            outs.push(probs.matmul(&v_h)?.transpose(0, 1)?.reshape((t, h))?);
+        }
+        Tensor::cat(&outs, 0)
+    }
+
+    /// Attention of layer `l` through the f32 CPU kernel: one copy of QKV out, one of the
+    /// result back, and plain loops in between.
+    fn attend_host(
+        &self,
+        l: usize,
+        qkv: &Tensor,
+        batch: &mut [SeqInput<'_>],
+        spans: &[(usize, usize, usize)],
+    ) -> candle_core::Result<Tensor> {
+        let (h, heads, hd) = (
+            self.cfg.hidden_size,
+            self.cfg.num_attention_heads,
+            self.cfg.head_dim(),
+        );
+        let n = qkv.dim(0)?;
+        let host = qkv.flatten_all()?.to_vec1::<f32>()?;
+        let mut rows: Vec<SeqRows<'_>> = batch
+            .iter_mut()
+            .zip(spans)
+            .map(|(seq, &(start, len, past))| SeqRows {
+                start,
+                len,
+                past,
+                kv: seq.cache.host_layer(l, heads, hd, len),
+            })
+            .collect();
+        let mut out = vec![0f32; n * h];
+        let shape = cpu_attention::Shape {
+            heads: self.cfg.num_attention_heads,
+            head_dim: self.cfg.head_dim(),
+            rotary_dims: self.cfg.rotary_dims(),
+        };
+        cpu_attention::attend(&host, shape, &self.host_rotary, &mut rows, &mut out);
+        Tensor::from_vec(out, (n, h), &self.device)
     }
 
     fn mlp(&self, layer: &Layer, xs: &Tensor) -> candle_core::Result<Tensor> {

@@ -5,6 +5,7 @@
 //! tokenizer). Must not know about queues, channels or HTTP; everything here is blocking compute
 //! and runs on the scheduler's own OS thread.
 
+pub mod cpu_attention;
 pub mod gpt_neox;
 pub mod kv_cache;
 pub mod presets;

@@ -154,18 +154,23 @@ struct Submit {
 /// The cloneable front of the worker: submit a request, get its stream.
 #[derive(Clone)]
 pub struct SchedulerHandle {
+    /// Kept alive with the handles: a dropped pool lets its idle threads exit, which would
+    /// quietly leave the loop computing alone.
+    _pool: Arc<rayon::ThreadPool>,
     tx: mpsc::UnboundedSender<Submit>,
     next_id: Arc<AtomicU64>,
 }
 
 impl SchedulerHandle {
-    /// Starts the worker thread. It ends when every handle is dropped and the work is done.
+    /// Starts the worker on a pool of `compute_threads` threads (the loop itself is one of
+    /// them). It ends when every handle is dropped and the work is done.
     pub fn start(
         kind: SchedulerKind,
         limits: BatchLimits,
         engine: Box<dyn Engine>,
         tokenizer: Arc<TextTokenizer>,
         metrics: Arc<Metrics>,
+        compute_threads: usize,
     ) -> std::io::Result<Self> {
         let policy: Box<dyn Scheduler> = match kind {
             SchedulerKind::Continuous => Box::new(continuous::State::new(limits)),
@@ -180,10 +185,17 @@ impl SchedulerHandle {
             waiting: HashMap::new(),
             running: Vec::new(),
         };
-        std::thread::Builder::new()
-            .name(format!("rpload-{}", kind.name()))
-            .spawn(move || worker.run(rx))?;
+        // candle's CPU kernels (softmax, layer norm, rope, gemm) call rayon on every op. Run
+        // the loop on a thread of our own pool so those calls execute here instead of waking
+        // another thread per op, which costs more than the op itself on small models.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(compute_threads)
+            .thread_name(move |i| format!("rpload-{}-{i}", kind.name()))
+            .build()
+            .map_err(std::io::Error::other)?;
+        pool.spawn(move || worker.run(rx));
         Ok(Self {
+            _pool: Arc::new(pool),
             tx,
             next_id: Arc::new(AtomicU64::new(0)),
         })
