@@ -393,8 +393,15 @@ impl Worker {
                 None => seq.tx.send(Event::Token(token)),
                 Some(finish_reason) => {
                     let out = &seq.ids[seq.req.input_ids.len()..];
+                    let generated_text = self.tokenizer.decode(out);
+                    // The detokenizer holds back a trailing partial character; the last
+                    // delta flushes it so streamed deltas add up to `generated_text`.
+                    let mut token = token;
+                    if let Some(rest) = generated_text.strip_prefix(seq.text.as_str()) {
+                        token.delta.push_str(rest);
+                    }
                     let generation = Generation {
-                        generated_text: self.tokenizer.decode(out),
+                        generated_text,
                         finish_reason,
                         generated_tokens: generated,
                         seed: seq.req.sampling.do_sample.then_some(seq.req.sampling.seed),
