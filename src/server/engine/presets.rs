@@ -16,10 +16,10 @@ pub fn config(name: &str) -> Option<Config> {
         // many sequences into one step pays off the way it does for big models on GPUs.
         "tiny" => shape(Shape {
             vocab: 1024,
-            hidden: 64,
-            layers: 6,
-            heads: 4,
-            intermediate: 256,
+            hidden: 32,
+            layers: 12,
+            heads: 2,
+            intermediate: 128,
             rotary: 0.25,
             parallel: true,
         }),
