@@ -6,15 +6,18 @@ generated tokens/s. Usage: hf_generate.py DIR [--max-new-tokens 64] [--batches 1
 import argparse
 import json
 import os
-import sys
 import time
 
 import torch
 from tokenizers import Tokenizer
 from transformers import GPTNeoXForCausalLM
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_load import PROMPT  # noqa: E402  (same prompt as the HTTP load)
+# The same prompt as examples/serve_load.rs (107 tokens with rpload's embedded tokenizer).
+PROMPT = (
+    "The quick brown fox jumps over the lazy dog while the server answers every request. "
+    "Load testing measures how many requests an endpoint can take within a latency target, "
+    "and what each thousand tokens costs on the instance that serves them."
+)
 
 
 def main():

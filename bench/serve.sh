@@ -4,7 +4,7 @@
 #
 # For each model shape (tiny, pythia-70m) it writes a HF folder with random weights
 # (bench/hf_model.py), serves it with `rpload serve --model DIR`, drives it with
-# bench/serve_load.py (closed loop: C clients back to back, TGI /generate, a 107-token prompt,
+# examples/serve_load.rs (closed loop: C clients back to back, TGI /generate, a 107-token prompt,
 # exactly MAX_NEW new tokens via ignore_eos), then runs transformers on the folder.
 #
 # Needs: python3 with torch, transformers, tokenizers (pip install torch transformers tokenizers).
@@ -16,8 +16,9 @@ MAX_NEW=${MAX_NEW:-64}
 MODELS=${MODELS:-"tiny pythia-70m"}
 PORT=${PORT:-18181}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
-cargo build --release --quiet
+cargo build --release --quiet --bin rpload --example serve_load
 BIN="$CARGO_TARGET_DIR/release/rpload"
+LOAD="$CARGO_TARGET_DIR/release/examples/serve_load"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -37,8 +38,8 @@ for model in $MODELS; do
     pid=$!
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health" > /dev/null && break; sleep 0.2; done
     for c in 1 8 32; do
-      tps[$engine-$c]=$(python3 bench/serve_load.py --url "http://127.0.0.1:$PORT" --concurrency "$c" \
-        --duration "$DURATION" --max-new-tokens "$MAX_NEW" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens_per_s"])')
+      tps[$engine-$c]=$("$LOAD" "http://127.0.0.1:$PORT" "$c" "$DURATION" "$MAX_NEW" \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens_per_s"])')
     done
     kill "$pid"; wait "$pid" 2> /dev/null || true
   done

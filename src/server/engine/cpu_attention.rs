@@ -39,6 +39,27 @@ pub struct SeqRows<'a> {
     pub kv: &'a mut HostKv,
 }
 
+/// The queries of one prefill chunk for one head: row `i` of the chunk is at
+/// `queries[i * stride + offset..][..head_dim]` (the same layout as the output rows).
+#[derive(Clone, Copy)]
+struct Block<'a> {
+    queries: &'a [f32],
+    stride: usize,
+    offset: usize,
+    head_dim: usize,
+    len: usize,
+    past: usize,
+    scale: f32,
+}
+
+/// Reused buffers.
+#[derive(Default)]
+struct Scratch {
+    scores: Vec<f32>,
+    /// Keys transposed to `[head_dim, keys]` for the prefill kernel.
+    keys_t: Vec<f32>,
+}
+
 /// Computes attention for every sequence. `qkv` is `[n, 3h]` with per-head `[q|k|v]` blocks;
 /// `out` is `[n, h]`.
 pub fn attend(
@@ -67,6 +88,32 @@ trait Kernel {
     fn dot(a: &[f32], b: &[f32]) -> f32;
     /// `acc += w * x`.
     fn axpy(w: f32, x: &[f32], acc: &mut [f32]);
+
+    /// All `block.len` queries of one sequence and one head (a prefill chunk): query `i` sees
+    /// key rows `0..=past + i`. The default runs [`Kernel::head`] per query.
+    #[inline(always)]
+    fn head_block(
+        block: Block<'_>,
+        keys: &[f32],
+        values: &[f32],
+        scratch: &mut Scratch,
+        out: &mut [f32],
+    ) {
+        let hd = block.head_dim;
+        for i in 0..block.len {
+            let visible = block.past + i + 1;
+            let q = &block.queries[i * block.stride + block.offset..][..hd];
+            let o = &mut out[i * block.stride + block.offset..][..hd];
+            Self::head(
+                q,
+                &keys[..visible * hd],
+                &values[..visible * hd],
+                block.scale,
+                &mut scratch.scores,
+                o,
+            );
+        }
+    }
 
     /// `out = softmax(q · keysᵀ · scale) · values` for one query and one head; `keys` and
     /// `values` are `[visible, head_dim]` rows.
@@ -187,6 +234,39 @@ impl Kernel for Avx2 {
     }
 
     #[inline(always)]
+    fn head_block(
+        block: Block<'_>,
+        keys: &[f32],
+        values: &[f32],
+        scratch: &mut Scratch,
+        out: &mut [f32],
+    ) {
+        match block.head_dim / 8 {
+            2 => Self::block_fixed::<2>(block, keys, values, scratch, out),
+            4 => Self::block_fixed::<4>(block, keys, values, scratch, out),
+            8 => Self::block_fixed::<8>(block, keys, values, scratch, out),
+            10 => Self::block_fixed::<10>(block, keys, values, scratch, out),
+            16 => Self::block_fixed::<16>(block, keys, values, scratch, out),
+            _ => {
+                let hd = block.head_dim;
+                for i in 0..block.len {
+                    let visible = block.past + i + 1;
+                    let q = &block.queries[i * block.stride + block.offset..][..hd];
+                    let o = &mut out[i * block.stride + block.offset..][..hd];
+                    Self::head(
+                        q,
+                        &keys[..visible * hd],
+                        &values[..visible * hd],
+                        block.scale,
+                        &mut scratch.scores,
+                        o,
+                    );
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
     fn axpy(w: f32, x: &[f32], acc: &mut [f32]) {
         use std::arch::x86_64::*;
         assert!(x.len() == acc.len() && x.len() % 8 == 0);
@@ -266,6 +346,106 @@ impl Avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+impl Avx2 {
+    /// A prefill chunk: keys are transposed once so that each query scores eight keys per
+    /// vector instruction (no horizontal sum per key), then softmax and the weighted sum of
+    /// values as in `head_fixed`.
+    #[inline(always)]
+    fn block_fixed<const N: usize>(
+        block: Block<'_>,
+        keys: &[f32],
+        values: &[f32],
+        scratch: &mut Scratch,
+        out: &mut [f32],
+    ) {
+        use std::arch::x86_64::*;
+        let hd = N * 8;
+        let total = block.past + block.len;
+        let padded = total.next_multiple_of(8);
+        assert!(block.head_dim == hd && keys.len() >= total * hd && values.len() >= total * hd);
+        assert!(
+            block.len == 0
+                || (block.len - 1) * block.stride + block.offset + hd
+                    <= block.queries.len().min(out.len())
+        );
+        let kt = &mut scratch.keys_t;
+        kt.clear();
+        kt.resize(hd * padded, 0.0);
+        for (j, row) in keys[..total * hd].chunks_exact(hd).enumerate() {
+            for (d, &x) in row.iter().enumerate() {
+                kt[d * padded + j] = x;
+            }
+        }
+        let scores = &mut scratch.scores;
+        scores.clear();
+        scores.resize(padded, 0.0);
+        // SAFETY: only reached from `attend_avx2` after the feature check; the asserts above
+        // bound every query/output row, key column block (< padded) and value row (< total).
+        unsafe {
+            let scale = _mm256_set1_ps(block.scale);
+            for i in 0..block.len {
+                let visible = block.past + i + 1;
+                let vis_pad = visible.next_multiple_of(8);
+                let q = block.queries.as_ptr().add(i * block.stride + block.offset);
+                let mut maxv = _mm256_set1_ps(f32::NEG_INFINITY);
+                for jb in (0..vis_pad).step_by(8) {
+                    let mut acc = _mm256_setzero_ps();
+                    for d in 0..hd {
+                        let k = _mm256_loadu_ps(kt.as_ptr().add(d * padded + jb));
+                        acc = _mm256_fmadd_ps(_mm256_set1_ps(*q.add(d)), k, acc);
+                    }
+                    let s = _mm256_mul_ps(acc, scale);
+                    _mm256_storeu_ps(scores.as_mut_ptr().add(jb), s);
+                }
+                // Keys past `visible` in the last block are masked out (causal).
+                for s in &mut scores[visible..vis_pad] {
+                    *s = f32::NEG_INFINITY;
+                }
+                for jb in (0..vis_pad).step_by(8) {
+                    maxv = _mm256_max_ps(maxv, _mm256_loadu_ps(scores.as_ptr().add(jb)));
+                }
+                let max = hmax(maxv);
+                let maxv = _mm256_set1_ps(max);
+                let mut totalv = _mm256_setzero_ps();
+                for jb in (0..vis_pad).step_by(8) {
+                    let p = scores.as_mut_ptr().add(jb);
+                    let e = exp256(_mm256_sub_ps(_mm256_loadu_ps(p), maxv));
+                    _mm256_storeu_ps(p, e);
+                    totalv = _mm256_add_ps(totalv, e);
+                }
+                let mut acc = [_mm256_setzero_ps(); N];
+                for j in 0..visible {
+                    let w = _mm256_set1_ps(*scores.get_unchecked(j));
+                    let vp = values.as_ptr().add(j * hd);
+                    for (c, a) in acc.iter_mut().enumerate() {
+                        *a = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp.add(c * 8)), *a);
+                    }
+                }
+                let inv = _mm256_set1_ps(1.0 / hsum(totalv));
+                let o = out.as_mut_ptr().add(i * block.stride + block.offset);
+                for (c, a) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(o.add(c * 8), _mm256_mul_ps(*a, inv));
+                }
+            }
+        }
+    }
+}
+
+/// Largest of the eight lanes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn hmax(v: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    // SAFETY: callers run under the AVX2 feature check (register-only operations).
+    unsafe {
+        let s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+}
+
 /// Sum of the eight lanes.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -342,7 +522,7 @@ fn attend_with<K: Kernel>(
     let h = heads * hd;
     let scale = 1.0 / (hd as f32).sqrt();
     let mut q_rot = Vec::new();
-    let mut scores: Vec<f32> = Vec::new();
+    let mut scratch = Scratch::default();
     for seq in seqs.iter_mut() {
         q_rot.clear();
         q_rot.resize(seq.len * h, 0.0);
@@ -366,18 +546,47 @@ fn attend_with<K: Kernel>(
                 kv.v[at..at + hd].copy_from_slice(&row[base + 2 * hd..base + 3 * hd]);
             }
         }
-        for i in 0..seq.len {
-            // Causal: token i sees the cache and the fed tokens up to itself.
-            let visible = seq.past + i + 1;
+        if seq.len > 1 {
+            // A prefill chunk: one block per head.
             for head in 0..heads {
-                let q = &q_rot[i * h + head * hd..i * h + (head + 1) * hd];
-                // This head's rows are contiguous: [visible, hd].
                 let first = kv.at(head, 0, hd);
-                let keys = &kv.k[first..first + visible * hd];
-                let values = &kv.v[first..first + visible * hd];
-                let at = (seq.start + i) * h + head * hd;
-                K::head(q, keys, values, scale, &mut scores, &mut out[at..at + hd]);
+                let total = seq.past + seq.len;
+                let block = Block {
+                    queries: &q_rot,
+                    stride: h,
+                    offset: head * hd,
+                    head_dim: hd,
+                    len: seq.len,
+                    past: seq.past,
+                    scale,
+                };
+                let rows = &mut out[seq.start * h..(seq.start + seq.len) * h];
+                K::head_block(
+                    block,
+                    &kv.k[first..first + total * hd],
+                    &kv.v[first..first + total * hd],
+                    &mut scratch,
+                    rows,
+                );
             }
+            continue;
+        }
+        for head in 0..heads {
+            let q = &q_rot[head * hd..(head + 1) * hd];
+            // This head's rows are contiguous: [visible, hd].
+            let visible = seq.past + 1;
+            let first = kv.at(head, 0, hd);
+            let keys = &kv.k[first..first + visible * hd];
+            let values = &kv.v[first..first + visible * hd];
+            let at = seq.start * h + head * hd;
+            K::head(
+                q,
+                keys,
+                values,
+                scale,
+                &mut scratch.scores,
+                &mut out[at..at + hd],
+            );
         }
     }
 }
