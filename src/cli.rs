@@ -197,6 +197,10 @@ pub struct ServeArgs {
     /// Sequences in the running batch at once.
     #[arg(long)]
     pub max_batch_size: Option<usize>,
+    /// Threads for the model's math (default: 1 for tiny, whose ops are too small to split;
+    /// otherwise every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Seed for the random weights of presets.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -29,6 +29,14 @@ use std::process::ExitCode;
 
 /// Runs one command to completion on a fresh multi-threaded tokio runtime.
 pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    // Before any thread exists: the server's compute thread count is process-wide.
+    // The allow: on this branch `serve` is the only command; the others arrive with the merge.
+    #[allow(irrefutable_let_patterns)]
+    if let cli::Command::Serve(args) = &cli.command {
+        if let Ok(cfg) = server::ServerConfig::from_args(args) {
+            server::configure_process(&cfg);
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

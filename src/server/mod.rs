@@ -1,8 +1,473 @@
-//! The embedded reference server (`rpload serve`). Placeholder until the server lands.
+//! The embedded reference server (`rpload serve`): GPT-NeoX on candle behind TGI, OpenAI and
+//! FastAPI routes.
+//!
+//! ```text
+//! http (axum) -> validate -> scheduler (continuous | single, own OS thread) -> engine (candle)
+//! ```
+//!
+//! Owns [`ServerConfig`] (checked flags), wiring, and the three ways to run: [`serve`] on a bound
+//! listener until a shutdown future resolves (tests bind port 0), [`run_cli`] for the command,
+//! and [`spawn_embedded`] for a target-less `sweep`. Must not bind ports inside [`serve`] or do
+//! model math.
+
+pub mod engine;
+pub mod http;
+pub mod metrics;
+pub mod scheduler;
+pub mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use anyhow::Context;
+use candle_core::DType;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::cli::ServeArgs;
+use engine::{DeviceKind, ModelSpec};
+use scheduler::{BatchLimits, SchedulerHandle, SchedulerKind};
+
+/// TGI's defaults for what `rpload serve` does not expose as flags.
+const MAX_STOP_SEQUENCES: usize = 4;
+const MAX_BEST_OF: usize = 2;
+const MAX_TOP_N_TOKENS: u32 = 5;
+const MAX_BATCH_PREFILL_TOKENS: usize = 4096;
+/// TGI's fallback `max_batch_total_tokens` when it cannot measure memory.
+const MIN_BATCH_TOTAL_TOKENS: usize = 16000;
+
+/// A flag with a value the server cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "--model `{0}` is neither a preset (tiny, pythia-70m, redpajama-3b, redpajama-7b) nor a folder: pass a preset name or a HuggingFace folder with config.json"
+    )]
+    Model(String),
+    #[error("--engine `{0}` is unknown: use continuous or single")]
+    Engine(String),
+    #[error("--dtype `{0}` is unknown: use f32, f16 or bf16")]
+    Dtype(String),
+    #[error("--device `{0}` is unknown: use cpu or cuda")]
+    Device(String),
+    #[error("{flag} must be at least 1: raise it")]
+    Zero { flag: &'static str },
+    #[error(
+        "--max-input-tokens ({input}) must be less than --max-total-tokens ({total}): lower the first or raise the second"
+    )]
+    InputOverTotal { input: usize, total: usize },
+    #[error(
+        "--max-total-tokens ({total}) must be <= --max-batch-total-tokens ({batch}): a request must fit in a batch"
+    )]
+    TotalOverBatch { total: usize, batch: usize },
+    #[error(
+        "--max-total-tokens ({total}) exceeds the model's context ({context} positions): lower it"
+    )]
+    TotalOverContext { total: usize, context: usize },
+}
+
+/// Checked server settings. Token limits left `None` are derived from the model at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub model: ModelSpec,
+    pub engine: SchedulerKind,
+    pub dtype: DType,
+    pub device: DeviceKind,
+    pub max_concurrent_requests: usize,
+    pub max_input_tokens: Option<usize>,
+    pub max_total_tokens: Option<usize>,
+    pub max_batch_total_tokens: Option<usize>,
+    pub max_batch_size: Option<usize>,
+    /// Threads for the model's math (`None`: one for `tiny`, whose ops are too small to
+    /// split, else every core).
+    pub threads: Option<usize>,
+}
+
+impl Default for ServerConfig {
+    /// The embedded default: preset `tiny`, continuous batching, f32 on CPU.
+    fn default() -> Self {
+        Self {
+            model: ModelSpec::Preset {
+                name: "tiny".to_string(),
+                seed: 0,
+            },
+            engine: SchedulerKind::Continuous,
+            dtype: DType::F32,
+            device: DeviceKind::Cpu,
+            max_concurrent_requests: 128,
+            max_input_tokens: None,
+            max_total_tokens: None,
+            max_batch_total_tokens: None,
+            max_batch_size: None,
+            threads: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks the flags of `rpload serve` (or of a sweep that starts the embedded server).
+    pub fn from_args(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let model = if engine::presets::NAMES.contains(&args.model.as_str()) {
+            ModelSpec::Preset {
+                name: args.model.clone(),
+                seed: args.seed,
+            }
+        } else {
+            let dir = PathBuf::from(&args.model);
+            if !dir.join("config.json").is_file() {
+                return Err(ConfigError::Model(args.model.clone()));
+            }
+            ModelSpec::Folder(dir)
+        };
+        let engine = match args.engine.as_str() {
+            "continuous" => SchedulerKind::Continuous,
+            "single" => SchedulerKind::Single,
+            other => return Err(ConfigError::Engine(other.to_string())),
+        };
+        let dtype = match args.dtype.as_str() {
+            "f32" => DType::F32,
+            "f16" => DType::F16,
+            "bf16" => DType::BF16,
+            other => return Err(ConfigError::Dtype(other.to_string())),
+        };
+        let device = match args.device.as_str() {
+            "cpu" => DeviceKind::Cpu,
+            "cuda" => DeviceKind::Cuda,
+            other => return Err(ConfigError::Device(other.to_string())),
+        };
+        let cfg = Self {
+            model,
+            engine,
+            dtype,
+            device,
+            max_concurrent_requests: args.max_concurrent_requests,
+            max_input_tokens: args.max_input_tokens,
+            max_total_tokens: args.max_total_tokens,
+            max_batch_total_tokens: args.max_batch_total_tokens,
+            max_batch_size: args.max_batch_size,
+            threads: args.threads,
+        };
+        cfg.check_flags()?;
+        Ok(cfg)
+    }
+
+    fn check_flags(&self) -> Result<(), ConfigError> {
+        let nonzero = [
+            (
+                Some(self.max_concurrent_requests),
+                "--max-concurrent-requests",
+            ),
+            (self.max_input_tokens, "--max-input-tokens"),
+            (self.max_total_tokens, "--max-total-tokens"),
+            (self.max_batch_total_tokens, "--max-batch-total-tokens"),
+            (self.max_batch_size, "--max-batch-size"),
+            (self.threads, "--threads"),
+        ];
+        for (value, flag) in nonzero {
+            if value == Some(0) {
+                return Err(ConfigError::Zero { flag });
+            }
+        }
+        if let (Some(input), Some(total)) = (self.max_input_tokens, self.max_total_tokens) {
+            if input >= total {
+                return Err(ConfigError::InputOverTotal { input, total });
+            }
+        }
+        match (self.max_total_tokens, self.max_batch_total_tokens) {
+            (Some(total), Some(batch)) if total > batch => {
+                Err(ConfigError::TotalOverBatch { total, batch })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Threads for the model's math; see [`ServerConfig::threads`].
+    pub fn compute_threads(&self) -> usize {
+        let tiny = matches!(&self.model, ModelSpec::Preset { name, .. } if name == "tiny");
+        self.threads.unwrap_or_else(|| {
+            if tiny {
+                1
+            } else {
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            }
+        })
+    }
+
+    /// Fills the token limits from the model's context, as TGI's launcher does.
+    fn resolve(&self, context: usize) -> Result<Resolved, ConfigError> {
+        let total = self.max_total_tokens.unwrap_or(context);
+        if total > context {
+            return Err(ConfigError::TotalOverContext { total, context });
+        }
+        let input = self.max_input_tokens.unwrap_or(total - 1);
+        if input >= total {
+            return Err(ConfigError::InputOverTotal { input, total });
+        }
+        let batch_total = self
+            .max_batch_total_tokens
+            .unwrap_or(MIN_BATCH_TOTAL_TOKENS.max(total));
+        if total > batch_total {
+            return Err(ConfigError::TotalOverBatch {
+                total,
+                batch: batch_total,
+            });
+        }
+        Ok(Resolved {
+            limits: validate::Limits {
+                max_input_tokens: input,
+                max_total_tokens: total,
+                max_stop_sequences: MAX_STOP_SEQUENCES,
+                max_best_of: MAX_BEST_OF,
+                max_top_n_tokens: MAX_TOP_N_TOKENS,
+            },
+            batch: BatchLimits {
+                max_batch_size: self.max_batch_size.unwrap_or(self.max_concurrent_requests),
+                max_batch_total_tokens: batch_total,
+                max_batch_prefill_tokens: MAX_BATCH_PREFILL_TOKENS,
+            },
+        })
+    }
+}
+
+struct Resolved {
+    limits: validate::Limits,
+    batch: BatchLimits,
+}
+
+fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+        _ => "f32",
+    }
+}
+
+/// Gives candle's CPU matmuls the thread count of [`ServerConfig::compute_threads`].
+///
+/// candle reads `RAYON_NUM_THREADS` on every matmul and, when it is unset, splits even tiny
+/// matrices across all cores; on `tiny` that dispatch costs several times the arithmetic.
+/// Setting the variable is only sound while no other thread exists, so call this first thing
+/// in `main` (as [`crate::run`] does for `serve`), before any runtime starts. An explicit
+/// `RAYON_NUM_THREADS` from the user wins.
+pub fn configure_process(cfg: &ServerConfig) {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: documented precondition: called before the process starts other threads.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", cfg.compute_threads().to_string()) };
+    }
+}
+
+/// Loads the model (on a blocking thread), starts the scheduler worker and builds the router.
+async fn build(cfg: ServerConfig) -> anyhow::Result<axum::Router> {
+    let (spec, dtype, device) = (cfg.model.clone(), cfg.dtype, cfg.device);
+    let loaded = tokio::task::spawn_blocking(move || engine::load(&spec, dtype, device))
+        .await
+        .context("model loading thread")?
+        .with_context(|| format!("loading model `{}`", cfg.model.id()))?;
+    let context = loaded.model.config().max_position_embeddings;
+    let resolved = cfg.resolve(context)?;
+    let metrics = Arc::new(metrics::Metrics::new(
+        resolved.limits.max_input_tokens,
+        resolved.limits.max_total_tokens,
+    ));
+    let scheduler = SchedulerHandle::start(
+        cfg.engine,
+        resolved.batch,
+        Box::new(loaded.model),
+        loaded.tokenizer.clone(),
+        metrics.clone(),
+        cfg.compute_threads(),
+    )
+    .context("starting the scheduler thread")?;
+    let info = http::ServerInfo {
+        model_id: loaded.model_id,
+        model_dtype: dtype_name(cfg.dtype).to_string(),
+        model_device_type: cfg.device.name().to_string(),
+        engine: cfg.engine.name().to_string(),
+        max_concurrent_requests: cfg.max_concurrent_requests,
+        max_batch_total_tokens: resolved.batch.max_batch_total_tokens,
+        max_batch_size: resolved.batch.max_batch_size,
+    };
+    Ok(http::router(http::AppState {
+        scheduler,
+        tokenizer: loaded.tokenizer,
+        limits: resolved.limits,
+        limiter: Arc::new(Semaphore::new(cfg.max_concurrent_requests)),
+        metrics,
+        info: Arc::new(info),
+        next_id: Arc::new(AtomicU64::new(0)),
+    }))
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    cfg: ServerConfig,
+) -> anyhow::Result<()> {
+    let router = build(cfg).await?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving http")
+}
 
 /// Runs the server from its command-line flags until Ctrl-C.
-pub async fn run_cli(_args: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("serve is not built yet")
+pub async fn run_cli(args: ServeArgs) -> anyhow::Result<()> {
+    let cfg = ServerConfig::from_args(&args)?;
+    let listener = TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .with_context(|| format!("binding {}:{} (pick another --port)", args.host, args.port))?;
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "rpload serve: loading `{}` ({}, {}, engine {})",
+        cfg.model.id(),
+        dtype_name(cfg.dtype),
+        cfg.device.name(),
+        cfg.engine.name()
+    );
+    let router = build(cfg).await?;
+    eprintln!("rpload serve: listening on http://{addr} (Ctrl-C stops)");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving http")
+}
+
+/// A server running inside this process (the default target of `rpload sweep`).
+pub struct EmbeddedServer {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl EmbeddedServer {
+    /// Where it listens (127.0.0.1 and a free port).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Loads the model, binds 127.0.0.1 on a free port and serves in a background task.
+/// Model errors are returned here, before any request can be sent.
+pub async fn spawn_embedded(cfg: ServerConfig) -> anyhow::Result<EmbeddedServer> {
+    let router = build(cfg).await?;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding 127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+            .context("serving http")
+    });
+    Ok(EmbeddedServer { addr, stop, task })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["rpload", "serve"];
+        argv.extend_from_slice(extra);
+        match crate::cli::Cli::parse_from(argv).command {
+            crate::cli::Command::Serve(a) => a,
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_server() {
+        let cfg = ServerConfig::from_args(&args(&[])).unwrap();
+        assert_eq!(cfg, ServerConfig::default());
+        assert_eq!(cfg.compute_threads(), 1);
+    }
+
+    #[test]
+    fn bad_flags_name_the_flag_and_the_fix() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--engine", "fast"],
+                "--engine `fast` is unknown: use continuous or single",
+            ),
+            (
+                &["--dtype", "f8"],
+                "--dtype `f8` is unknown: use f32, f16 or bf16",
+            ),
+            (
+                &["--device", "tpu"],
+                "--device `tpu` is unknown: use cpu or cuda",
+            ),
+            (
+                &["--model", "/no/such/dir"],
+                "--model `/no/such/dir` is neither a preset",
+            ),
+            (
+                &["--max-concurrent-requests", "0"],
+                "--max-concurrent-requests must be at least 1",
+            ),
+            (
+                &["--max-input-tokens", "10", "--max-total-tokens", "10"],
+                "--max-input-tokens (10) must be less than --max-total-tokens (10)",
+            ),
+            (
+                &[
+                    "--max-total-tokens",
+                    "100",
+                    "--max-batch-total-tokens",
+                    "50",
+                ],
+                "--max-total-tokens (100) must be <= --max-batch-total-tokens (50)",
+            ),
+        ];
+        for (flags, want) in cases {
+            let err = ServerConfig::from_args(&args(flags))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(want), "{flags:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn limits_default_from_the_model_context() {
+        let cfg = ServerConfig::default();
+        let r = cfg.resolve(2048).unwrap();
+        assert_eq!(
+            (r.limits.max_input_tokens, r.limits.max_total_tokens),
+            (2047, 2048)
+        );
+        assert_eq!(r.batch.max_batch_total_tokens, 16000);
+        let too_long = ServerConfig {
+            max_total_tokens: Some(4096),
+            ..ServerConfig::default()
+        };
+        assert_eq!(
+            too_long.resolve(2048).err().unwrap().to_string(),
+            "--max-total-tokens (4096) exceeds the model's context (2048 positions): lower it"
+        );
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[tokio::test]
+    async fn cuda_without_the_feature_says_how_to_rebuild() {
+        let cfg = ServerConfig::from_args(&args(&["--device", "cuda"])).unwrap();
+        let err = format!("{:#}", build(cfg).await.err().unwrap());
+        assert!(
+            err.contains("rebuild with `cargo build --release --features cuda`"),
+            "{err}"
+        );
+    }
 }

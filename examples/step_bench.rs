@@ -1,0 +1,59 @@
+//! Times one engine step for a preset: `step_bench PRESET BATCH [prefill|decode]`.
+//! Prints wall time per step; run under `perf stat -e task-clock` on a busy machine.
+use candle_core::DType;
+use rpload::server::engine::{self, DeviceKind, Engine, ModelSpec, SeqInput};
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let name = args.get(1).cloned().unwrap_or("tiny".into());
+    let b: usize = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(1);
+    let phase = args.get(3).cloned().unwrap_or("decode".into());
+    let loaded = engine::load(
+        &ModelSpec::Preset { name, seed: 0 },
+        DType::F32,
+        DeviceKind::Cpu,
+    )
+    .unwrap();
+    let mut model = loaded.model;
+    if std::env::var("CANDLE_ATTN").is_ok() {
+        model.set_host_attention(false);
+    }
+    let prompt: Vec<u32> = (0..107).map(|i| (i * 7 % 1000) as u32).collect();
+    let mut caches: Vec<_> = (0..b).map(|_| model.new_cache(300)).collect();
+    let t0 = Instant::now();
+    for c in caches.iter_mut() {
+        model
+            .step(&mut [SeqInput {
+                tokens: &prompt,
+                cache: c,
+            }])
+            .unwrap();
+    }
+    if phase == "prefill" {
+        println!(
+            "prefill {:.3} ms/seq",
+            t0.elapsed().as_secs_f64() * 1e3 / b as f64
+        );
+        return;
+    }
+    let steps = 64;
+    let tok = [5u32];
+    let t0 = Instant::now();
+    for _ in 0..steps {
+        let mut batch: Vec<SeqInput> = caches
+            .iter_mut()
+            .map(|c| SeqInput {
+                tokens: &tok,
+                cache: c,
+            })
+            .collect();
+        model.step(&mut batch).unwrap();
+    }
+    let per = t0.elapsed().as_secs_f64() / steps as f64;
+    println!(
+        "b={b} decode step {:.3} ms -> {:.0} tok/s",
+        per * 1e3,
+        b as f64 / per
+    );
+}
