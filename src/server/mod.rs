@@ -385,7 +385,8 @@ mod tests {
         let mut argv = vec!["rpload", "serve"];
         argv.extend_from_slice(extra);
         match crate::cli::Cli::parse_from(argv).command {
-            crate::cli::Command::Serve(a) => a,
+            crate::cli::Command::Serve(a) => *a,
+            other => unreachable!("parsed a serve command line into {other:?}"),
         }
     }
 
