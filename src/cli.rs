@@ -318,6 +318,13 @@ pub struct SweepArgs {
     /// Title for reports.
     #[arg(long)]
     pub name: Option<String>,
+    /// Without --target: the embedded server's model (a preset or a HuggingFace folder).
+    #[arg(long, default_value = "tiny")]
+    pub serve_model: String,
+    /// Without --target: the embedded server's engine, continuous (TGI-like) or single
+    /// (FastAPI-like).
+    #[arg(long, default_value = "continuous")]
+    pub serve_engine: String,
     /// No progress bars (the final table is still printed).
     #[arg(long, short = 'q')]
     pub quiet: bool,

@@ -330,13 +330,32 @@ pub fn default_dir(name: &str) -> PathBuf {
     PathBuf::from("reports").join(format!("{stamp}-{slug}"))
 }
 
-/// `rpload sweep`.
+/// `rpload sweep`. Without a target, starts the embedded reference server first and stops
+/// it after the last step.
 pub async fn run_cli(a: SweepArgs) -> Result<std::process::ExitCode> {
     let mut prepared = prepare(&a)?;
-    let Some(mut runner) = prepared.runner.take() else {
-        anyhow::bail!(
-            "no --target: the embedded reference server is not wired into sweep yet; start `rpload serve` and pass --target http://127.0.0.1:8080"
-        );
+    let (mut runner, server) = match prepared.runner.take() {
+        Some(r) => (r, None),
+        None => {
+            let cfg = serve_config(&a)?;
+            let server = crate::server::spawn_embedded(cfg)
+                .await
+                .context("starting the embedded reference server")?;
+            let target = format!("http://{}", server.addr());
+            if !a.quiet {
+                eprintln!(
+                    "no --target: started the embedded reference server (model {}, engine {}) at {target}",
+                    a.serve_model, a.serve_engine
+                );
+            }
+            match AttackRunner::new(&prepared.scenario, &target, a.scenario.as_deref()) {
+                Ok(r) => (r, Some(server)),
+                Err(e) => {
+                    server.shutdown().await;
+                    return Err(e);
+                }
+            }
+        }
     };
     let cfg = DriveConfig {
         scenario: &prepared.scenario,
@@ -344,10 +363,25 @@ pub async fn run_cli(a: SweepArgs) -> Result<std::process::ExitCode> {
         dir: &prepared.dir,
         progress: !a.quiet,
     };
-    let summary = drive(&cfg, &mut runner).await?;
+    let result = drive(&cfg, &mut runner).await;
+    if let Some(server) = server {
+        server.shutdown().await;
+    }
+    let summary = result?;
     print!("{}", crate::report::table::sweep_table(&summary));
     println!("reports in {}", prepared.dir.display());
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The embedded server's settings from `--serve-model` / `--serve-engine`, checked by the
+/// server's own flag parser.
+fn serve_config(a: &SweepArgs) -> Result<crate::server::ServerConfig> {
+    let argv = ["rpload", "serve", "--model", &a.serve_model, "--engine", &a.serve_engine, "--port", "0"];
+    let cli = crate::cli::Cli::try_parse_from(argv).map_err(|e| anyhow::anyhow!("--serve-model/--serve-engine: {e}"))?;
+    let crate::cli::Command::Serve(args) = cli.command else {
+        unreachable!("argv starts with the serve subcommand")
+    };
+    Ok(crate::server::ServerConfig::from_args(&args)?)
 }
 
 /// The attacker behind `sweep`: the scenario's attack options checked once by `attack`'s own
