@@ -376,8 +376,18 @@ pub async fn run_cli(a: SweepArgs) -> Result<std::process::ExitCode> {
 /// The embedded server's settings from `--serve-model` / `--serve-engine`, checked by the
 /// server's own flag parser.
 fn serve_config(a: &SweepArgs) -> Result<crate::server::ServerConfig> {
-    let argv = ["rpload", "serve", "--model", &a.serve_model, "--engine", &a.serve_engine, "--port", "0"];
-    let cli = crate::cli::Cli::try_parse_from(argv).map_err(|e| anyhow::anyhow!("--serve-model/--serve-engine: {e}"))?;
+    let argv = [
+        "rpload",
+        "serve",
+        "--model",
+        &a.serve_model,
+        "--engine",
+        &a.serve_engine,
+        "--port",
+        "0",
+    ];
+    let cli = crate::cli::Cli::try_parse_from(argv)
+        .map_err(|e| anyhow::anyhow!("--serve-model/--serve-engine: {e}"))?;
     let crate::cli::Command::Serve(args) = cli.command else {
         unreachable!("argv starts with the serve subcommand")
     };
