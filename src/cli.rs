@@ -323,7 +323,7 @@ pub struct SweepArgs {
     pub serve_model: String,
     /// Without --target: the embedded server's engine, continuous (TGI-like) or single
     /// (FastAPI-like).
-    #[arg(long, default_value = "continuous")]
+    #[arg(long, alias = "engine", default_value = "continuous")]
     pub serve_engine: String,
     /// No progress bars (the final table is still printed).
     #[arg(long, short = 'q')]
