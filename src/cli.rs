@@ -294,7 +294,8 @@ pub struct SweepArgs {
     /// Objectives every sustainable step meets, e.g. 'p95<2s,ttft_p95<500ms'.
     #[arg(long)]
     pub slo: Option<String>,
-    /// Largest send-lag p99 for "the client kept up" (default 1ms).
+    /// Largest send-lag p99 for "the client kept up" (default 1ms; 20ms against the
+    /// embedded server, which shares the CPU with the attacker).
     #[arg(long)]
     pub max_send_lag: Option<String>,
     /// Run every step even after two unsustainable ones in a row.
