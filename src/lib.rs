@@ -31,11 +31,17 @@ use std::process::ExitCode;
 pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     // Before any thread exists: the server's compute thread count is process-wide.
     // The allow: on this branch `serve` is the only command; the others arrive with the merge.
-    #[allow(irrefutable_let_patterns)]
-    if let cli::Command::Serve(args) = &cli.command {
-        if let Ok(cfg) = server::ServerConfig::from_args(args) {
-            server::configure_process(&cfg);
+    // The reference server's compute threads are set process-wide before any thread starts:
+    // for `serve`, and for a target-less `sweep`, which runs the server in-process.
+    let server_cfg = match &cli.command {
+        cli::Command::Serve(args) => server::ServerConfig::from_args(args).ok(),
+        cli::Command::Sweep(args) if args.target.is_none() => {
+            sweep::run::embedded_server_config(args).ok()
         }
+        _ => None,
+    };
+    if let Some(cfg) = server_cfg {
+        server::configure_process(&cfg);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -560,10 +560,16 @@ tokens_per_request = 104
 
     #[test]
     fn send_lag_default_depends_on_the_target() {
-        let remote = ScenarioFile::parse(STUDY, "study.toml").unwrap().validate().unwrap();
+        let remote = ScenarioFile::parse(STUDY, "study.toml")
+            .unwrap()
+            .validate()
+            .unwrap();
         assert_eq!(remote.rules.max_send_lag_p99, Duration::from_millis(1));
         let embedded_text = STUDY.replace("target = \"http://127.0.0.1:8080\"\n", "");
-        let embedded = ScenarioFile::parse(&embedded_text, "e.toml").unwrap().validate().unwrap();
+        let embedded = ScenarioFile::parse(&embedded_text, "e.toml")
+            .unwrap()
+            .validate()
+            .unwrap();
         assert_eq!(embedded.target, None);
         assert_eq!(embedded.rules.max_send_lag_p99, Duration::from_millis(20));
     }

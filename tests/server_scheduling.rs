@@ -11,7 +11,7 @@ use futures::StreamExt;
 use rpload::server::ServerConfig;
 use rpload::server::scheduler::SchedulerKind;
 use serde_json::{Value, json};
-use server_common::{TestServer, client};
+use server_common::{TestServer, client, client_with_timeout};
 use tokio::time::timeout;
 
 fn config(engine: SchedulerKind, max_concurrent_requests: usize) -> ServerConfig {
@@ -196,10 +196,7 @@ async fn a_disconnected_stream_frees_its_slot_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_times_out_frees_its_slot_at_once() {
     let s = TestServer::start(config(SchedulerKind::Single, 1)).await;
-    let impatient = reqwest::Client::builder()
-        .timeout(Duration::from_millis(300))
-        .build()
-        .unwrap();
+    let impatient = client_with_timeout(Duration::from_millis(300));
     let err = impatient
         .post(s.url("/generate"))
         .json(&long_body(1900))

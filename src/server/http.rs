@@ -312,7 +312,8 @@ impl AppState {
         loop {
             match stream.next().await {
                 Some(Event::Token(t)) => tokens.push(t),
-                Some(Event::End(t, generation)) => {
+                Some(Event::End(t, mut generation)) => {
+                    tokens.append(&mut generation.earlier_tokens);
                     tokens.push(t);
                     let done = Completed {
                         tokens,

@@ -45,6 +45,10 @@ pub struct ValidRequest {
     pub stop: Vec<String>,
     pub ignore_eos: bool,
     pub sampling: SamplingParams,
+    /// The client reads tokens as they come (SSE). Otherwise the scheduler sends them all with
+    /// the end: one wake-up per request instead of one per token, which on a small CPU is
+    /// time taken from the model thread.
+    pub stream: bool,
 }
 
 /// TGI's messages, word for word where TGI has one.
@@ -215,6 +219,7 @@ pub fn validate(
         max_new_tokens: max_new_tokens as usize,
         stop: params.stop.clone(),
         ignore_eos: params.ignore_eos,
+        stream: route.stream,
         sampling: SamplingParams {
             do_sample: sampling_requested,
             temperature,

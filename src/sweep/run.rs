@@ -337,7 +337,7 @@ pub async fn run_cli(a: SweepArgs) -> Result<std::process::ExitCode> {
     let (mut runner, server) = match prepared.runner.take() {
         Some(r) => (r, None),
         None => {
-            let cfg = serve_config(&a)?;
+            let cfg = embedded_server_config(&a)?;
             let server = crate::server::spawn_embedded(cfg)
                 .await
                 .context("starting the embedded reference server")?;
@@ -375,7 +375,7 @@ pub async fn run_cli(a: SweepArgs) -> Result<std::process::ExitCode> {
 
 /// The embedded server's settings from `--serve-model` / `--serve-engine`, checked by the
 /// server's own flag parser.
-fn serve_config(a: &SweepArgs) -> Result<crate::server::ServerConfig> {
+pub fn embedded_server_config(a: &SweepArgs) -> Result<crate::server::ServerConfig> {
     let argv = [
         "rpload",
         "serve",

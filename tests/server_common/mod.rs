@@ -36,9 +36,14 @@ impl TestServer {
 /// A reqwest client for plain HTTP (no TLS provider needed, but install one so reqwest's
 /// rustls backend can build).
 pub fn client() -> reqwest::Client {
+    client_with_timeout(Duration::from_secs(60))
+}
+
+/// [`client`] with its own whole-request timeout.
+pub fn client_with_timeout(timeout: Duration) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
+        .timeout(timeout)
         .build()
         .expect("client builds")
 }

@@ -17,6 +17,8 @@ pub struct TextTokenizer {
     inner: tokenizers::Tokenizer,
     /// Generation ends when this id is sampled (unless the request ignores EOS).
     eos_token_id: Option<u32>,
+    /// Ids of special added tokens, collected once: `tokenizers` rebuilds its map per call.
+    special: std::collections::HashSet<u32>,
 }
 
 impl TextTokenizer {
@@ -41,9 +43,17 @@ impl TextTokenizer {
     fn with_eos(inner: tokenizers::Tokenizer, eos_token_id: Option<u32>) -> Self {
         // Fall back to the GPT-NeoX convention when the config does not say.
         let eos_token_id = eos_token_id.or_else(|| inner.token_to_id("<|endoftext|>"));
+        let special = inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, t)| t.special)
+            .map(|(id, _)| id)
+            .chain(eos_token_id)
+            .collect();
         Self {
             inner,
             eos_token_id,
+            special,
         }
     }
 
@@ -70,12 +80,7 @@ impl TextTokenizer {
     }
 
     pub fn is_special(&self, id: u32) -> bool {
-        Some(id) == self.eos_token_id
-            || self
-                .inner
-                .get_added_tokens_decoder()
-                .get(&id)
-                .is_some_and(|t| t.special)
+        self.special.contains(&id)
     }
 }
 

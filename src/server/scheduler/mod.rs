@@ -117,10 +117,13 @@ pub struct Generation {
     pub queued: Instant,
     pub started: Instant,
     pub finished: Instant,
+    /// For requests that do not stream: every token before the last, in order (streaming
+    /// requests received them as `Event::Token`s).
+    pub earlier_tokens: Vec<Token>,
 }
 
-/// What a request's stream carries, in order: zero or more `Token`s, then `End` (with the
-/// last token) or `Error`.
+/// What a request's stream carries, in order: zero or more `Token`s (streaming requests only),
+/// then `End` (with the last token) or `Error`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Token(Token),
@@ -231,6 +234,8 @@ struct Seq {
     /// Ids not yet fed to the model: the prompt before prefill, then the last sampled token.
     fed: usize,
     text: String,
+    /// Tokens held back for a request that does not stream.
+    held: Vec<Token>,
 }
 
 struct Worker {
@@ -281,6 +286,7 @@ impl Worker {
             cache: None,
             detok: Detokenizer::default(),
             text: String::new(),
+            held: Vec::new(),
         };
         self.waiting.insert(s.id, seq);
     }
@@ -390,7 +396,11 @@ impl Worker {
                 None
             };
             let sent = match reason {
-                None => seq.tx.send(Event::Token(token)),
+                None if seq.req.stream => seq.tx.send(Event::Token(token)),
+                None => {
+                    seq.held.push(token);
+                    Ok(())
+                }
                 Some(finish_reason) => {
                     let out = &seq.ids[seq.req.input_ids.len()..];
                     let generated_text = self.tokenizer.decode(out);
@@ -409,6 +419,7 @@ impl Worker {
                         queued: seq.queued,
                         started: seq.started,
                         finished: Instant::now(),
+                        earlier_tokens: std::mem::take(&mut seq.held),
                     };
                     finished.push(seq.id);
                     seq.tx.send(Event::End(token, Box::new(generation)))
