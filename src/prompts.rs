@@ -7,14 +7,12 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-/// The prompt sent when no `--prompts` file is given: about 100 tokens, like the study's inputs.
-pub const DEFAULT_PROMPT: &str = "Summarize the following conversation in one sentence.\n\
-Alice: Did you see that the bridge on Elm Street is closing next week for repairs?\n\
-Bob: Yes, the council posted a notice. They said it will take about three weeks.\n\
-Alice: That will make the morning commute terrible. Is there a detour?\n\
-Bob: Buses will go around through Maple Avenue, and they are adding two extra trains.\n\
-Alice: Good. I might just cycle then, the weather has been nice.\n\
-Bob: Same here, I will bring my bike on Monday.\nSummary:";
+/// The prompt sent when no `--prompts` file is given. Short on purpose: the embedded `tiny`
+/// model's sweep is sized with it (a long prefill is compute no engine can batch away on a
+/// CPU, and would hide the continuous-versus-single difference the default sweep shows).
+/// For the study's ~100-token inputs use `prompts/*.jsonl`.
+pub const DEFAULT_PROMPT: &str =
+    "Summarize: the bridge on Elm Street closes next week for three weeks of repairs.";
 
 /// One prompt with its token count (from the tokenizer, else estimated), counted once at load.
 #[derive(Debug, Clone, PartialEq)]
