@@ -275,7 +275,14 @@ pub fn prepare(a: &SweepArgs) -> Result<Prepared> {
         Some(path) => ScenarioFile::load(path)?,
         None => ScenarioFile::default(),
     };
-    let file = base.merge(overrides(a)?);
+    let mut file = base.merge(overrides(a)?);
+    if file.target.is_none() && file.name.is_none() {
+        // The title is all a report says about the embedded server, so it names what ran.
+        file.name = Some(format!(
+            "embedded {} model, {} engine",
+            a.serve_model, a.serve_engine
+        ));
+    }
     let scenario = file.validate()?;
     let price = scenario.resolve_price()?;
     if let Some(p) = &scenario.file.prompts {

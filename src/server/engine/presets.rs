@@ -17,14 +17,15 @@ pub fn config(name: &str) -> Option<Config> {
         // it peaks near 130 req/s continuous and 75 req/s single (bench/SERVE.md), so the
         // default sweep (10..150 req/s) finds both knees inside its range, single's lower.
         // Sized by measurement on a 2-core CPU with the default sweep (10..150 step 15, 10 s
-        // steps, the built-in short prompt, 64 new tokens): continuous sustains 25 req/s and
-        // fails at 40; single fails at 10 (about 9.4 served). Its 6.6M f32 parameters (26 MB)
-        // overflow the caches, so one sequence per decode step is bound by weight reads and
-        // batching pays; narrower shapes ran so fast that both engines peaked alike.
+        // steps, the built-in short prompt, 64 new tokens): continuous sustains 10 req/s and
+        // serves about 22 at 25; single serves about 7 and sustains no step (p90 at 10 req/s:
+        // 0.9 s against 8 s). Its 13M f32 parameters (52 MB) overflow the caches, so a decode
+        // step of one sequence is bound by weight reads and batching pays; the earlier 32-wide
+        // shape ran so fast that both engines peaked alike near 55 req/s.
         "tiny" => shape(Shape {
             vocab: 1024,
             hidden: 320,
-            layers: 8,
+            layers: 10,
             heads: 5,
             intermediate: 1280,
             rotary: 0.25,
