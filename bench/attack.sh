@@ -41,11 +41,17 @@ trap 'nginx -c "$WORK/nginx.conf" -s stop 2>/dev/null || true' EXIT
 sleep 0.5
 ulimit -n 65536 || true
 
-# rpload attack at a rate; prints "achieved_rate send_lag_p50_us send_lag_p99_us success"
+# rpload attack at a rate; prints "achieved_rate send_lag_p50_us send_lag_p99_us success
+# steady_p99_us", where the steady p99 leaves out the first second: a cold connection pool
+# opens one connection per waiting request, and at 20k req/s that herd delays sends for
+# about 100 ms once.
 rpload_run() {
     local rate=$1 dur=$2 out="$WORK/rpload-$1-$2.jsonl"
     "$RPLOAD" attack --target "$URL" --rate "$rate" --duration "${dur}s" -o "$out"
-    "$RPLOAD" report --type json "$out" | jq -r '[.rate, (.send_lag["50th"]/1000), (.send_lag["99th"]/1000), .success] | @tsv'
+    local steady
+    steady=$(jq -r 'select(.intended_ns >= 1000000000) | .sent_ns - .intended_ns' "$out" \
+        | sort -n | awk '{v[NR]=$1} END {i=int(NR*0.99); if (i<1) i=1; print v[i]/1000}')
+    "$RPLOAD" report --type json "$out" | jq -r --arg s "$steady" '[.rate, (.send_lag["50th"]/1000), (.send_lag["99th"]/1000), .success, ($s|tonumber)] | @tsv'
     rm -f "$out"
 }
 
@@ -53,14 +59,14 @@ echo "## rpload attack benchmark ($(date -u +%Y-%m-%d), $(nproc) cores: $(lscpu 
 echo
 echo "### (1) pacing, ${DUR} s per run"
 echo
-echo "| target req/s | rpload achieved | rpload rate error | rpload send-lag p50 | rpload send-lag p99 | oha -q achieved | oha rate error |"
-echo "|---:|---:|---:|---:|---:|---:|---:|"
+echo "| target req/s | rpload achieved | rpload rate error | send-lag p50 | send-lag p99 | p99 after 1 s | oha -q achieved | oha rate error |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
 for rate in 1000 5000 20000; do
-    read -r got p50 p99 ok < <(rpload_run "$rate" "$DUR")
+    read -r got p50 p99 ok steady < <(rpload_run "$rate" "$DUR")
     oha_json=$(oha -z "${DUR}s" -q "$rate" -c 200 --no-tui --output-format json "$URL" 2>/dev/null || echo '{}')
     oha_rps=$(echo "$oha_json" | jq -r '.summary.requestsPerSec // 0')
-    printf '| %d | %.1f | %.3f%% | %.0f us | %.0f us | %.1f | %.3f%% |\n' "$rate" "$got" \
-        "$(echo "($got-$rate)/$rate*100" | bc -l)" "$p50" "$p99" "$oha_rps" \
+    printf '| %d | %.1f | %.3f%% | %.0f us | %.0f us | %.0f us | %.1f | %.3f%% |\n' "$rate" "$got" \
+        "$(echo "($got-$rate)/$rate*100" | bc -l)" "$p50" "$p99" "$steady" "$oha_rps" \
         "$(echo "($oha_rps-$rate)/$rate*100" | bc -l)"
 done
 
@@ -69,13 +75,17 @@ echo "### (2) ceiling, ${STEP} s per step"
 echo
 echo "| tool | mode | max req/s | note |"
 echo "|---|---|---:|---|"
-best=0; best_p99=0
+best=0; best_p99=0; best_all=0
 for rate in 10000 20000 30000 40000 50000 60000 70000 80000; do
-    read -r got p50 p99 ok < <(rpload_run "$rate" "$STEP")
-    echo "rpload open loop $rate: achieved $got p99 ${p99}us success $ok" >> "$WORK/ceiling.log"
-    if (( $(echo "$p99 < 1000 && $got >= $rate*0.995" | bc -l) )); then best=$rate; best_p99=$p99; else break; fi
+    read -r got p50 p99 ok steady < <(rpload_run "$rate" "$STEP")
+    echo "rpload open loop $rate: achieved $got p99 ${p99}us steady p99 ${steady}us success $ok" >> "$WORK/ceiling.log"
+    if (( $(echo "$steady < 1000 && $got >= $rate*0.995 && $ok >= 0.99" | bc -l) )); then
+        best=$rate; best_p99=$steady; best_all=$p99
+    else
+        break
+    fi
 done
-printf '| rpload | open loop (send-lag p99 < 1 ms, rate error < 0.5%%) | %d | send-lag p99 %.0f us |\n' "$best" "$best_p99"
+printf '| rpload | open loop (send-lag p99 after 1 s < 1 ms, rate error < 0.5%%) | %d | send-lag p99 %.0f us after 1 s, %.0f us whole run |\n' "$best" "$best_p99" "$best_all"
 wrk_rps=$(wrk -t1 -c64 -d"${STEP}s" "$URL" | sed -n 's/^Requests\/sec: *//p')
 printf '| wrk | closed loop, 1 thread, 64 connections | %.0f | |\n' "$wrk_rps"
 oha_rps=$(oha -z "${STEP}s" -c 64 --no-tui --output-format json "$URL" 2>/dev/null | jq -r '.summary.requestsPerSec')
