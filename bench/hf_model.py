@@ -12,8 +12,8 @@ from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Must match src/server/engine/presets.rs.
 SHAPES = {
-    "tiny": dict(vocab_size=1024, hidden_size=32, num_hidden_layers=20, num_attention_heads=2,
-                 intermediate_size=128, rotary_pct=0.25, use_parallel_residual=True),
+    "tiny": dict(vocab_size=1024, hidden_size=320, num_hidden_layers=10, num_attention_heads=5,
+                 intermediate_size=1280, rotary_pct=0.25, use_parallel_residual=True),
     "pythia-70m": dict(vocab_size=50304, hidden_size=512, num_hidden_layers=6, num_attention_heads=8,
                        intermediate_size=2048, rotary_pct=0.25, use_parallel_residual=True),
 }

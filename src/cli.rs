@@ -197,7 +197,7 @@ pub struct ServeArgs {
     /// Sequences in the running batch at once.
     #[arg(long)]
     pub max_batch_size: Option<usize>,
-    /// Threads for the model's math (default: 1 for tiny, whose ops are too small to split;
+    /// Threads for the model's math (default: 1 for tiny, leaving a core to the load generator;
     /// otherwise every core).
     #[arg(long)]
     pub threads: Option<usize>,

@@ -79,8 +79,8 @@ pub struct ServerConfig {
     pub max_total_tokens: Option<usize>,
     pub max_batch_total_tokens: Option<usize>,
     pub max_batch_size: Option<usize>,
-    /// Threads for the model's math (`None`: one for `tiny`, whose ops are too small to
-    /// split, else every core).
+    /// Threads for the model's math (`None`: one for `tiny`, which leaves the other core of a
+    /// small machine to the in-process attacker of the default sweep, else every core).
     pub threads: Option<usize>,
 }
 
