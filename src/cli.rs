@@ -19,7 +19,6 @@ pub enum Command {
     Report(Box<ReportArgs>),
     /// Run the embedded reference server: GPT-NeoX on candle behind TGI, OpenAI and FastAPI routes.
     Serve(Box<ServeArgs>),
-    // ---- sweep, cost, plan (issue 3) ----
     /// Attack at each rate of a plan, judge every step, and write reports/<run-id>/
     /// (steps.csv, summary.json, results.jsonl, report.md, charts).
     Sweep(Box<SweepArgs>),
@@ -27,7 +26,6 @@ pub enum Command {
     Cost(CostArgs),
     /// Instances and monthly cost to serve a target load, from measured sweeps (cheapest first).
     Plan(PlanArgs),
-    // ---- end issue 3 ----
 }
 
 /// Flags of `rpload attack` (shared with `sweep`, which sets rate and duration per step).
@@ -152,12 +150,10 @@ pub struct ReportArgs {
     /// Write the report here instead of stdout.
     #[arg(long, short = 'o')]
     pub output: Option<std::path::PathBuf>,
-    // ---- issue 3 ----
     /// Rebuild a sweep's folder (steps.csv, summary.json, report.md, charts) from its
     /// results.jsonl and scenario.toml, without re-running it.
     #[arg(long, value_name = "DIR", conflicts_with = "files")]
     pub sweep: Option<std::path::PathBuf>,
-    // ---- end issue 3 ----
 }
 
 /// Flags of `rpload serve` (and of the embedded server a target-less `sweep` starts).
@@ -205,8 +201,6 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
-
-// ---- sweep, cost, plan (issue 3) ----
 
 /// Flags of `rpload sweep`. Each overrides the same field of `--scenario`.
 #[derive(Debug, Clone, Default, Args)]
@@ -376,4 +370,3 @@ pub struct PlanArgs {
     #[arg(long)]
     pub slo: Option<String>,
 }
-// ---- end issue 3 ----

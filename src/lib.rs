@@ -12,25 +12,20 @@
 
 pub mod attack;
 pub mod cli;
+pub mod cost;
 pub mod metrics;
 pub mod pacer;
 pub mod prompts;
 pub mod record;
 pub mod report;
-pub mod server;
-
-// ---- sweep, cost, plan and sweep reports (issue 3) ----
-pub mod cost;
 pub mod scenario;
+pub mod server;
 pub mod sweep;
-// ---- end issue 3 ----
 
 use std::process::ExitCode;
 
-/// Runs one command to completion on a fresh multi-threaded tokio runtime.
+/// Runs one command to completion on a fresh tokio runtime.
 pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
-    // Before any thread exists: the server's compute thread count is process-wide.
-    // The allow: on this branch `serve` is the only command; the others arrive with the merge.
     // The reference server's compute threads are set process-wide before any thread starts:
     // for `serve`, and for a target-less `sweep`, which runs the server in-process.
     let server_cfg = match &cli.command {
@@ -45,7 +40,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     }
     // The attacker runs on one runtime thread beside its pacer thread: a request is a few
     // microseconds of work, and handing it between workers (futex wake-ups, context switches)
-    // cost more than it saved; on 2 cores this took the open-loop ceiling from 20k to 40k req/s.
+    // cost more than it saved; on 2 cores this took the open-loop ceiling from 20k to 30k req/s.
     let mut builder = if matches!(cli.command, cli::Command::Attack(_)) {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -59,25 +54,20 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
 pub async fn run_async(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Attack(args) => attack::command::command(*args).await,
-        // ---- issue 3 ----
         cli::Command::Report(args) if args.sweep.is_some() => {
             let dir = args.sweep.as_deref().unwrap_or(std::path::Path::new("."));
             print(sweep::commands::report_sweep_text(dir)?)
         }
-        // ---- end issue 3 ----
         cli::Command::Report(args) => report::command(*args).await,
         cli::Command::Serve(args) => server::run_cli(*args).await.map(|()| ExitCode::SUCCESS),
-        // ---- issue 3 ----
         cli::Command::Sweep(args) => sweep::run::run_cli(*args).await,
         cli::Command::Cost(args) => print(sweep::commands::cost_text(&args)?),
         cli::Command::Plan(args) => print(sweep::commands::plan_text(&args)?),
-        // ---- end issue 3 ----
     }
 }
 
-// ---- issue 3 ----
+/// Prints a command's whole text output.
 fn print(text: String) -> anyhow::Result<ExitCode> {
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }
-// ---- end issue 3 ----

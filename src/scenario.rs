@@ -335,13 +335,13 @@ impl ScenarioFile {
             EMBEDDED_MAX_SEND_LAG
         };
         let max_send_lag = opt_duration("max_send_lag", sw.max_send_lag.as_deref(), default_lag)?;
-        if let Some(t) = &self.target {
-            if !(t.starts_with("http://") || t.starts_with("https://")) {
-                return Err(invalid(
-                    "target",
-                    &format!("`{t}` must start with http:// or https://"),
-                ));
-            }
+        if let Some(t) = &self.target
+            && !(t.starts_with("http://") || t.starts_with("https://"))
+        {
+            return Err(invalid(
+                "target",
+                &format!("`{t}` must start with http:// or https://"),
+            ));
         }
         let timeout = opt_duration("timeout", self.timeout.as_deref(), "30s")?;
         if timeout.is_zero() {
@@ -350,13 +350,13 @@ impl ScenarioFile {
         if self.max_inflight == Some(0) {
             return Err(invalid("max_inflight", "must be at least 1"));
         }
-        if let Some(t) = self.cost.tokens_per_request {
-            if !(t.is_finite() && t > 0.0) {
-                return Err(invalid(
-                    "tokens_per_request",
-                    &format!("must be positive, got {t}"),
-                ));
-            }
+        if let Some(t) = self.cost.tokens_per_request
+            && !(t.is_finite() && t > 0.0)
+        {
+            return Err(invalid(
+                "tokens_per_request",
+                &format!("must be positive, got {t}"),
+            ));
         }
         Ok(Scenario {
             name: self.name.clone().unwrap_or_else(|| "sweep".into()),

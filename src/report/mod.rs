@@ -1,18 +1,16 @@
-//! Renderers of aggregated results. `rpload report` reads result files into one `Metrics`
-//! (several files merge exactly) and renders it as Vegeta's report types: `text`, `json`,
-//! `hist[...]` and `hdrplot`. Renderers format; they compute no statistics of their own.
+//! Renderers. `rpload report` reads result files into one `Metrics` (several files merge
+//! exactly) and renders it as Vegeta's report types: `text`, `json`, `hist[...]` and `hdrplot`.
+//! A sweep's folder is rendered by `csv`, `markdown`, `png` and `table`. Renderers format; they
+//! compute no statistics of their own.
 
+pub mod csv;
 pub mod hdrplot;
 pub mod hist;
-pub mod text;
-
-// ---- sweep reports (issue 3) ----
-pub mod csv;
 pub mod markdown;
 pub mod png;
 pub mod table;
+pub mod text;
 pub mod text_backend;
-// ---- end sweep reports ----
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -169,10 +169,10 @@ impl ServerConfig {
                 return Err(ConfigError::Zero { flag });
             }
         }
-        if let (Some(input), Some(total)) = (self.max_input_tokens, self.max_total_tokens) {
-            if input >= total {
-                return Err(ConfigError::InputOverTotal { input, total });
-            }
+        if let (Some(input), Some(total)) = (self.max_input_tokens, self.max_total_tokens)
+            && input >= total
+        {
+            return Err(ConfigError::InputOverTotal { input, total });
         }
         match (self.max_total_tokens, self.max_batch_total_tokens) {
             (Some(total), Some(batch)) if total > batch => {

@@ -63,15 +63,15 @@ pub fn cost_text(args: &CostArgs) -> Result<String> {
         let _ = writeln!(o, "{} USD per 1K tokens", fmt_sig(c, 3));
         let _ = writeln!(o, "  {how} on {price}");
     }
-    if let Some(r) = args.rps {
-        if let Some(c) = cost::usd_per_1k(price.usd_per_hour, r) {
-            let _ = writeln!(
-                o,
-                "{} USD per 1K requests at {} req/s",
-                fmt_sig(c, 3),
-                fmt_rate(r)
-            );
-        }
+    if let Some(r) = args.rps
+        && let Some(c) = cost::usd_per_1k(price.usd_per_hour, r)
+    {
+        let _ = writeln!(
+            o,
+            "{} USD per 1K requests at {} req/s",
+            fmt_sig(c, 3),
+            fmt_rate(r)
+        );
     }
     if let Some(l) = &args.latency {
         let d = parse_duration(l).map_err(|m| anyhow::anyhow!("--latency: {m}"))?;

@@ -110,10 +110,10 @@ pub async fn drive<R: StepRunner>(cfg: &DriveConfig<'_>, runner: &mut R) -> Resu
             let result = {
                 let mut sink = |mut r: Record| {
                     r.step = Some(p.step);
-                    if write_err.is_none() {
-                        if let Err(e) = writer.write(&r).and_then(|()| writer.flush()) {
-                            write_err = Some(e);
-                        }
+                    if write_err.is_none()
+                        && let Err(e) = writer.write(&r).and_then(|()| writer.flush())
+                    {
+                        write_err = Some(e);
                     }
                     data.add(&r);
                     bar.inc(1);

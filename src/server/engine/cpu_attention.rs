@@ -70,7 +70,7 @@ pub fn attend(
     out: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if shape.head_dim % 8 == 0
+    if shape.head_dim.is_multiple_of(8)
         && std::arch::is_x86_feature_detected!("avx2")
         && std::arch::is_x86_feature_detected!("fma")
     {
@@ -176,7 +176,7 @@ impl Kernel for Avx2 {
     #[inline(always)]
     fn dot(a: &[f32], b: &[f32]) -> f32 {
         use std::arch::x86_64::*;
-        assert!(a.len() == b.len() && a.len() % 8 == 0);
+        assert!(a.len() == b.len() && a.len().is_multiple_of(8));
         // SAFETY: only reached from `attend_avx2`, which runs after the feature check; every
         // load reads 8 floats inside the slices (length checked above).
         unsafe {
@@ -269,7 +269,7 @@ impl Kernel for Avx2 {
     #[inline(always)]
     fn axpy(w: f32, x: &[f32], acc: &mut [f32]) {
         use std::arch::x86_64::*;
-        assert!(x.len() == acc.len() && x.len() % 8 == 0);
+        assert!(x.len() == acc.len() && x.len().is_multiple_of(8));
         // SAFETY: as in `dot`; loads and stores stay inside the two slices.
         unsafe {
             let wv = _mm256_set1_ps(w);
@@ -298,7 +298,10 @@ impl Avx2 {
         use std::arch::x86_64::*;
         let hd = N * 8;
         assert!(
-            q.len() == hd && out.len() == hd && keys.len() == values.len() && keys.len() % hd == 0
+            q.len() == hd
+                && out.len() == hd
+                && keys.len() == values.len()
+                && keys.len().is_multiple_of(hd)
         );
         let visible = keys.len() / hd;
         scores.clear();

@@ -116,13 +116,15 @@ impl Config {
     /// Checks the shape rules the forward pass relies on.
     pub fn check(&self) -> Result<(), EngineError> {
         let bad = |msg: String| Err(EngineError::Config(msg));
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return bad(format!(
                 "hidden_size {} must be a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
             ));
         }
-        if self.rotary_dims() % 2 != 0 {
+        if !self.rotary_dims().is_multiple_of(2) {
             return bad(format!(
                 "rotary dims {} (head_dim {} x rotary_pct {}) must be even",
                 self.rotary_dims(),

@@ -62,11 +62,11 @@ impl KvCache {
             let (dtype, device): (DType, Device) = (k.dtype(), k.device().clone());
             let kn = Tensor::zeros((capacity, heads, head_dim), dtype, &device)?;
             let vn = Tensor::zeros((capacity, heads, head_dim), dtype, &device)?;
-            if let Some((kc, vc)) = slot.take() {
-                if self.len > 0 {
-                    kn.slice_set(&kc.narrow(0, 0, self.len)?, 0, 0)?;
-                    vn.slice_set(&vc.narrow(0, 0, self.len)?, 0, 0)?;
-                }
+            if let Some((kc, vc)) = slot.take()
+                && self.len > 0
+            {
+                kn.slice_set(&kc.narrow(0, 0, self.len)?, 0, 0)?;
+                vn.slice_set(&vc.narrow(0, 0, self.len)?, 0, 0)?;
             }
             *slot = Some((kn, vn));
         }
