@@ -98,6 +98,21 @@ pub enum TokensSource {
     Estimate,
 }
 
+/// The keys every record carries, in Vegeta's order (its JSON encoding, without `body` and
+/// `headers`, which rpload does not keep).
+pub const VEGETA_KEYS: [&str; 10] = [
+    "attack",
+    "seq",
+    "code",
+    "timestamp",
+    "latency",
+    "bytes_out",
+    "bytes_in",
+    "error",
+    "method",
+    "url",
+];
+
 /// One request's outcome as written to disk (one JSON object per line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -331,17 +346,7 @@ mod tests {
         let text = String::from_utf8(w.into_inner()).unwrap();
         assert!(text.ends_with('\n'));
         let value: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
-        for key in [
-            "attack",
-            "seq",
-            "code",
-            "timestamp",
-            "latency",
-            "bytes_out",
-            "bytes_in",
-            "error",
-            "method",
-            "url",
+        let ours = [
             "intended_ns",
             "sent_ns",
             "ttft_ns",
@@ -349,7 +354,8 @@ mod tests {
             "tokens_in",
             "tokens_out",
             "tokens_source",
-        ] {
+        ];
+        for key in VEGETA_KEYS.iter().chain(&ours) {
             assert!(value.get(key).is_some(), "missing key {key}");
         }
         assert_eq!(value["timestamp"], "2023-11-14T22:13:20.123456789Z");

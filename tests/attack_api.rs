@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Behaviour, attack, ms, spawn};
+use common::{Behaviour, attack, cli, ms, spawn};
 use rpload::record::TokensSource;
 
 fn url(addr: std::net::SocketAddr) -> String {
@@ -246,20 +246,8 @@ async fn plain_http_get_and_record_keys() {
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().count(), 10);
     let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-    for key in [
-        "attack",
-        "seq",
-        "code",
-        "timestamp",
-        "latency",
-        "bytes_out",
-        "bytes_in",
-        "error",
-        "method",
-        "url",
-        "intended_ns",
-        "sent_ns",
-    ] {
+    let ours = ["intended_ns", "sent_ns"];
+    for key in rpload::record::VEGETA_KEYS.iter().chain(&ours) {
         assert!(first.get(key).is_some(), "missing {key} in {first}");
     }
     assert_eq!(first["attack"], "smoke");
@@ -269,11 +257,4 @@ async fn plain_http_get_and_record_keys() {
         first.get("tokens_out").is_none(),
         "plain HTTP has no token fields"
     );
-}
-
-fn cli(argv: &[&str]) -> rpload::cli::Cli {
-    use clap::Parser;
-    let mut all = vec!["rpload"];
-    all.extend_from_slice(argv);
-    rpload::cli::Cli::parse_from(all)
 }

@@ -4,14 +4,7 @@
 
 mod common;
 
-use common::{Behaviour, spawn};
-
-fn cli(argv: &[&str]) -> rpload::cli::Cli {
-    use clap::Parser;
-    let mut all = vec!["rpload"];
-    all.extend_from_slice(argv);
-    rpload::cli::Cli::parse_from(all)
-}
+use common::{Behaviour, cli, spawn};
 
 async fn run(argv: &[&str]) {
     rpload::run_async(cli(argv))

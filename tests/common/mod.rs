@@ -237,6 +237,14 @@ async fn predict(State(b): State<Arc<Behaviour>>, axum::Json(body): axum::Json<V
     axum::Json(json!({"prediction": (0..b.tokens).map(word).collect::<String>()})).into_response()
 }
 
+/// Parses a whole `rpload` command line (without the program name).
+pub fn cli(argv: &[&str]) -> rpload::cli::Cli {
+    use clap::Parser;
+    let mut all = vec!["rpload"];
+    all.extend_from_slice(argv);
+    rpload::cli::Cli::parse_from(all)
+}
+
 /// Parses `rpload attack` flags.
 pub fn attack_args(argv: &[&str]) -> rpload::cli::AttackArgs {
     use clap::Parser;
