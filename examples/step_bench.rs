@@ -1,5 +1,7 @@
-//! Times one engine step for a preset: `step_bench PRESET BATCH [prefill|decode]`.
-//! Prints wall time per step; run under `perf stat -e task-clock` on a busy machine.
+//! Times one engine step for a preset, without HTTP or the scheduler:
+//! `step_bench PRESET BATCH [prefill|decode] [f32|f16|bf16]` (CANDLE_ATTN=1 forces the pooled
+//! candle attention on CPU f32). Prints wall time per step; run under `perf stat -e task-clock`
+//! on a busy machine. `bench/gpu.sh` measures the server itself, through HTTP.
 use candle_core::DType;
 use rpload::server::engine::{self, DeviceKind, Engine, ModelSpec, SeqInput};
 use std::time::Instant;
@@ -9,25 +11,32 @@ fn main() {
     let name = args.get(1).cloned().unwrap_or("tiny".into());
     let b: usize = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(1);
     let phase = args.get(3).cloned().unwrap_or("decode".into());
-    let loaded = engine::load(
-        &ModelSpec::Preset { name, seed: 0 },
-        DType::F32,
-        DeviceKind::Cpu,
-    )
-    .unwrap();
+    let dtype = match args.get(4).map(String::as_str) {
+        Some("f16") => DType::F16,
+        Some("bf16") => DType::BF16,
+        _ => DType::F32,
+    };
+    let loaded =
+        engine::load(&ModelSpec::Preset { name, seed: 0 }, dtype, DeviceKind::Cpu).unwrap();
     let mut model = loaded.model;
     if std::env::var("CANDLE_ATTN").is_ok() {
         model.set_host_attention(false);
     }
+    if !model.uses_host_attention() {
+        model.reserve_cache(b, 400).unwrap();
+    }
     let prompt: Vec<u32> = (0..107).map(|i| (i * 7 % 1000) as u32).collect();
-    let mut caches: Vec<_> = (0..b).map(|_| model.new_cache(300)).collect();
+    let mut caches: Vec<_> = (0..b).map(|_| model.new_cache(300).unwrap()).collect();
     let t0 = Instant::now();
     for c in caches.iter_mut() {
         model
-            .step(&mut [SeqInput {
-                tokens: &prompt,
-                cache: c,
-            }])
+            .step(
+                &mut [SeqInput {
+                    tokens: &prompt,
+                    cache: c,
+                }],
+                &[true],
+            )
             .unwrap();
     }
     if phase == "prefill" {
@@ -48,7 +57,7 @@ fn main() {
                 cache: c,
             })
             .collect();
-        model.step(&mut batch).unwrap();
+        model.step(&mut batch, &vec![true; b]).unwrap();
     }
     let per = t0.elapsed().as_secs_f64() / steps as f64;
     println!(

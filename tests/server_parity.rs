@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use rpload::server::engine::{self, DeviceKind, Engine, EngineError, ModelSpec, SeqInput};
+use rpload::server::engine::{self, DeviceKind, EngineError, GptNeox, ModelSpec, SeqInput};
 
 #[derive(serde::Deserialize)]
 struct Expected {
@@ -59,7 +59,7 @@ fn run_with(dir: &Path, exp: &Expected, host_attention: bool) -> (Vec<f32>, Vec<
             .unwrap(),
         exp.input_ids
     );
-    let mut cache = model.new_cache(64);
+    let mut cache = model.new_cache(64).unwrap();
     let mut feed = exp.input_ids.clone();
     let (mut first, mut last, mut tokens) = (None, Vec::new(), Vec::new());
     for _ in 0..exp.greedy_tokens.len() {
@@ -67,7 +67,7 @@ fn run_with(dir: &Path, exp: &Expected, host_attention: bool) -> (Vec<f32>, Vec<
             tokens: &feed,
             cache: &mut cache,
         }];
-        let logits = model.step(&mut batch).unwrap().remove(0);
+        let logits = model.logits(&mut batch).unwrap().remove(0);
         let next = logits
             .iter()
             .enumerate()
@@ -208,10 +208,10 @@ fn batched_sequences_match_running_alone_with(host_attention: bool) {
     model.set_host_attention(host_attention);
     let a = &exp.input_ids[..];
     let b = &exp.input_ids[5..17];
-    let alone = |model: &mut dyn Engine, ids: &[u32]| {
-        let mut c = model.new_cache(2); // small: exercises cache growth
+    let alone = |model: &mut GptNeox, ids: &[u32]| {
+        let mut c = model.new_cache(2).unwrap(); // small: exercises host cache growth
         model
-            .step(&mut [SeqInput {
+            .logits(&mut [SeqInput {
                 tokens: ids,
                 cache: &mut c,
             }])
@@ -219,9 +219,9 @@ fn batched_sequences_match_running_alone_with(host_attention: bool) {
             .remove(0)
     };
     let (la, lb) = (alone(&mut model, a), alone(&mut model, b));
-    let (mut ca, mut cb) = (model.new_cache(8), model.new_cache(8));
+    let (mut ca, mut cb) = (model.new_cache(8).unwrap(), model.new_cache(8).unwrap());
     let both = model
-        .step(&mut [
+        .logits(&mut [
             SeqInput {
                 tokens: a,
                 cache: &mut ca,
@@ -236,7 +236,7 @@ fn batched_sequences_match_running_alone_with(host_attention: bool) {
     assert!(max_diff(&both[1], &lb) < 1e-4);
     // And a decode step for both at different positions.
     let next = model
-        .step(&mut [
+        .logits(&mut [
             SeqInput {
                 tokens: &[5],
                 cache: &mut ca,
@@ -253,4 +253,61 @@ fn batched_sequences_match_running_alone_with(host_attention: bool) {
     b2.push(7);
     assert!(max_diff(&next[0], &alone(&mut model, &a2)) < 1e-4);
     assert!(max_diff(&next[1], &alone(&mut model, &b2)) < 1e-4);
+}
+
+#[test]
+fn decode_from_device_inputs_matches_the_planned_step() {
+    // The CUDA-graph body (every input a device tensor, the batch padded to a bucket of 4
+    // slots and 64 keys) must give the logits of the ordinary decode step.
+    let dir = fixture("gpt_neox_sequential");
+    let exp = expected(&dir);
+    let loaded = engine::load(&ModelSpec::Folder(dir), DType::F32, DeviceKind::Cpu).unwrap();
+    let mut model = loaded.model;
+    model.set_host_attention(false);
+    model.reserve_cache(4, 128).unwrap();
+    let (a, b) = (&exp.input_ids[..], &exp.input_ids[3..11]);
+    let (mut ca, mut cb) = (model.new_cache(64).unwrap(), model.new_cache(64).unwrap());
+    model
+        .logits(&mut [
+            SeqInput {
+                tokens: a,
+                cache: &mut ca,
+            },
+            SeqInput {
+                tokens: b,
+                cache: &mut cb,
+            },
+        ])
+        .unwrap();
+    let (pa, pb) = (ca.len() as u32, cb.len() as u32);
+    assert_eq!((ca.slot(), cb.slot()), (Some(0), Some(1)));
+    // Rows: token, position, cache row to write, keys visible; slots 2 and 3 are padding.
+    let input: Vec<u32> = [
+        [5, 7, 0, 0],
+        [pa, pb, 0, 0],
+        [pa, pb, 127, 127],
+        [pa + 1, pb + 1, 1, 1],
+    ]
+    .concat();
+    let input = Tensor::from_vec(input, (4, 4), &Device::Cpu).unwrap();
+    let arange = Tensor::arange(0u32, 64, &Device::Cpu).unwrap();
+    let graph = model
+        .decode_from_device(&input, &arange)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    let step = model
+        .logits(&mut [
+            SeqInput {
+                tokens: &[7],
+                cache: &mut cb,
+            },
+            SeqInput {
+                tokens: &[5],
+                cache: &mut ca,
+            },
+        ])
+        .unwrap();
+    assert!(max_diff(&graph[0], &step[1]) < 1e-4);
+    assert!(max_diff(&graph[1], &step[0]) < 1e-4);
 }

@@ -95,6 +95,9 @@ pub enum ServerError {
     Validation(#[from] ValidationError),
     #[error("Request failed during generation: {0}")]
     Generation(String),
+    /// Admitted but refused for lack of KV cache or device memory (503, TGI's `overloaded`).
+    #[error("Model is overloaded: {0}")]
+    OutOfCapacity(String),
     #[error("Incomplete generation")]
     Incomplete,
     /// The body is not the JSON the route expects (axum's statuses: 400 syntax, 422 data,
@@ -113,6 +116,7 @@ impl ServerError {
     fn status(&self) -> StatusCode {
         match self {
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+            Self::OutOfCapacity(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Validation(_) | Self::Unsupported { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Generation(_) => StatusCode::FAILED_DEPENDENCY,
             Self::Incomplete => StatusCode::INTERNAL_SERVER_ERROR,
@@ -122,7 +126,7 @@ impl ServerError {
 
     fn error_type(&self) -> &'static str {
         match self {
-            Self::Overloaded => "overloaded",
+            Self::Overloaded | Self::OutOfCapacity(_) => "overloaded",
             Self::Validation(_) | Self::Body { .. } => "validation",
             Self::Generation(_) => "generation",
             Self::Incomplete => "incomplete_generation",
@@ -326,6 +330,7 @@ impl AppState {
                     return Ok(done);
                 }
                 Some(Event::Error(e)) => return Err(ServerError::Generation(e)),
+                Some(Event::Overloaded(e)) => return Err(ServerError::OutOfCapacity(e)),
                 None => {
                     self.metrics.request_failure("incomplete");
                     return Err(ServerError::Incomplete);
@@ -510,6 +515,7 @@ fn tgi_stream(
                             "details": details})
                 }
                 Some(Event::Error(e)) => ServerError::Generation(e).body(),
+                Some(Event::Overloaded(e)) => ServerError::OutOfCapacity(e).body(),
                 None => {
                     state.metrics.request_failure("incomplete");
                     json!({"error": "Incomplete generation stream",
@@ -912,6 +918,8 @@ where
             }
             Event::Error(msg) => json!({"error": {
                 "message": ServerError::Generation(msg).to_string(), "http_status_code": 424}}),
+            Event::Overloaded(msg) => json!({"error": {
+                "message": ServerError::OutOfCapacity(msg).to_string(), "http_status_code": 503}}),
         };
         format!("data: {chunk}\n\n")
     });

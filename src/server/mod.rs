@@ -230,6 +230,51 @@ impl ServerConfig {
     }
 }
 
+/// Room left on the device after the KV cache, for a step's activations and logits.
+const DEVICE_HEADROOM_BYTES: usize = 2 << 30;
+
+/// Allocates the KV cache pool for `slots` sequences of `max_tokens`, halving the slots until
+/// it fits with [`DEVICE_HEADROOM_BYTES`] to spare, as TGI sizes its batch from free memory.
+/// Returns the slots allocated.
+fn size_cache(
+    model: &mut engine::GptNeox,
+    mut slots: usize,
+    max_tokens: usize,
+) -> anyhow::Result<usize> {
+    let dtype = model.dtype();
+    loop {
+        let shape = model.pool_shape(slots, max_tokens);
+        let fits = model.reserve_cache(slots, max_tokens).and_then(|()| {
+            if model.device().is_cpu() {
+                return Ok(());
+            }
+            // Probe the headroom, then give it back.
+            let probe =
+                candle_core::Tensor::zeros(DEVICE_HEADROOM_BYTES / 2, DType::F16, model.device())?;
+            drop(probe);
+            Ok(())
+        });
+        match fits {
+            Ok(()) => {
+                eprintln!(
+                    "rpload serve: KV cache of {slots} sequences x {max_tokens} tokens ({:.1} GiB {})",
+                    shape.bytes(dtype) as f64 / (1u64 << 30) as f64,
+                    dtype_name(dtype)
+                );
+                return Ok(slots);
+            }
+            Err(engine::EngineError::OutOfMemory(_)) if slots > 1 => slots /= 2,
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "allocating the KV cache ({slots} sequences x {max_tokens} tokens): lower --max-total-tokens"
+                    )
+                });
+            }
+        }
+    }
+}
+
 struct Resolved {
     limits: validate::Limits,
     batch: BatchLimits,
@@ -265,7 +310,23 @@ async fn build(cfg: ServerConfig) -> anyhow::Result<axum::Router> {
         .context("model loading thread")?
         .with_context(|| format!("loading model `{}`", cfg.model.id()))?;
     let context = loaded.model.config().max_position_embeddings;
-    let resolved = cfg.resolve(context)?;
+    let mut resolved = cfg.resolve(context)?;
+    let mut model = loaded.model;
+    if !model.uses_host_attention() {
+        let slots = match cfg.engine {
+            SchedulerKind::Single => 1,
+            SchedulerKind::Continuous => resolved.batch.max_batch_size,
+        };
+        let max_tokens = resolved.limits.max_total_tokens;
+        let (model_back, slots) = tokio::task::spawn_blocking(move || {
+            let mut model = model;
+            size_cache(&mut model, slots, max_tokens).map(|s| (model, s))
+        })
+        .await
+        .context("cache allocation thread")??;
+        model = model_back;
+        resolved.batch.max_batch_size = resolved.batch.max_batch_size.min(slots);
+    }
     let metrics = Arc::new(metrics::Metrics::new(
         resolved.limits.max_input_tokens,
         resolved.limits.max_total_tokens,
@@ -273,7 +334,7 @@ async fn build(cfg: ServerConfig) -> anyhow::Result<axum::Router> {
     let scheduler = SchedulerHandle::start(
         cfg.engine,
         resolved.batch,
-        Box::new(loaded.model),
+        Box::new(model),
         loaded.tokenizer.clone(),
         metrics.clone(),
         cfg.compute_threads(),

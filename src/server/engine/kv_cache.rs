@@ -1,36 +1,163 @@
-//! The key/value cache of ONE sequence, held outside the model so that the scheduler can batch
-//! any set of sequences, admit new ones between steps, and free a finished or abandoned one by
-//! dropping it.
+//! Key/value caches. Two storages, picked by the model's attention path:
 //!
-//! Two storages, picked by the model: device tensors for the candle attention path
-//! (`[capacity, heads, head_dim]` per layer, token-major, so appending a step is one contiguous
-//! `slice_set` and reading is a view of the first `len` rows; capacity doubles when full), and
-//! host buffers for the f32 CPU kernel (`cpu_attention.rs`), head-major
-//! (`[heads, capacity, head_dim]`) so that one head's keys stream through the cache in order.
-//! The scheduler can reserve the request's whole budget up front.
+//! - [`KvPool`]: device tensors shared by all sequences, `[slots, heads, max_tokens, head_dim]`
+//!   per layer for K and for V, allocated once at start. A sequence leases one slot for its
+//!   life. Because every slot has the same strides, a decode step writes all new rows with one
+//!   scatter per layer and attends over all sequences with one batched matmul, whatever their
+//!   lengths: the number of kernel launches does not grow with the batch (the CUDA path).
+//! - host buffers for the f32 CPU kernel (`cpu_attention.rs`), head-major per sequence
+//!   (`[heads, capacity, head_dim]`), grown by doubling.
+//!
+//! [`KvCache`] is one sequence's handle on either; dropping it frees the slot or the buffers, so
+//! the scheduler frees a finished or abandoned sequence by dropping it.
 //! Must not know about weights, sampling or scheduling.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Result, Tensor};
 
-/// K and V for every layer of one sequence.
+/// The shared device cache: K and V for every layer and slot.
+#[derive(Debug)]
+pub struct KvPool {
+    /// Per layer, `(k, v)`, each `[slots, heads, max_tokens, head_dim]`.
+    layers: Vec<(Tensor, Tensor)>,
+    slots: usize,
+    max_tokens: usize,
+    /// Free slot indices; the lowest is leased first so a decode step's rows stay dense.
+    free: Arc<Mutex<BTreeSet<usize>>>,
+}
+
+/// The shape of a [`KvPool`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolShape {
+    pub layers: usize,
+    pub slots: usize,
+    pub heads: usize,
+    pub max_tokens: usize,
+    pub head_dim: usize,
+}
+
+impl PoolShape {
+    /// Bytes the pool takes in `dtype`.
+    pub fn bytes(&self, dtype: DType) -> usize {
+        2 * self.layers
+            * self.slots
+            * self.heads
+            * self.max_tokens
+            * self.head_dim
+            * dtype.size_in_bytes()
+    }
+}
+
+impl KvPool {
+    pub fn new(shape: PoolShape, dtype: DType, device: &Device) -> Result<Self> {
+        let dims = (shape.slots, shape.heads, shape.max_tokens, shape.head_dim);
+        let layers = (0..shape.layers)
+            .map(|_| {
+                Ok((
+                    Tensor::zeros(dims, dtype, device)?,
+                    Tensor::zeros(dims, dtype, device)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            layers,
+            slots: shape.slots,
+            max_tokens: shape.max_tokens,
+            free: Arc::new(Mutex::new((0..shape.slots).collect())),
+        })
+    }
+
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Tokens one sequence can hold.
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// K and V of `layer`, all slots.
+    pub fn layer(&self, layer: usize) -> &(Tensor, Tensor) {
+        &self.layers[layer]
+    }
+
+    /// A free slot for a sequence of up to `reserve` tokens, or why there is none.
+    pub fn lease(
+        &self,
+        num_layers: usize,
+        reserve: usize,
+    ) -> std::result::Result<KvCache, PoolFull> {
+        if reserve > self.max_tokens {
+            return Err(PoolFull::TooLong {
+                reserve,
+                max_tokens: self.max_tokens,
+            });
+        }
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        let index = free
+            .pop_first()
+            .ok_or(PoolFull::NoSlot { slots: self.slots })?;
+        Ok(KvCache {
+            host: (0..num_layers).map(|_| HostKv::default()).collect(),
+            len: 0,
+            initial_capacity: 1,
+            slot: Some(SlotLease {
+                index,
+                free: self.free.clone(),
+            }),
+        })
+    }
+}
+
+/// Why [`KvPool::lease`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PoolFull {
+    #[error(
+        "the request needs {reserve} cache tokens but a sequence holds at most {max_tokens}: lower max_new_tokens or restart the server with a larger --max-total-tokens"
+    )]
+    TooLong { reserve: usize, max_tokens: usize },
+    #[error(
+        "all {slots} cache slots are in use: lower --max-batch-size or --max-total-tokens so the scheduler admits fewer sequences"
+    )]
+    NoSlot { slots: usize },
+}
+
+/// A slot of a [`KvPool`], returned to the pool on drop.
+#[derive(Debug)]
+struct SlotLease {
+    index: usize,
+    free: Arc<Mutex<BTreeSet<usize>>>,
+}
+
+impl Drop for SlotLease {
+    fn drop(&mut self) {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        free.insert(self.index);
+    }
+}
+
+/// One sequence's cache: a pool slot (candle path) or host buffers (f32 CPU kernel).
 #[derive(Debug)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
     /// Host storage per layer (f32 CPU path only).
     host: Vec<HostKv>,
     /// Tokens stored (the same in every layer once a forward pass has finished).
     len: usize,
-    /// Rows to allocate on first use, so a request that reserved its budget never reallocates.
+    /// Host rows to allocate on first use, so a request that reserved its budget never grows.
     initial_capacity: usize,
+    slot: Option<SlotLease>,
 }
 
 impl KvCache {
-    pub fn new(num_layers: usize, initial_capacity: usize) -> Self {
+    /// A host cache (f32 CPU kernel) that will hold about `initial_capacity` tokens.
+    pub fn host(num_layers: usize, initial_capacity: usize) -> Self {
         Self {
-            layers: (0..num_layers).map(|_| None).collect(),
             host: (0..num_layers).map(|_| HostKv::default()).collect(),
             len: 0,
             initial_capacity: initial_capacity.max(1),
+            slot: None,
         }
     }
 
@@ -43,38 +170,9 @@ impl KvCache {
         self.len == 0
     }
 
-    /// Appends `k`, `v` (`[t, heads, head_dim]`, contiguous) to `layer` and returns views of
-    /// all cached rows `[len + t, heads, head_dim]`. The length advances in [`Self::commit`],
-    /// once every layer has appended, so all layers write at the same offset.
-    pub fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (t, heads, head_dim) = k.dims3()?;
-        let needed = self.len + t;
-        let slot = &mut self.layers[layer];
-        let grow = match slot {
-            Some((kc, _)) => kc.dim(0)? < needed,
-            None => true,
-        };
-        if grow {
-            let capacity = match slot {
-                Some((kc, _)) => (kc.dim(0)? * 2).max(needed),
-                None => self.initial_capacity.max(needed),
-            };
-            let (dtype, device): (DType, Device) = (k.dtype(), k.device().clone());
-            let kn = Tensor::zeros((capacity, heads, head_dim), dtype, &device)?;
-            let vn = Tensor::zeros((capacity, heads, head_dim), dtype, &device)?;
-            if let Some((kc, vc)) = slot.take()
-                && self.len > 0
-            {
-                kn.slice_set(&kc.narrow(0, 0, self.len)?, 0, 0)?;
-                vn.slice_set(&vc.narrow(0, 0, self.len)?, 0, 0)?;
-            }
-            *slot = Some((kn, vn));
-        }
-        // Unwrap is safe: the branch above filled the slot.
-        let (kc, vc) = slot.as_ref().expect("cache slot allocated above");
-        kc.slice_set(k, 0, self.len)?;
-        vc.slice_set(v, 0, self.len)?;
-        Ok((kc.narrow(0, 0, needed)?, vc.narrow(0, 0, needed)?))
+    /// The pool slot, for a cache leased from a [`KvPool`].
+    pub fn slot(&self) -> Option<usize> {
+        self.slot.as_ref().map(|s| s.index)
     }
 
     /// The host K and V of `layer`, with room for `extra` more tokens beyond the cached ones.
@@ -98,7 +196,7 @@ impl KvCache {
         kv
     }
 
-    /// Marks `t` more tokens as stored, after all layers appended them.
+    /// Marks `t` more tokens as stored, after all layers wrote them.
     pub fn commit(&mut self, t: usize) {
         self.len += t;
     }
@@ -137,27 +235,59 @@ impl HostKv {
 mod tests {
     use super::*;
 
+    fn pool(slots: usize, max_tokens: usize) -> KvPool {
+        let shape = PoolShape {
+            layers: 1,
+            slots,
+            heads: 1,
+            max_tokens,
+            head_dim: 2,
+        };
+        KvPool::new(shape, DType::F32, &Device::Cpu).unwrap()
+    }
+
     #[test]
-    fn append_grows_and_keeps_rows() -> Result<()> {
-        let dev = Device::Cpu;
-        let mut cache = KvCache::new(1, 2);
-        let a = Tensor::arange(0f32, 6., &dev)?.reshape((3, 1, 2))?;
-        let (k, _) = cache.append(0, &a, &a)?;
-        cache.commit(3);
-        assert_eq!(k.dims(), &[3, 1, 2]);
-        let b = Tensor::arange(6f32, 8., &dev)?.reshape((1, 1, 2))?;
-        let (k, v) = cache.append(0, &b, &b)?;
-        cache.commit(1);
-        assert_eq!(cache.len(), 4);
-        let want: Vec<f32> = (0..8).map(|x| x as f32).collect();
-        assert_eq!(k.flatten_all()?.to_vec1::<f32>()?, want);
-        assert_eq!(v.flatten_all()?.to_vec1::<f32>()?, want);
-        Ok(())
+    fn slots_are_leased_lowest_first_and_come_back_on_drop() {
+        let p = pool(3, 8);
+        let a = p.lease(1, 8).unwrap();
+        let b = p.lease(1, 4).unwrap();
+        assert_eq!((a.slot(), b.slot()), (Some(0), Some(1)));
+        drop(a);
+        let c = p.lease(1, 1).unwrap();
+        assert_eq!(c.slot(), Some(0), "the freed lowest slot is reused");
+        let _d = p.lease(1, 1).unwrap();
+        assert_eq!(p.lease(1, 1).unwrap_err(), PoolFull::NoSlot { slots: 3 });
+    }
+
+    #[test]
+    fn a_reservation_longer_than_a_slot_is_refused_with_the_limit() {
+        let err = pool(1, 8).lease(1, 9).unwrap_err();
+        assert_eq!(
+            err,
+            PoolFull::TooLong {
+                reserve: 9,
+                max_tokens: 8
+            }
+        );
+        assert!(err.to_string().contains("--max-total-tokens"), "{err}");
+    }
+
+    #[test]
+    fn pool_bytes_count_k_and_v_of_every_layer() {
+        let shape = PoolShape {
+            layers: 32,
+            slots: 64,
+            heads: 32,
+            max_tokens: 1024,
+            head_dim: 80,
+        };
+        // RedPajama-3B: 327,680 bytes per token in f16.
+        assert_eq!(shape.bytes(DType::F16), 64 * 1024 * 327_680);
     }
 
     #[test]
     fn host_layer_grows_and_keeps_each_heads_rows() {
-        let mut cache = KvCache::new(1, 1);
+        let mut cache = KvCache::host(1, 1);
         let kv = cache.host_layer(0, 2, 1, 1);
         kv.k[0] = 1.0; // head 0, pos 0
         let at = kv.at(1, 0, 1);

@@ -6,9 +6,11 @@
 //! and runs on the scheduler's own OS thread.
 
 pub mod cpu_attention;
+pub mod cuda_graph;
 pub mod gpt_neox;
 pub mod kv_cache;
 pub mod presets;
+pub mod profile;
 pub mod sampler;
 pub mod tokenizer;
 pub mod weights;
@@ -16,10 +18,10 @@ pub mod weights;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 
 pub use gpt_neox::{Config, GptNeox, SeqInput};
-pub use kv_cache::KvCache;
+pub use kv_cache::{KvCache, PoolFull, PoolShape};
 pub use tokenizer::TextTokenizer;
 
 /// Why a model could not be loaded or a step failed. Load errors name the file or tensor.
@@ -48,8 +50,33 @@ pub enum EngineError {
     },
     #[error("this build has no CUDA support: rebuild with `cargo build --release --features cuda`")]
     NoCuda,
+    #[error(
+        "--device cuda: no usable GPU ({0}); check that `nvidia-smi` lists one and the driver is >= 580, or use --device cpu"
+    )]
+    NoGpu(String),
+    /// The KV cache cannot take the sequence now: the request is refused as overloaded.
+    #[error("{0}")]
+    CacheFull(#[from] PoolFull),
+    /// The device ran out of memory in a step; the requests of that step are refused as
+    /// overloaded and the server goes on.
+    #[error(
+        "out of GPU memory: {0}; restart the server with a lower --max-batch-size or --max-total-tokens"
+    )]
+    OutOfMemory(String),
     #[error("tensor error: {0}")]
-    Candle(#[from] candle_core::Error),
+    Candle(candle_core::Error),
+}
+
+impl From<candle_core::Error> for EngineError {
+    fn from(e: candle_core::Error) -> Self {
+        // cudarc reports CUDA_ERROR_OUT_OF_MEMORY inside a wrapped error; only the text tells.
+        let text = e.to_string();
+        if text.contains("OUT_OF_MEMORY") || text.contains("out of memory") {
+            Self::OutOfMemory(text)
+        } else {
+            Self::Candle(e)
+        }
+    }
 }
 
 impl EngineError {
@@ -95,7 +122,18 @@ impl DeviceKind {
         match self {
             Self::Cpu => Ok(Device::Cpu),
             #[cfg(feature = "cuda")]
-            Self::Cuda => Ok(Device::new_cuda(0)?),
+            Self::Cuda => {
+                let dev = Device::new_cuda(0).map_err(|e| EngineError::NoGpu(e.to_string()))?;
+                if let Device::Cuda(cuda) = &dev
+                    && std::env::var_os("RPLOAD_CUDA_EVENT_TRACKING").is_none()
+                {
+                    // SAFETY: every tensor of the server lives on candle's one stream of this
+                    // device, so the per-buffer events that guard cross-stream use (recorded
+                    // on every kernel launch) guard nothing here and only cost launch time.
+                    unsafe { cuda.disable_event_tracking() };
+                }
+                Ok(dev)
+            }
             #[cfg(not(feature = "cuda"))]
             Self::Cuda => Err(EngineError::NoCuda),
         }
@@ -109,23 +147,85 @@ impl DeviceKind {
     }
 }
 
+/// What a step gives one sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutput {
+    /// The argmax token and its log-probability, picked on the device.
+    Greedy { id: u32, logprob: f32 },
+    /// The whole row of logits (`vocab_size` floats), for the host sampler.
+    Logits(Vec<f32>),
+}
+
 /// One step over a ragged batch; the scheduler's only view of the model.
 pub trait Engine: Send {
-    /// Feeds each sequence its tokens, extends its cache and returns, per sequence, the
-    /// logits of its last position (`vocab_size` floats).
-    fn step(&mut self, batch: &mut [SeqInput<'_>]) -> Result<Vec<Vec<f32>>, EngineError>;
+    /// Feeds each sequence its tokens and extends its cache. Sequence `i` gets its greedy pick
+    /// when `greedy[i]`, else its last position's logits.
+    fn step(
+        &mut self,
+        batch: &mut [SeqInput<'_>],
+        greedy: &[bool],
+    ) -> Result<Vec<StepOutput>, EngineError>;
     /// An empty cache for a new sequence that will hold up to `reserve` tokens.
-    fn new_cache(&self, reserve: usize) -> KvCache;
+    fn new_cache(&mut self, reserve: usize) -> Result<KvCache, EngineError>;
 }
 
 impl Engine for GptNeox {
-    fn step(&mut self, batch: &mut [SeqInput<'_>]) -> Result<Vec<Vec<f32>>, EngineError> {
-        Ok(self.forward(batch)?.to_vec2::<f32>()?)
+    fn step(
+        &mut self,
+        batch: &mut [SeqInput<'_>],
+        greedy: &[bool],
+    ) -> Result<Vec<StepOutput>, EngineError> {
+        let logits = self.forward(batch)?;
+        let out = pick(&logits, greedy)?;
+        if let Some(p) = self.profile() {
+            p.lap(self.device(), "pick");
+            p.end_step(batch.len());
+        }
+        Ok(out)
     }
 
-    fn new_cache(&self, reserve: usize) -> KvCache {
-        KvCache::new(self.config().num_hidden_layers, reserve)
+    fn new_cache(&mut self, reserve: usize) -> Result<KvCache, EngineError> {
+        GptNeox::new_cache(self, reserve)
     }
+}
+
+/// Splits `[batch, vocab]` f32 logits into outputs. Greedy rows are reduced on the device, so
+/// a step costs one small copy to the host (ids and log-probabilities of the whole batch)
+/// rather than a vocabulary-wide row per sequence; only sampled rows come back whole.
+pub fn pick(logits: &Tensor, greedy: &[bool]) -> candle_core::Result<Vec<StepOutput>> {
+    let mut out: Vec<Option<StepOutput>> = vec![None; greedy.len()];
+    if greedy.iter().any(|&g| g) {
+        let ids = logits.argmax_keepdim(1)?;
+        let max = logits.max_keepdim(1)?;
+        let lse = (logits.broadcast_sub(&max)?.exp()?.sum_keepdim(1)?.log()? + &max)?;
+        let logprob = (logits.gather(&ids, 1)? - lse)?;
+        // One transfer: ids (exact in f32 below 2^24) beside their log-probabilities.
+        let both = Tensor::cat(&[&ids.to_dtype(DType::F32)?, &logprob], 1)?.to_vec2::<f32>()?;
+        for (i, row) in both.into_iter().enumerate() {
+            if greedy[i] {
+                out[i] = Some(StepOutput::Greedy {
+                    id: row[0] as u32,
+                    logprob: row[1],
+                });
+            }
+        }
+    }
+    let sampled: Vec<u32> = (0..greedy.len())
+        .filter(|&i| !greedy[i])
+        .map(|i| i as u32)
+        .collect();
+    if !sampled.is_empty() {
+        let rows = Tensor::from_vec(sampled.clone(), sampled.len(), logits.device())?;
+        let rows = logits.index_select(&rows, 0)?.to_vec2::<f32>()?;
+        for (i, row) in sampled.into_iter().zip(rows) {
+            out[i as usize] = Some(StepOutput::Logits(row));
+        }
+    }
+    // Unwrap is safe: every index is either greedy or sampled.
+    Ok(out
+        .into_iter()
+        .map(|o| o.expect("each row picked"))
+        .collect())
 }
 
 /// A model ready to serve.

@@ -20,7 +20,10 @@ pub enum WeightSource {
         folder: PathBuf,
     },
     /// HF's initialisation (normal(0, 0.02) matrices, zero biases, unit LayerNorm scales), each
-    /// tensor seeded from `seed` and its name so values do not depend on load order.
+    /// tensor seeded from `seed` and its name so values do not depend on load order. On the
+    /// CPU the values come from a portable generator; on a GPU from the device's own (curand),
+    /// because drawing 7B values on one host thread takes minutes: the same seed then gives
+    /// different (but still seeded) weights on the two devices.
     Random { seed: u64 },
 }
 
@@ -85,6 +88,10 @@ impl WeightSource {
                     .to_dtype(dtype)?
                     .to_device(device)?)
             }
+            Self::Random { seed } if !device.is_cpu() && is_matrix(name) => {
+                device.set_seed(*seed ^ name_hash(name))?;
+                Ok(Tensor::randn(0f32, 0.02, shape, device)?.to_dtype(dtype)?)
+            }
             Self::Random { seed } => Ok(random_tensor(*seed, name, shape)?
                 .to_dtype(dtype)?
                 .to_device(device)?),
@@ -92,19 +99,30 @@ impl WeightSource {
     }
 }
 
+fn is_norm(name: &str) -> bool {
+    name.contains("layernorm") || name.contains("layer_norm")
+}
+
+/// Drawn from normal(0, 0.02), as opposed to constant biases and LayerNorm parameters.
+fn is_matrix(name: &str) -> bool {
+    !name.ends_with(".bias") && !is_norm(name)
+}
+
+/// FNV-1a of the name: stable across runs and platforms.
+fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
 fn random_tensor(seed: u64, name: &str, shape: &[usize]) -> candle_core::Result<Tensor> {
     let count: usize = shape.iter().product();
-    let is_norm = name.contains("layernorm") || name.contains("layer_norm");
     let values = if name.ends_with(".bias") {
         vec![0f32; count]
-    } else if is_norm {
+    } else if is_norm(name) {
         vec![1f32; count]
     } else {
-        // FNV-1a of the name, mixed with the seed: stable across runs and platforms.
-        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-        });
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ h);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ name_hash(name));
         // Unwrap is safe: 0.02 is a valid standard deviation.
         let normal = Normal::new(0f32, 0.02).expect("valid normal");
         (0..count).map(|_| normal.sample(&mut rng)).collect()

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use super::engine::sampler::Sampler;
 use super::engine::tokenizer::Detokenizer;
-use super::engine::{Engine, KvCache, SeqInput, TextTokenizer};
+use super::engine::{Engine, EngineError, KvCache, SeqInput, StepOutput, TextTokenizer};
 use super::metrics::Metrics;
 use super::validate::ValidRequest;
 
@@ -129,6 +129,8 @@ pub enum Event {
     Token(Token),
     End(Token, Box<Generation>),
     Error(String),
+    /// Refused for lack of capacity (KV cache or device memory): TGI's 503 `overloaded`.
+    Overloaded(String),
 }
 
 /// The worker is gone (it only stops when the server shuts down).
@@ -313,16 +315,35 @@ impl Worker {
         let now = Instant::now();
         for id in self.policy.next_batch() {
             if let Some(mut seq) = self.waiting.remove(&id) {
+                let reserve = seq.req.input_ids.len() + seq.req.max_new_tokens;
+                match self.engine.new_cache(reserve) {
+                    Ok(cache) => seq.cache = Some(cache),
+                    Err(err) => {
+                        self.policy.remove(id);
+                        self.fail(&seq, &err);
+                        continue;
+                    }
+                }
                 seq.started = now;
-                seq.cache = Some(
-                    self.engine
-                        .new_cache(seq.req.input_ids.len() + seq.req.max_new_tokens),
-                );
                 self.metrics
                     .observe_queue(now.duration_since(seq.queued).as_secs_f64());
                 self.running.push(seq);
             }
         }
+    }
+
+    /// Ends `seq` with `err`: capacity errors as overloaded (503), the rest as generation
+    /// errors (424).
+    fn fail(&self, seq: &Seq, err: &EngineError) {
+        let msg = err.to_string();
+        let (event, label) = match err {
+            EngineError::CacheFull(_) | EngineError::OutOfMemory(_) => {
+                (Event::Overloaded(msg), "overloaded")
+            }
+            _ => (Event::Error(msg), "generation"),
+        };
+        let _ = seq.tx.send(event);
+        self.metrics.request_failure(label);
     }
 
     fn publish_gauges(&self) {
@@ -337,6 +358,11 @@ impl Worker {
         let prefill = self.running.iter().any(|s| s.fed == 0);
         let method = if prefill { "prefill" } else { "decode" };
         let t0 = Instant::now();
+        let greedy: Vec<bool> = self
+            .running
+            .iter()
+            .map(|s| !s.req.sampling.do_sample && s.req.sampling.repetition_penalty == 1.0)
+            .collect();
         let result = {
             let mut batch: Vec<SeqInput<'_>> = self
                 .running
@@ -349,32 +375,34 @@ impl Worker {
                 .collect();
             let engine = &mut self.engine;
             // A bug in tensor code must fail the requests in this batch, not the server.
-            std::panic::catch_unwind(AssertUnwindSafe(|| engine.step(&mut batch))).unwrap_or_else(
-                |_| {
-                    Err(super::engine::EngineError::Config(
+            std::panic::catch_unwind(AssertUnwindSafe(|| engine.step(&mut batch, &greedy)))
+                .unwrap_or_else(|_| {
+                    Err(EngineError::Config(
                         "internal error in the model step".to_string(),
                     ))
-                },
-            )
+                })
         };
         self.metrics
             .observe_batch(method, self.running.len(), t0.elapsed().as_secs_f64());
         let rows = match result {
             Ok(rows) => rows,
             Err(err) => {
-                let msg = err.to_string();
-                for seq in self.running.drain(..) {
+                // The batch's caches are dropped with their sequences, so the memory comes
+                // back and later requests run.
+                for seq in std::mem::take(&mut self.running) {
                     self.policy.remove(seq.id);
-                    let _ = seq.tx.send(Event::Error(msg.clone()));
-                    self.metrics.request_failure("generation");
+                    self.fail(&seq, &err);
                 }
                 return;
             }
         };
         let mut finished = Vec::new();
-        for (seq, mut logits) in self.running.iter_mut().zip(rows) {
+        for (seq, out) in self.running.iter_mut().zip(rows) {
             seq.fed = seq.ids.len();
-            let (id, logprob) = seq.sampler.next(&mut logits, &seq.ids);
+            let (id, logprob) = match out {
+                StepOutput::Greedy { id, logprob } => (id, logprob),
+                StepOutput::Logits(mut logits) => seq.sampler.next(&mut logits, &seq.ids),
+            };
             seq.ids.push(id);
             let generated = seq.ids.len() - seq.req.input_ids.len();
             let delta = seq.detok.push(&self.tokenizer, id);
