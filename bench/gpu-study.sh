@@ -11,7 +11,7 @@
 # Each engine is served once per preset; the sweeps reuse the study's scenario files
 # (scenarios/study-*.toml: the FastAPI app's sampled 50-token answers for `single`, TGI's greedy
 # 20-token answers for `continuous`) with the rates the study reported:
-#   single:     classification 1..4 step 1,   summarization 10..160 step 15
+#   single:     classification 1..4 step 1,   summarization 10..160 step 15 (30 in bursts)
 #   continuous: classification 10..150 step 15, summarization 10..200 step 15
 # burst     = the study's method: N requests within 1 s, 3 times per N (cooldown 1 s, not 4 s,
 #             to fit the GPU budget; the server is idle again long before), every N run
@@ -38,7 +38,10 @@ mkdir -p "$OUTDIR"
 short=${PRESET#redpajama-}
 
 server=
-stop_server() { [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null; server=; }
+stop_server() {
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true; fi
+  server=
+}
 trap stop_server EXIT
 
 start_server() { # engine
@@ -62,13 +65,14 @@ for mode in $MODES; do
       [ -n "$server" ] || start_server "$engine"
       case "$engine/$task" in
         single/classification) api=fastapi; rps=1..4; step=1 ;;
-        single/summarization) api=fastapi; rps=10..160; step=15 ;;
+        single/summarization) api=fastapi; rps=10..160; step=$([ "$mode" = burst ] && echo 30 || echo 15) ;;
         continuous/classification) api=tgi; rps=10..150; step=15 ;;
         continuous/summarization) api=tgi; rps=10..200; step=15 ;;
       esac
       case $mode/$engine/$task in
-        # One burst per N: a single worker drains N x 0.2-0.3 s per burst, which three
-        # repeats of 11 rates would take most of a 10-minute device call to wait out.
+        # One burst per N at every other rate of the study (10, 40, .. 160): a single worker
+        # drains N x 0.25-0.4 s per burst, which three bursts at each of 11 rates would take
+        # most of a 10-minute device call to wait out.
         burst/single/summarization) how=(--step-duration 1s --repeat 1 --cooldown 1s --no-early-stop) ;;
         burst/*) how=(--step-duration 1s --repeat 3 --cooldown 1s --no-early-stop) ;;
         sustained/*) how=(--step-duration 10s --repeat 1 --cooldown 2s) ;;

@@ -50,10 +50,12 @@ for dt in ${PARITY_DTYPES-f32 f16 bf16}; do
     "The quick brown fox jumps over the lazy dog, and the server answers every request.",
     "parameters": {"max_new_tokens": 16, "details": true, "decoder_input_details": false}}' |
     python3 -c 'import json,sys
-got=[t["id"] for t in json.load(sys.stdin)["details"]["tokens"]]
-want=json.load(open(sys.argv[1]))["greedy_tokens"]
+body=sys.stdin.read(); want=json.load(open(sys.argv[1]))["greedy_tokens"]
+try: got=[t["id"] for t in json.loads(body)["details"]["tokens"]]
+except (KeyError, ValueError): got=[]
 same=sum(a==b for a,b in zip(got,want))
-print(json.dumps({"kind":"parity","dtype":sys.argv[2],"agree":same,"of":len(want)}))' \
+print(json.dumps({"kind":"parity","dtype":sys.argv[2],"agree":same,"of":len(want),
+                  "error":None if got else body[:300]}))' \
     "$fixture/expected.json" "$dt" | tee -a "$OUTDIR/rpload.jsonl"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 done

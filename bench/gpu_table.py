@@ -33,7 +33,8 @@ def main():
         print(f"{p}: server ready in {s:.1f} s")
     for r in ours:
         if r["kind"] == "parity":
-            print(f"parity fixture, {r['dtype']}: {r['agree']} of {r['of']} greedy tokens as transformers")
+            err = f" (error: {r['error']})" if r.get("error") else ""
+            print(f"parity fixture, {r['dtype']}: {r['agree']} of {r['of']} greedy tokens as transformers{err}")
     print()
     print("| preset | batch | rpload ms/step | rpload tok/s | % of floor | client ITL ms "
           "| transformers ms/step | transformers tok/s | rpload / transformers |")

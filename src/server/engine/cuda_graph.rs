@@ -9,8 +9,12 @@
 //! Each graph reads its inputs from a small device buffer that is refilled before each replay,
 //! and writes the logits of every slot to a buffer of its own.
 //!
-//! A bucket runs eagerly the first time it is seen (that loads every kernel and cuBLAS choice
-//! it needs, which must not happen during capture) and is captured the second time. If a
+//! candle uploads small kernel parameters (dims and strides of strided operands) from host
+//! memory on each op; a graph captured around such an upload would re-read host memory that
+//! is gone by replay time. So the body runs under candle's `enable_cuda_graph_htod_cache`,
+//! which keeps one device copy of each distinct parameter block: a bucket runs the body
+//! eagerly the first time it is seen (filling that cache and loading every kernel and cuBLAS
+//! choice, neither of which may happen during capture) and is captured the second time. If a
 //! capture fails, graphs are switched off for the server's life and steps run eagerly.
 //! `RPLOAD_CUDA_GRAPHS=0` switches them off; so does `RPLOAD_PROFILE`.
 //! Must not decide what a step computes: the body is `GptNeox::decode_from_device`.
@@ -79,8 +83,8 @@ mod imp {
 
     impl Graphs {
         /// Runs a decode-only step of `width` slots reading `span` keys with `input` packed
-        /// as `GptNeox::decode_from_device` reads it. `None`: run this step eagerly (first
-        /// sight of a bucket, too many graphs, or graphs off).
+        /// as `GptNeox::decode_from_device` reads it, returning every slot's logits. `None`:
+        /// run this step the ordinary way (too many graphs, or graphs off).
         pub fn run(
             &mut self,
             model: &GptNeox,
@@ -95,23 +99,33 @@ mod imp {
             if self.off {
                 return Ok(None);
             }
-            let Some(entry) = self.entries.get_mut(&(width, span)) else {
-                if self.entries.len() < MAX_GRAPHS {
-                    let vocab = model.config().vocab_size;
-                    let entry = Entry {
-                        input: Tensor::zeros((4, width), DType::U32, dev)?,
-                        arange: Tensor::arange(0u32, span as u32, dev)?,
-                        out: Tensor::zeros((width, vocab), DType::F32, dev)?,
-                        graph: None,
-                    };
-                    self.entries.insert((width, span), entry);
+            let key = (width, span);
+            if !self.entries.contains_key(&key) {
+                if self.entries.len() >= MAX_GRAPHS {
+                    return Ok(None);
                 }
-                return Ok(None); // first sight: eager, loading what the capture will need
-            };
+                let vocab = model.config().vocab_size;
+                let entry = Entry {
+                    input: Tensor::from_vec(input, (4, width), dev)?,
+                    arange: Tensor::arange(0u32, span as u32, dev)?,
+                    out: Tensor::zeros((width, vocab), DType::F32, dev)?,
+                    graph: None,
+                };
+                // First sight: the body eagerly, filling candle's parameter cache.
+                let logits = {
+                    let _cache = cuda.enable_cuda_graph_htod_cache();
+                    model.decode_from_device(&entry.input, &entry.arange)?
+                };
+                self.entries.insert(key, entry);
+                return Ok(Some(logits));
+            }
+            // Unwrap is safe: checked just above.
+            let entry = self.entries.get_mut(&key).expect("entry present");
             entry
                 .input
                 .slice_set(&Tensor::from_vec(input, (4, width), dev)?, 0, 0)?;
             if entry.graph.is_none() {
+                let _cache = cuda.enable_cuda_graph_htod_cache();
                 let started = Instant::now();
                 let stream = cuda.cuda_stream();
                 let mode = sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL;
