@@ -8,8 +8,11 @@
 //!   except the untied `embed_out`.
 //!
 //! The dense layers (LayerNorms, QKV, output projection, MLP, head) run once over the tokens of
-//! all sequences stacked; attention runs per sequence against that sequence's own [`KvCache`],
-//! so sequences of any length and phase (prefill or decode) share a step.
+//! all sequences stacked, so sequences of any length and phase (prefill or decode) share a step.
+//! Attention has two paths: the f32 CPU kernel (`cpu_attention.rs`, per-sequence host caches)
+//! and candle ops over the shared [`KvPool`] (any dtype and device, the CUDA path), where all
+//! decoding sequences attend in one batched matmul per layer and prefills run per sequence.
+//! Decode-only steps on CUDA replay graphs (`cuda_graph.rs`) of [`GptNeox::decode_from_device`].
 //! Must not sample, tokenize or schedule.
 
 use candle_core::{DType, Device, IndexOp, Tensor};
