@@ -258,8 +258,15 @@ fn batched_sequences_match_running_alone_with(host_attention: bool) {
 #[test]
 fn decode_from_device_inputs_matches_the_planned_step() {
     // The CUDA-graph body (every input a device tensor, the batch padded to a bucket of 4
-    // slots and 64 keys) must give the logits of the ordinary decode step.
-    let dir = fixture("gpt_neox_sequential");
+    // slots and 64 keys) must give the logits of the ordinary decode step, with full rotary
+    // (scale folded into q's tables) and partial rotary (scale applied apart).
+    for name in ["gpt_neox_sequential", "gpt_neox_parallel"] {
+        decode_from_device_matches(name);
+    }
+}
+
+fn decode_from_device_matches(name: &str) {
+    let dir = fixture(name);
     let exp = expected(&dir);
     let loaded = engine::load(&ModelSpec::Folder(dir), DType::F32, DeviceKind::Cpu).unwrap();
     let mut model = loaded.model;
@@ -308,6 +315,6 @@ fn decode_from_device_inputs_matches_the_planned_step() {
             },
         ])
         .unwrap();
-    assert!(max_diff(&graph[0], &step[1]) < 1e-4);
-    assert!(max_diff(&graph[1], &step[0]) < 1e-4);
+    assert!(max_diff(&graph[0], &step[1]) < 1e-4, "{name}");
+    assert!(max_diff(&graph[1], &step[0]) < 1e-4, "{name}");
 }

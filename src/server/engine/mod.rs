@@ -276,3 +276,31 @@ pub fn load(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::engine::sampler::{Sampler, SamplingParams};
+
+    #[test]
+    fn device_picks_match_the_host_sampler_and_sampled_rows_come_back_whole() {
+        let rows = vec![
+            vec![0.5f32, 2.0, -1.0, 1.5],
+            vec![3.0, 0.0, 0.0, 3.5],
+            vec![0.1, 0.2, 0.3, 0.4],
+        ];
+        let logits = Tensor::new(rows.clone(), &Device::Cpu).unwrap();
+        let out = pick(&logits, &[true, true, false]).unwrap();
+        for (row, got) in rows.iter().zip(&out[..2]) {
+            let want = Sampler::new(SamplingParams::default()).next(&mut row.clone(), &[]);
+            match got {
+                StepOutput::Greedy { id, logprob } => {
+                    assert_eq!(*id, want.0);
+                    assert!((logprob - want.1).abs() < 1e-5, "{logprob} vs {}", want.1);
+                }
+                other => panic!("expected a greedy pick, got {other:?}"),
+            }
+        }
+        assert_eq!(out[2], StepOutput::Logits(rows[2].clone()));
+    }
+}
