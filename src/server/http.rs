@@ -180,52 +180,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 // ---------------------------------------------------------------------------------------------
 // TGI wire types.
 
+/// TGI's `parameters`: the ones validation reads ([`RawParams`]) and those only the
+/// response shape or an unsupported feature uses.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct GenerateParameters {
-    pub best_of: Option<usize>,
-    pub temperature: Option<f32>,
-    pub repetition_penalty: Option<f32>,
-    pub frequency_penalty: Option<f32>,
-    pub top_k: Option<i32>,
-    pub top_p: Option<f32>,
-    pub typical_p: Option<f32>,
-    pub do_sample: bool,
-    pub max_new_tokens: Option<u32>,
+    #[serde(flatten)]
+    pub raw: RawParams,
     pub return_full_text: Option<bool>,
-    pub stop: Vec<String>,
-    pub truncate: Option<usize>,
     pub watermark: bool,
     pub details: bool,
-    pub decoder_input_details: bool,
-    pub seed: Option<u64>,
-    pub top_n_tokens: Option<u32>,
     pub grammar: Option<Value>,
     pub adapter_id: Option<String>,
-    /// Not TGI: vLLM's switch, accepted here too so TGI-format load tests get fixed lengths.
-    pub ignore_eos: bool,
-}
-
-impl GenerateParameters {
-    fn raw(&self) -> RawParams {
-        RawParams {
-            best_of: self.best_of,
-            temperature: self.temperature,
-            repetition_penalty: self.repetition_penalty,
-            frequency_penalty: self.frequency_penalty,
-            top_k: self.top_k,
-            top_p: self.top_p,
-            typical_p: self.typical_p,
-            do_sample: self.do_sample,
-            max_new_tokens: self.max_new_tokens,
-            stop: self.stop.clone(),
-            truncate: self.truncate,
-            seed: self.seed,
-            top_n_tokens: self.top_n_tokens,
-            decoder_input_details: self.decoder_input_details,
-            ignore_eos: self.ignore_eos,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -425,7 +391,7 @@ async fn generate_response(
         default_max_new_tokens: TGI_DEFAULT_MAX_NEW_TOKENS,
     };
     let p = &req.parameters;
-    let done = state.complete(&req.inputs, &p.raw(), route).await?;
+    let done = state.complete(&req.inputs, &p.raw, route).await?;
     let g = &done.generation;
     let mut text = g.generated_text.clone();
     if p.return_full_text == Some(true) {
@@ -482,7 +448,7 @@ fn tgi_stream(
         stream: true,
         default_max_new_tokens: TGI_DEFAULT_MAX_NEW_TOKENS,
     };
-    let raw = req.parameters.raw();
+    let raw = req.parameters.raw;
     let (stream, _validation, input_chars) = state.start(&req.inputs, &raw, route)?;
     let prefix = if req.parameters.return_full_text == Some(true) {
         req.inputs.clone()

@@ -16,8 +16,10 @@ pub struct Limits {
     pub max_top_n_tokens: u32,
 }
 
-/// Parameters as any route received them (TGI names; OpenAI routes map onto these).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Parameters as any route received them (TGI names, read straight from TGI's `parameters`;
+/// OpenAI routes map onto these).
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
 pub struct RawParams {
     pub best_of: Option<usize>,
     pub temperature: Option<f32>,
@@ -33,7 +35,8 @@ pub struct RawParams {
     pub seed: Option<u64>,
     pub top_n_tokens: Option<u32>,
     pub decoder_input_details: bool,
-    /// vLLM's extension: keep generating through EOS (fixed output lengths for load tests).
+    /// vLLM's extension, accepted on TGI's routes too so TGI-format load tests get fixed
+    /// lengths: keep generating through EOS.
     pub ignore_eos: bool,
 }
 

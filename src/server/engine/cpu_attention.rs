@@ -99,20 +99,7 @@ trait Kernel {
         scratch: &mut Scratch,
         out: &mut [f32],
     ) {
-        let hd = block.head_dim;
-        for i in 0..block.len {
-            let visible = block.past + i + 1;
-            let q = &block.queries[i * block.stride + block.offset..][..hd];
-            let o = &mut out[i * block.stride + block.offset..][..hd];
-            Self::head(
-                q,
-                &keys[..visible * hd],
-                &values[..visible * hd],
-                block.scale,
-                &mut scratch.scores,
-                o,
-            );
-        }
+        per_query::<Self>(block, keys, values, scratch, out);
     }
 
     /// `out = softmax(q · keysᵀ · scale) · values` for one query and one head; `keys` and
@@ -126,25 +113,65 @@ trait Kernel {
         scores: &mut Vec<f32>,
         out: &mut [f32],
     ) {
-        let hd = q.len();
-        scores.clear();
-        let mut max = f32::NEG_INFINITY;
-        for k in keys.chunks_exact(hd) {
-            let s = Self::dot(q, k) * scale;
-            max = max.max(s);
-            scores.push(s);
-        }
-        let mut total = 0.0;
-        for s in scores.iter_mut() {
-            *s = (*s - max).exp();
-            total += *s;
-        }
-        out.fill(0.0);
-        for (&p, v) in scores.iter().zip(values.chunks_exact(hd)) {
-            Self::axpy(p, v, out);
-        }
-        let inv = 1.0 / total;
-        out.iter_mut().for_each(|x| *x *= inv);
+        softmax_rows::<Self>(q, keys, values, scale, scores, out);
+    }
+}
+
+/// [`Kernel::head`] with `K`'s dot and axpy, for any head size: the default, and the fallback
+/// of kernels specialised for some sizes.
+#[inline(always)]
+fn softmax_rows<K: Kernel + ?Sized>(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    scale: f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let hd = q.len();
+    scores.clear();
+    let mut max = f32::NEG_INFINITY;
+    for k in keys.chunks_exact(hd) {
+        let s = K::dot(q, k) * scale;
+        max = max.max(s);
+        scores.push(s);
+    }
+    let mut total = 0.0;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        total += *s;
+    }
+    out.fill(0.0);
+    for (&p, v) in scores.iter().zip(values.chunks_exact(hd)) {
+        K::axpy(p, v, out);
+    }
+    let inv = 1.0 / total;
+    out.iter_mut().for_each(|x| *x *= inv);
+}
+
+/// [`Kernel::head_block`] as one [`Kernel::head`] per query: the default, and the fallback of
+/// kernels specialised for some sizes.
+#[inline(always)]
+fn per_query<K: Kernel + ?Sized>(
+    block: Block<'_>,
+    keys: &[f32],
+    values: &[f32],
+    scratch: &mut Scratch,
+    out: &mut [f32],
+) {
+    let hd = block.head_dim;
+    for i in 0..block.len {
+        let visible = block.past + i + 1;
+        let q = &block.queries[i * block.stride + block.offset..][..hd];
+        let o = &mut out[i * block.stride + block.offset..][..hd];
+        K::head(
+            q,
+            &keys[..visible * hd],
+            &values[..visible * hd],
+            block.scale,
+            &mut scratch.scores,
+            o,
+        );
     }
 }
 
@@ -208,28 +235,8 @@ impl Kernel for Avx2 {
             8 => Self::head_fixed::<8>(q, keys, values, scale, scores, out),
             10 => Self::head_fixed::<10>(q, keys, values, scale, scores, out),
             16 => Self::head_fixed::<16>(q, keys, values, scale, scores, out),
-            _ => {
-                // Other sizes: the generic loops with this type's dot/axpy.
-                let hd = q.len();
-                scores.clear();
-                let mut max = f32::NEG_INFINITY;
-                for k in keys.chunks_exact(hd) {
-                    let s = Self::dot(q, k) * scale;
-                    max = max.max(s);
-                    scores.push(s);
-                }
-                let mut total = 0.0;
-                for s in scores.iter_mut() {
-                    *s = (*s - max).exp();
-                    total += *s;
-                }
-                out.fill(0.0);
-                for (&p, v) in scores.iter().zip(values.chunks_exact(hd)) {
-                    Self::axpy(p, v, out);
-                }
-                let inv = 1.0 / total;
-                out.iter_mut().for_each(|x| *x *= inv);
-            }
+            // Other sizes: the generic loops with this type's dot/axpy.
+            _ => softmax_rows::<Self>(q, keys, values, scale, scores, out),
         }
     }
 
@@ -247,22 +254,7 @@ impl Kernel for Avx2 {
             8 => Self::block_fixed::<8>(block, keys, values, scratch, out),
             10 => Self::block_fixed::<10>(block, keys, values, scratch, out),
             16 => Self::block_fixed::<16>(block, keys, values, scratch, out),
-            _ => {
-                let hd = block.head_dim;
-                for i in 0..block.len {
-                    let visible = block.past + i + 1;
-                    let q = &block.queries[i * block.stride + block.offset..][..hd];
-                    let o = &mut out[i * block.stride + block.offset..][..hd];
-                    Self::head(
-                        q,
-                        &keys[..visible * hd],
-                        &values[..visible * hd],
-                        block.scale,
-                        &mut scratch.scores,
-                        o,
-                    );
-                }
-            }
+            _ => per_query::<Self>(block, keys, values, scratch, out),
         }
     }
 
