@@ -3,27 +3,18 @@
 
 mod common;
 
-use common::{Behaviour, attack, cli, ms, spawn};
+use common::{Behaviour, attack_to, cli, ms, spawn, url};
 use rpload::record::TokensSource;
-
-fn url(addr: std::net::SocketAddr) -> String {
-    format!("http://{addr}")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tgi_stream_measures_ttft_itl_and_server_tokens() {
     let addr = spawn(Behaviour::default()).await; // ttft 40 ms, itl 25 ms, 5 tokens
     let target = url(addr);
-    let records = attack(&[
-        "--api",
-        "tgi-stream",
-        "--target",
+    let records = attack_to(
         &target,
-        "--rate",
-        "20/s",
-        "--duration",
-        "1s",
-    ])
+        "tgi-stream",
+        &["--rate", "20/s", "--duration", "1s"],
+    )
     .await;
     assert_eq!(records.len(), 20);
     assert_eq!(
@@ -74,18 +65,18 @@ async fn tgi_generate_reads_details_and_headers() {
         ..Behaviour::default()
     })
     .await;
-    let records = attack(&[
-        "--api",
-        "tgi",
-        "--target",
+    let records = attack_to(
         &url(addr),
-        "--rate",
-        "10/s",
-        "--duration",
-        "500ms",
-        "--max-new-tokens",
-        "7",
-    ])
+        "tgi",
+        &[
+            "--rate",
+            "10/s",
+            "--duration",
+            "500ms",
+            "--max-new-tokens",
+            "7",
+        ],
+    )
     .await;
     assert_eq!(records.len(), 5);
     for r in &records {
@@ -105,17 +96,11 @@ async fn openai_chat_stream_and_completions() {
         ..Behaviour::default()
     })
     .await;
-    let chat = attack(&[
-        "--api",
-        "openai-chat",
-        "--stream",
-        "--target",
+    let chat = attack_to(
         &url(addr),
-        "--rate",
-        "10/s",
-        "--duration",
-        "500ms",
-    ])
+        "openai-chat",
+        &["--stream", "--rate", "10/s", "--duration", "500ms"],
+    )
     .await;
     assert_eq!(chat.len(), 5);
     for r in &chat {
@@ -125,16 +110,11 @@ async fn openai_chat_stream_and_completions() {
         assert!((38.0..120.0).contains(&ms(r.ttft_ns.unwrap())));
         assert_eq!(r.itl_ns.len(), 5);
     }
-    let whole = attack(&[
-        "--api",
-        "openai-completions",
-        "--target",
+    let whole = attack_to(
         &url(addr),
-        "--rate",
-        "10/s",
-        "--duration",
-        "300ms",
-    ])
+        "openai-completions",
+        &["--rate", "10/s", "--duration", "300ms"],
+    )
     .await;
     assert_eq!(whole.len(), 3);
     assert!(
@@ -151,18 +131,18 @@ async fn fastapi_counts_with_a_tokenizer_or_estimates() {
         ..Behaviour::default()
     })
     .await;
-    let estimated = attack(&[
-        "--api",
-        "fastapi",
-        "--target",
+    let estimated = attack_to(
         &url(addr),
-        "--rate",
-        "10/s",
-        "--duration",
-        "200ms",
-        "--prompt",
-        "abcdefgh",
-    ])
+        "fastapi",
+        &[
+            "--rate",
+            "10/s",
+            "--duration",
+            "200ms",
+            "--prompt",
+            "abcdefgh",
+        ],
+    )
     .await;
     assert_eq!(estimated.len(), 2);
     for r in &estimated {
@@ -178,20 +158,20 @@ async fn fastapi_counts_with_a_tokenizer_or_estimates() {
     let dir = tempfile::tempdir().unwrap();
     let tok = dir.path().join("tokenizer.json");
     write_word_tokenizer(&tok);
-    let counted = attack(&[
-        "--api",
-        "fastapi",
-        "--target",
+    let counted = attack_to(
         &url(addr),
-        "--rate",
-        "10/s",
-        "--duration",
-        "100ms",
-        "--prompt",
-        "w1 w2 w3 w4 w5 w6 w7",
-        "--tokenizer",
-        tok.to_str().unwrap(),
-    ])
+        "fastapi",
+        &[
+            "--rate",
+            "10/s",
+            "--duration",
+            "100ms",
+            "--prompt",
+            "w1 w2 w3 w4 w5 w6 w7",
+            "--tokenizer",
+            tok.to_str().unwrap(),
+        ],
+    )
     .await;
     assert_eq!(counted.len(), 1);
     assert_eq!(

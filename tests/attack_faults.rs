@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Behaviour, Fault, attack, spawn};
+use common::{Behaviour, Fault, attack, attack_to, spawn, url};
 use rpload::record::ErrorKind;
 
 async fn kinds_for(
@@ -18,19 +18,9 @@ async fn kinds_for(
         ..Behaviour::default()
     })
     .await;
-    let target = format!("http://{addr}");
-    let mut argv = vec![
-        "--api",
-        api,
-        "--target",
-        &target,
-        "--rate",
-        "10/s",
-        "--duration",
-        "300ms",
-    ];
-    argv.extend_from_slice(extra);
-    attack(&argv)
+    let mut rest = vec!["--rate", "10/s", "--duration", "300ms"];
+    rest.extend_from_slice(extra);
+    attack_to(&url(addr), api, &rest)
         .await
         .into_iter()
         .map(|r| (r.code, r.error_kind, r.error))
@@ -91,20 +81,19 @@ async fn timeouts_are_recorded_near_the_limit() {
         ..Behaviour::default()
     })
     .await;
-    let target = format!("http://{addr}");
     let started = std::time::Instant::now();
-    let records = attack(&[
-        "--api",
+    let records = attack_to(
+        &url(addr),
         "tgi",
-        "--target",
-        &target,
-        "--rate",
-        "10/s",
-        "--duration",
-        "200ms",
-        "--timeout",
-        "300ms",
-    ])
+        &[
+            "--rate",
+            "10/s",
+            "--duration",
+            "200ms",
+            "--timeout",
+            "300ms",
+        ],
+    )
     .await;
     assert!(
         started.elapsed() < Duration::from_secs(2),
@@ -131,16 +120,11 @@ async fn refused_connections_are_connect_errors() {
         .unwrap()
         .port();
     let target = format!("http://127.0.0.1:{port}");
-    let records = attack(&[
-        "--api",
-        "tgi-stream",
-        "--target",
+    let records = attack_to(
         &target,
-        "--rate",
-        "20/s",
-        "--duration",
-        "250ms",
-    ])
+        "tgi-stream",
+        &["--rate", "20/s", "--duration", "250ms"],
+    )
     .await;
     assert_eq!(records.len(), 5);
     assert!(

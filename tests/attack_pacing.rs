@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Behaviour, attack, ms, spawn};
+use common::{Behaviour, attack_to, ms, spawn, url};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_server_still_gets_every_tick_on_time() {
@@ -17,18 +17,7 @@ async fn a_slow_server_still_gets_every_tick_on_time() {
         ..Behaviour::default()
     })
     .await;
-    let target = format!("http://{addr}");
-    let records = attack(&[
-        "--api",
-        "tgi",
-        "--target",
-        &target,
-        "--rate",
-        "40/s",
-        "--duration",
-        "1s",
-    ])
-    .await;
+    let records = attack_to(&url(addr), "tgi", &["--rate", "40/s", "--duration", "1s"]).await;
     assert_eq!(records.len(), 40);
     for r in &records {
         assert!(r.is_success());
@@ -52,19 +41,11 @@ async fn the_inflight_cap_shows_as_send_lag_and_latency() {
         ..Behaviour::default()
     })
     .await;
-    let target = format!("http://{addr}");
-    let records = attack(&[
-        "--api",
+    let records = attack_to(
+        &url(addr),
         "tgi",
-        "--target",
-        &target,
-        "--rate",
-        "20/s",
-        "--duration",
-        "1s",
-        "--max-inflight",
-        "2",
-    ])
+        &["--rate", "20/s", "--duration", "1s", "--max-inflight", "2"],
+    )
     .await;
     assert_eq!(records.len(), 20, "nothing is dropped");
     assert!(records.iter().filter(|r| r.capped).count() >= 10);
@@ -87,19 +68,11 @@ async fn closed_loop_sends_exactly_max_requests() {
         ..Behaviour::default()
     })
     .await;
-    let target = format!("http://{addr}");
-    let records = attack(&[
-        "--api",
+    let records = attack_to(
+        &url(addr),
         "tgi",
-        "--target",
-        &target,
-        "--rate",
-        "0",
-        "--max-inflight",
-        "3",
-        "--max-requests",
-        "30",
-    ])
+        &["--rate", "0", "--max-inflight", "3", "--max-requests", "30"],
+    )
     .await;
     assert_eq!(records.len(), 30);
     assert_eq!(
@@ -121,20 +94,20 @@ async fn poisson_arrivals_are_reproducible() {
     let run = |seed: &'static str| {
         let target = target.clone();
         async move {
-            attack(&[
-                "--api",
-                "tgi",
-                "--target",
+            attack_to(
                 &target,
-                "--rate",
-                "100/s",
-                "--duration",
-                "1s",
-                "--arrival",
-                "poisson",
-                "--seed",
-                seed,
-            ])
+                "tgi",
+                &[
+                    "--rate",
+                    "100/s",
+                    "--duration",
+                    "1s",
+                    "--arrival",
+                    "poisson",
+                    "--seed",
+                    seed,
+                ],
+            )
             .await
             .into_iter()
             .map(|r| r.intended_ns)

@@ -267,6 +267,18 @@ pub async fn attack(argv: &[&str]) -> Vec<rpload::record::Record> {
     records
 }
 
+/// Runs an attack of `api` on `target` in-process; `rest` are the other flags.
+pub async fn attack_to(target: &str, api: &str, rest: &[&str]) -> Vec<rpload::record::Record> {
+    let mut argv = vec!["--api", api, "--target", target];
+    argv.extend_from_slice(rest);
+    attack(&argv).await
+}
+
+/// The base URL of a loopback test server.
+pub fn url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
 pub fn ms(ns: u64) -> f64 {
     ns as f64 / 1e6
 }
