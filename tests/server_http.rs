@@ -139,26 +139,12 @@ async fn tgi_stream_events_in_order_with_final_details() {
 async fn info_health_metrics_models_and_unknown_routes() {
     let s = TestServer::start(ServerConfig::default()).await;
     let c = client();
-    let info: Value = c
-        .get(s.url("/info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = s.get_json("/info").await;
     assert_golden("info", &shape(&info));
     let health = c.get(s.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     assert_eq!(health.text().await.unwrap(), "");
-    let models: Value = c
-        .get(s.url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = s.get_json("/v1/models").await;
     assert_golden("models", &shape(&models));
     let missing = c.get(s.url("/nope")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
@@ -171,14 +157,7 @@ async fn info_health_metrics_models_and_unknown_routes() {
     .await;
     assert_eq!(status, 200);
     let _ = post(&s, "/generate", json!({"inputs": ""})).await;
-    let text = c
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.get_text("/metrics").await;
     for name in [
         "tgi_request_count 2",
         "tgi_request_success 1",

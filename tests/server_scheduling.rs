@@ -174,14 +174,7 @@ async fn a_disconnected_stream_frees_its_slot_at_once() {
     drop(abandoned);
     let next = retry_until_admitted(&s).await;
     assert_eq!(next["details"]["generated_tokens"], 2);
-    let metrics = client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.get_text("/metrics").await;
     assert!(
         metrics.contains("tgi_request_failure{err=\"dropped\"} 1"),
         "{metrics}"
@@ -205,14 +198,7 @@ async fn a_client_that_times_out_frees_its_slot_at_once() {
     assert!(err.is_err(), "the long request should time out client-side");
     let next = retry_until_admitted(&s).await;
     assert_eq!(next["details"]["generated_tokens"], 2);
-    let metrics = client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.get_text("/metrics").await;
     assert!(
         metrics.contains("tgi_request_failure{err=\"dropped\"} 1"),
         "{metrics}"

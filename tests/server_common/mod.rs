@@ -26,6 +26,17 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    /// `GET path`, the body as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        let resp = client().get(self.url(path)).send().await.unwrap();
+        resp.text().await.unwrap()
+    }
+
+    /// `GET path`, the body as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        serde_json::from_str(&self.get_text(path).await).unwrap()
+    }
+
     pub async fn stop(self) {
         tokio::time::timeout(Duration::from_secs(30), self.server.shutdown())
             .await
