@@ -587,7 +587,12 @@ struct OpenAiSampling {
 impl OpenAiSampling {
     /// OpenAI semantics on TGI parameters: temperature 0 is greedy, anything else samples
     /// (the API's default temperature is 1); `top_p` 1.0 and `top_k` <= 0 mean "off".
-    fn raw(self, default_max: u32) -> Result<(RawParams, bool, bool), ServerError> {
+    fn into_call(
+        self,
+        state: &AppState,
+        default_max: u32,
+        id_prefix: &str,
+    ) -> Result<OpenAiCall, ServerError> {
         if self.n.is_some_and(|n| n != 1) {
             return Err(ServerError::Unsupported {
                 message: "Input validation error: `n` must be 1 on this server".to_string(),
@@ -613,9 +618,29 @@ impl OpenAiSampling {
             ..RawParams::default()
         };
         let _ = (self.model, self.presence_penalty);
-        let include_usage = self.stream_options.is_some_and(|o| o.include_usage);
-        Ok((params, self.stream, include_usage))
+        Ok(OpenAiCall {
+            raw: params,
+            route: RouteOptions {
+                stream: self.stream,
+                default_max_new_tokens: default_max,
+            },
+            include_usage: self.stream_options.is_some_and(|o| o.include_usage),
+            model: state.info.model_id.clone(),
+            id: state.fresh_id(id_prefix),
+            created: unix_now(),
+        })
     }
+}
+
+/// What both OpenAI routes derive from a request before generating.
+struct OpenAiCall {
+    raw: RawParams,
+    route: RouteOptions,
+    /// `stream_options.include_usage`: close the stream with a usage chunk.
+    include_usage: bool,
+    model: String,
+    id: String,
+    created: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -732,15 +757,17 @@ async fn completions(
             error_type: "batch size exceeded",
         });
     }
-    let (raw, stream, include_usage) = req.sampling.raw(OPENAI_COMPLETIONS_DEFAULT_MAX_TOKENS)?;
-    let model = state.info.model_id.clone();
-    let id = state.fresh_id("cmpl");
-    let created = unix_now();
-    let route = RouteOptions {
-        stream,
-        default_max_new_tokens: OPENAI_COMPLETIONS_DEFAULT_MAX_TOKENS,
-    };
-    if !stream {
+    let OpenAiCall {
+        raw,
+        route,
+        include_usage,
+        model,
+        id,
+        created,
+    } = req
+        .sampling
+        .into_call(&state, OPENAI_COMPLETIONS_DEFAULT_MAX_TOKENS, "cmpl")?;
+    if !route.stream {
         let mut choices = Vec::new();
         let (mut p_tok, mut c_tok) = (0, 0);
         let mut last = None;
@@ -806,15 +833,17 @@ async fn chat_completions(
 ) -> Result<Response, ServerError> {
     let permit = state.permit()?;
     let prompt = chat_prompt(&req.messages)?;
-    let (raw, stream, include_usage) = req.sampling.raw(TGI_DEFAULT_MAX_NEW_TOKENS)?;
-    let model = state.info.model_id.clone();
-    let id = state.fresh_id("chatcmpl");
-    let created = unix_now();
-    let route = RouteOptions {
-        stream,
-        default_max_new_tokens: TGI_DEFAULT_MAX_NEW_TOKENS,
-    };
-    if !stream {
+    let OpenAiCall {
+        raw,
+        route,
+        include_usage,
+        model,
+        id,
+        created,
+    } = req
+        .sampling
+        .into_call(&state, TGI_DEFAULT_MAX_NEW_TOKENS, "chatcmpl")?;
+    if !route.stream {
         let done = state.complete(&prompt, &raw, route).await?;
         let g = &done.generation;
         let body = json!({"id": id, "object": "chat.completion", "created": created,
