@@ -377,17 +377,21 @@ impl GptNeox {
         if let Some(p) = &self.profile {
             p.start(&self.device);
         }
-        #[cfg(feature = "cuda")]
-        if let Some(logits) = self.decode_by_graph(batch)? {
-            for seq in batch.iter_mut() {
-                seq.cache.commit(1);
-            }
-            return Ok(logits);
-        }
         let (x, last) = if self.host_attention {
             self.layers_host(batch)?
         } else {
-            self.layers_pooled(batch)?
+            let Some(pool) = &self.pool else {
+                candle_core::bail!("the KV cache pool is not allocated")
+            };
+            let plan = PooledPlan::new(batch, pool.max_tokens())?;
+            #[cfg(feature = "cuda")]
+            if let Some(logits) = self.decode_by_graph(&plan, pool)? {
+                for seq in batch.iter_mut() {
+                    seq.cache.commit(1);
+                }
+                return Ok(logits);
+            }
+            self.layers_pooled(plan, pool)?
         };
         for seq in batch.iter_mut() {
             seq.cache.commit(seq.tokens.len());
@@ -420,11 +424,11 @@ impl GptNeox {
     /// is discarded), then each prefilling sequence's tokens. The dense layers run once over
     /// all rows; decode attention is one scatter and two batched matmuls per layer for the
     /// whole batch; prefill attention is per sequence.
-    fn layers_pooled(&self, batch: &mut [SeqInput<'_>]) -> candle_core::Result<(Tensor, Vec<u32>)> {
-        let Some(pool) = &self.pool else {
-            candle_core::bail!("the KV cache pool is not allocated")
-        };
-        let plan = PooledPlan::new(batch, pool.max_tokens())?;
+    fn layers_pooled(
+        &self,
+        plan: PooledPlan,
+        pool: &KvPool,
+    ) -> candle_core::Result<(Tensor, Vec<u32>)> {
         let dev = &self.device;
         let n = plan.ids.len();
         let rope = self.rope_tables(&Tensor::from_vec(plan.positions.clone(), n, dev)?)?;
@@ -480,15 +484,18 @@ impl GptNeox {
 
     /// A decode-only step through a CUDA graph, or `None` to run it eagerly.
     #[cfg(feature = "cuda")]
-    fn decode_by_graph(&self, batch: &[SeqInput<'_>]) -> candle_core::Result<Option<Tensor>> {
+    fn decode_by_graph(
+        &self,
+        plan: &PooledPlan,
+        pool: &KvPool,
+    ) -> candle_core::Result<Option<Tensor>> {
         use super::cuda_graph::{span_bucket, width_bucket};
-        let (Some(graphs), Some(pool)) = (&self.graphs, &self.pool) else {
+        let Some(graphs) = &self.graphs else {
             return Ok(None);
         };
-        if self.host_attention || batch.iter().any(|s| s.tokens.len() != 1) {
+        if !plan.prefills.is_empty() {
             return Ok(None);
         }
-        let plan = PooledPlan::new(batch, pool.max_tokens())?;
         let width = width_bucket(plan.width, pool.slots());
         let span = span_bucket(plan.span, pool.max_tokens());
         let input = plan.device_input(width, pool.max_tokens());
@@ -496,7 +503,7 @@ impl GptNeox {
         let Some(all) = graphs.run(self, input, width, span)? else {
             return Ok(None);
         };
-        let last = Tensor::from_vec(plan.last, batch.len(), &self.device)?;
+        let last = Tensor::from_vec(plan.last.clone(), plan.last.len(), &self.device)?;
         Ok(Some(all.index_select(&last, 0)?))
     }
 
