@@ -158,6 +158,11 @@ fn rebuild_of_a_folder_without_scenario_says_so() {
 }
 
 /// Renders the synthetic sweep into `$RPLOAD_CHART_DIR` for looking at the charts by eye.
+///
+/// Ignored because it asserts nothing a machine can judge: it exists so that whoever changes
+/// `report/png.rs` can look at the charts (`RPLOAD_CHART_DIR=/tmp/charts cargo test --test
+/// sweep_reports -- --ignored render_for_inspection`). What a machine can check about the same
+/// charts (sizes, byte-identical re-rendering, every file present) is tested above.
 #[test]
 #[ignore = "manual tool: renders charts into $RPLOAD_CHART_DIR to look at"]
 fn render_for_inspection() {
