@@ -464,34 +464,18 @@ fn opt_duration(
     parse_duration(text.unwrap_or(default)).map_err(|m| invalid(field, &m))
 }
 
-/// `10s`, `500ms`, `1.5s`, `2m`, `250us`, `0` (zero needs no unit).
+/// `10s`, `500ms`, `1.5s`, `2m`, `1m30s`, `0` (zero needs no unit): the attacker's Go-style
+/// durations ([`crate::pacer::parse_duration`]), with messages that say how to fix a field.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    if t == "0" {
-        return Ok(Duration::ZERO);
+    if !t.is_empty() && t != "0" && t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!("`{text}` needs a unit: write e.g. {t}s"));
     }
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration; write e.g. 10s, 500ms or 2m"))?;
-    let secs = match unit.trim() {
-        "ns" => value / 1e9,
-        "us" | "µs" => value / 1e6,
-        "ms" => value / 1e3,
-        "s" => value,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        "" => return Err(format!("`{text}` needs a unit: write e.g. {value}s")),
-        u => {
-            return Err(format!(
-                "`{text}` has unknown unit `{u}`; use ms, s, m or h"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{text}` is out of range"))
+    crate::pacer::parse_duration(t).map_err(|_| {
+        format!(
+            "`{text}` is not a duration; write e.g. 10s, 500ms or 2m (units ns, us, ms, s, m, h)"
+        )
+    })
 }
 
 /// 1-based line and column of a byte offset.

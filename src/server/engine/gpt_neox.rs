@@ -15,7 +15,7 @@
 //! Decode-only steps on CUDA replay graphs (`cuda_graph.rs`) of [`GptNeox::decode_from_device`].
 //! Must not sample, tokenize or schedule.
 
-use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{LayerNorm, Linear, Module};
 use serde::Deserialize;
 
@@ -900,11 +900,6 @@ impl PooledPlan {
             .flat_map(|&v| (0..self.span).map(move |j| if j < v { 0.0 } else { f32::NEG_INFINITY }))
             .collect()
     }
-}
-
-/// Used by tests and tools that need a row of logits as plain floats.
-pub fn logits_row(logits: &Tensor, row: usize) -> candle_core::Result<Vec<f32>> {
-    logits.i(row)?.to_vec1::<f32>()
 }
 
 #[cfg(test)]
