@@ -33,6 +33,14 @@ impl Default for SamplingParams {
     }
 }
 
+impl SamplingParams {
+    /// Greedy with nothing that reads the row first: the argmax can be taken on the device
+    /// (see `engine::pick`) and the sampler is not needed.
+    pub fn is_plain_greedy(&self) -> bool {
+        !self.do_sample && self.repetition_penalty == 1.0
+    }
+}
+
 /// A sampler for one sequence (its generator advances with each draw).
 pub struct Sampler {
     params: SamplingParams,

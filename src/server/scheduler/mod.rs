@@ -361,7 +361,7 @@ impl Worker {
         let greedy: Vec<bool> = self
             .running
             .iter()
-            .map(|s| !s.req.sampling.do_sample && s.req.sampling.repetition_penalty == 1.0)
+            .map(|s| s.req.sampling.is_plain_greedy())
             .collect();
         let result = {
             let mut batch: Vec<SeqInput<'_>> = self
