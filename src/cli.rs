@@ -65,6 +65,9 @@ pub struct AttackArgs {
     /// Closed loop (--rate 0) only: cap the users' combined rate, requests per second.
     #[arg(long)]
     pub max_rate: Option<f64>,
+    /// Exit 1 when more than this share of requests failed, e.g. 5% or 0.05 (for CI gates).
+    #[arg(long, value_name = "RATIO")]
+    pub fail_on_errors: Option<String>,
     /// Whole-exchange timeout per request (0 = none).
     #[arg(long, default_value = "30s")]
     pub timeout: String,
@@ -276,9 +279,13 @@ pub struct SweepArgs {
     /// How long each step sends, e.g. 10s (1s reproduces the study's bursts).
     #[arg(long)]
     pub step_duration: Option<String>,
-    /// Unmeasured traffic at the step's rate before each step.
+    /// Unmeasured traffic at the step's rate before each step (default 0s).
     #[arg(long)]
     pub warmup: Option<String>,
+    /// Unmeasured traffic at the first step's rate before the sweep (kernel JIT, connections,
+    /// caches); default 2s, 0s to skip.
+    #[arg(long)]
+    pub initial_warmup: Option<String>,
     /// Pause after each step.
     #[arg(long)]
     pub cooldown: Option<String>,
@@ -288,10 +295,13 @@ pub struct SweepArgs {
     /// Objectives every sustainable step meets, e.g. 'p95<2s,ttft_p95<500ms'.
     #[arg(long)]
     pub slo: Option<String>,
-    /// Largest send-lag p99 for "the client kept up" (default 1ms; 20ms against the
-    /// embedded server, which shares the CPU with the attacker).
+    /// Largest send-lag p99 for "the client kept up". Default: derived per step, the smaller
+    /// of one inter-arrival gap and a tenth of the median latency, at least 1ms.
     #[arg(long)]
     pub max_send_lag: Option<String>,
+    /// Exit 1 when the highest sustainable rate is below RATE req/s (for CI gates).
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
+    pub fail_under: Option<f64>,
     /// Run every step even after two unsustainable ones in a row.
     #[arg(long)]
     pub no_early_stop: bool,

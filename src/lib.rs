@@ -13,6 +13,7 @@
 pub mod attack;
 pub mod cli;
 pub mod cost;
+pub mod exit;
 pub mod metrics;
 pub mod pacer;
 pub mod prompts;

@@ -1,5 +1,6 @@
 //! The `rpload` binary: parse the command line, hand it to the library, report errors.
-//! All logic lives in `rpload::run` so that tests drive every command in-process.
+//! All logic lives in `rpload::run` so that tests drive every command in-process; the exit
+//! status of an error is `rpload::exit::code`'s.
 
 use clap::Parser;
 
@@ -9,7 +10,7 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("rpload: {err:#}");
-            std::process::ExitCode::from(2)
+            std::process::ExitCode::from(rpload::exit::code(&err))
         }
     }
 }

@@ -7,7 +7,9 @@
 //! Definitions follow design.md section 2 and Vegeta's `lib/metrics.go`: rate over intended send
 //! times, throughput of successes over the window from the first intended send to the last end,
 //! latencies over all requests (failures included), percentiles from HDR histograms (1 us to 1 h,
-//! 3 significant digits) rather than Vegeta's t-digest.
+//! 3 significant digits) rather than Vegeta's t-digest. Beside Vegeta's figures it keeps the
+//! latency and service time of successful requests alone (a 0.7 ms 429 must not pull a p50
+//! down), and TTFT, ITL and TPOT of successful requests only.
 
 use std::collections::BTreeMap;
 
@@ -22,8 +24,35 @@ const HIST_HIGH_NS: u64 = 3_600_000_000_000;
 const HIST_SIGFIG: u8 = 3;
 /// Distinct error messages kept; later new messages are counted under their kind only.
 pub const MAX_DISTINCT_ERRORS: usize = 64;
-/// Send lag above which a step says the client could not keep up (design.md section 2).
-pub const MAX_KEPT_UP_SEND_LAG_NS: u64 = 1_000_000;
+/// The send lag every client may have, however slow its schedule: 1 ms (design.md section 2).
+pub const SEND_LAG_FLOOR_NS: u64 = 1_000_000;
+/// Share of the median latency the client's own send lag may add at p99.
+pub const SEND_LAG_SHARE_OF_LATENCY: f64 = 0.1;
+
+/// The send-lag p99 a client may have and still count as keeping up with a schedule of
+/// `rate_rps` against a target whose successful requests take `latency_p50_ns`: at most one
+/// inter-arrival gap (so requests still leave in their slots and the server sees the offered
+/// arrival process) and at most a tenth of the median latency (so what is measured is the
+/// target, not the client), but never less than the 1 ms floor. `scenarios/README.md` has the
+/// reasoning. An unknown rate or latency (0) leaves that bound out.
+pub fn send_lag_allowance_ns(rate_rps: f64, latency_p50_ns: u64) -> u64 {
+    let gap = if rate_rps > 0.0 && rate_rps.is_finite() {
+        (1e9 / rate_rps) as u64
+    } else {
+        u64::MAX
+    };
+    let share = if latency_p50_ns > 0 {
+        (latency_p50_ns as f64 * SEND_LAG_SHARE_OF_LATENCY) as u64
+    } else {
+        u64::MAX
+    };
+    let bound = gap.min(share);
+    if bound == u64::MAX {
+        SEND_LAG_FLOOR_NS
+    } else {
+        bound.max(SEND_LAG_FLOOR_NS)
+    }
+}
 
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(HIST_LOW_NS, HIST_HIGH_NS, HIST_SIGFIG)
@@ -155,6 +184,10 @@ pub struct Metrics {
     pub requests: u64,
     pub successes: u64,
     pub latency: Dist,
+    /// Latency of successful requests only.
+    pub latency_ok: Dist,
+    /// `end - sent` of successful requests (latency less the client's send lag).
+    pub service_ok: Dist,
     pub ttft: Dist,
     pub itl: Dist,
     pub tpot: Dist,
@@ -184,14 +217,19 @@ impl Metrics {
         }
         self.latency.record(r.latency);
         self.send_lag.record(r.send_lag_ns());
-        if let Some(t) = r.ttft_ns {
-            self.ttft.record(t);
-        }
-        for &gap in &r.itl_ns {
-            self.itl.record(gap);
-        }
-        if let Some(t) = r.tpot_ns() {
-            self.tpot.record(t);
+        if ok {
+            self.latency_ok.record(r.latency);
+            self.service_ok
+                .record(r.latency.saturating_sub(r.send_lag_ns()));
+            if let Some(t) = r.ttft_ns {
+                self.ttft.record(t);
+            }
+            for &gap in &r.itl_ns {
+                self.itl.record(gap);
+            }
+            if let Some(t) = r.tpot_ns() {
+                self.tpot.record(t);
+            }
         }
         self.bytes_in += r.bytes_in;
         self.bytes_out += r.bytes_out;
@@ -232,6 +270,8 @@ impl Metrics {
         self.requests += o.requests;
         self.successes += o.successes;
         self.latency.merge(&o.latency);
+        self.latency_ok.merge(&o.latency_ok);
+        self.service_ok.merge(&o.service_ok);
         self.ttft.merge(&o.ttft);
         self.itl.merge(&o.itl);
         self.tpot.merge(&o.tpot);
@@ -285,9 +325,12 @@ impl Metrics {
             self.successes as f64 / self.requests as f64
         };
         let send_lag = self.send_lag.percentiles();
+        let latencies_ok = self.latency_ok.percentiles();
+        let rate = per_s(self.requests, duration);
+        let send_lag_allowance = send_lag_allowance_ns(rate, latencies_ok.p50);
         Summary {
             requests: self.requests,
-            rate: per_s(self.requests, duration),
+            rate,
             throughput: per_s(self.successes, window),
             success,
             duration,
@@ -296,6 +339,8 @@ impl Metrics {
             latest: rfc3339(latest),
             end: rfc3339(end),
             latencies: self.latency.percentiles(),
+            latencies_ok,
+            service_ok: self.service_ok.percentiles(),
             ttft: self.ttft.percentiles(),
             itl: self.itl.percentiles(),
             tpot: self.tpot.percentiles(),
@@ -326,7 +371,8 @@ impl Metrics {
                     .collect(),
             },
             capped: self.capped,
-            client_kept_up: self.capped == 0 && send_lag.p99 <= MAX_KEPT_UP_SEND_LAG_NS,
+            send_lag_allowance,
+            client_kept_up: self.capped == 0 && send_lag.p99 <= send_lag_allowance,
         }
     }
 }
@@ -415,7 +461,15 @@ pub struct Summary {
     pub earliest: String,
     pub latest: String,
     pub end: String,
+    /// Every request's latency, failures included (Vegeta's `latencies`).
     pub latencies: Percentiles,
+    /// Successful requests' latency only.
+    #[serde(default)]
+    pub latencies_ok: Percentiles,
+    /// Successful requests' `end - sent`.
+    #[serde(default)]
+    pub service_ok: Percentiles,
+    /// TTFT, ITL and TPOT of successful requests.
     pub ttft: Percentiles,
     pub itl: Percentiles,
     pub tpot: Percentiles,
@@ -429,7 +483,10 @@ pub struct Summary {
     pub tokens: Tokens,
     /// Requests that waited for a free in-flight slot.
     pub capped: u64,
-    /// Send-lag p99 within 1 ms and the in-flight cap never hit.
+    /// The send-lag p99 allowed for this schedule ([`send_lag_allowance_ns`]).
+    #[serde(default)]
+    pub send_lag_allowance: u64,
+    /// Send-lag p99 within the allowance and no request waited for the in-flight cap.
     pub client_kept_up: bool,
 }
 
@@ -493,7 +550,8 @@ mod tests {
         assert!((s.tokens.output_per_second - 40.0 / 1.05).abs() < 1e-9);
         assert_eq!(s.latencies.min, 50_000_000);
         assert_eq!(s.latencies.max, 50_000_000);
-        assert_eq!(s.itl.count, 33);
+        // Token timings count successful requests only (the 500 is left out).
+        assert_eq!(s.itl.count, 30);
         assert_eq!(s.tpot.p50, 25_000_000 / 3);
         assert_eq!(s.send_lag.max, 2_000);
         assert!(s.client_kept_up);
@@ -562,6 +620,42 @@ mod tests {
         let s = m.summary();
         assert_eq!(s.capped, 1);
         assert!(!s.client_kept_up);
+    }
+
+    #[test]
+    fn success_only_latency_leaves_fast_failures_out() {
+        let mut m = Metrics::default();
+        // Ten 400 ms successes and ten 1 ms 429s: Vegeta's p50 mixes them, ours does not.
+        for i in 0..20 {
+            let fail = i % 2 == 1;
+            let mut r = rec(
+                i,
+                i * 10,
+                if fail { 1 } else { 400 },
+                if fail { 429 } else { 200 },
+            );
+            r.sent_ns = r.intended_ns + 3_000_000;
+            m.add(&r);
+        }
+        let s = m.summary();
+        assert_eq!(s.latencies.min, 1_000_000);
+        assert_eq!(s.latencies_ok.count, 10);
+        assert_eq!(s.latencies_ok.min, 400_000_000);
+        assert_eq!(s.latencies_ok.p50, 400_000_000);
+        // Service time is latency less the 3 ms send lag.
+        assert_eq!(s.service_ok.p50, 397_000_000);
+    }
+
+    #[test]
+    fn send_lag_allowance_follows_the_schedule() {
+        // 30 req/s against a 100 ms target: a tenth of the latency (10 ms) binds.
+        assert_eq!(send_lag_allowance_ns(30.0, 100_000_000), 10_000_000);
+        // 200 req/s against a 1 s target: one 5 ms gap binds.
+        assert_eq!(send_lag_allowance_ns(200.0, 1_000_000_000), 5_000_000);
+        // A fast target at a high rate: the 1 ms floor.
+        assert_eq!(send_lag_allowance_ns(5000.0, 2_000_000), 1_000_000);
+        // Nothing known: the floor.
+        assert_eq!(send_lag_allowance_ns(0.0, 0), 1_000_000);
     }
 
     #[test]

@@ -35,10 +35,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::attack::api::ApiKind;
 use crate::cost::{Catalog, CostError, Price};
 use crate::sweep::caret::CaretError;
 use crate::sweep::plan::RatePlan;
-use crate::sweep::slo::Slo;
+use crate::sweep::slo::{Family, Slo};
 use crate::sweep::verdict::VerdictRules;
 
 /// Everything that can be wrong with a scenario, found before the first request.
@@ -155,8 +156,13 @@ pub struct SweepSection {
     pub step: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step_duration: Option<String>,
+    /// Unmeasured traffic at the step's rate before each step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warmup: Option<String>,
+    /// Unmeasured traffic at the first step's rate before the sweep starts (kernel JIT,
+    /// connections, caches); default `2s`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_warmup: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cooldown: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -166,9 +172,13 @@ pub struct SweepSection {
     /// `"p95<2s,ttft_p95<500ms"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slo: Option<String>,
-    /// Largest send-lag p99 for "the client kept up" (default `1ms`).
+    /// Largest send-lag p99 for "the client kept up"; absent: derived per step from the
+    /// schedule and the latency (`scenarios/README.md`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_send_lag: Option<String>,
+    /// Exit 1 when the highest sustainable rate is below this (req/s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fail_under: Option<f64>,
 }
 
 impl SweepSection {
@@ -279,11 +289,13 @@ impl ScenarioFile {
         take!(sweep.step);
         take!(sweep.step_duration);
         take!(sweep.warmup);
+        take!(sweep.initial_warmup);
         take!(sweep.cooldown);
         take!(sweep.repeat);
         take!(sweep.early_stop);
         take!(sweep.slo);
         take!(sweep.max_send_lag);
+        take!(sweep.fail_under);
         // A price on the command line replaces the file's whole price, not half of it.
         if over.cost.instance.is_some() || over.cost.price_per_hour.is_some() {
             self.cost.instance = over.cost.instance;
@@ -326,15 +338,23 @@ impl ScenarioFile {
         if repeat == 0 {
             return Err(invalid("repeat", "must be at least 1"));
         }
-        // The embedded server shares this machine's cores with the attacker, so its compute
-        // delays sends by a few ms without the client being the bottleneck; against a remote
-        // target design.md's 1 ms applies.
-        let default_lag = if self.target.is_some() {
-            "1ms"
-        } else {
-            EMBEDDED_MAX_SEND_LAG
+        let max_send_lag = match sw.max_send_lag.as_deref() {
+            Some(text) => Some(opt_duration("max_send_lag", Some(text), "0s")?),
+            None => None,
         };
-        let max_send_lag = opt_duration("max_send_lag", sw.max_send_lag.as_deref(), default_lag)?;
+        let api = self.api.clone().unwrap_or_else(|| "tgi".into());
+        check_slo_measurable(&slo, &api, self.stream == Some(true))?;
+        if let Some(f) = sw.fail_under {
+            let top = plan.rates().iter().copied().fold(0.0, f64::max);
+            if !(f.is_finite() && f >= 0.0 && f <= top) {
+                return Err(invalid(
+                    "fail_under",
+                    &format!(
+                        "--fail-under {f} must be a rate between 0 and the plan's top rate {top} req/s"
+                    ),
+                ));
+            }
+        }
         if let Some(t) = &self.target
             && !(t.starts_with("http://") || t.starts_with("https://"))
         {
@@ -361,16 +381,22 @@ impl ScenarioFile {
         Ok(Scenario {
             name: self.name.clone().unwrap_or_else(|| "sweep".into()),
             target: self.target.clone(),
-            api: self.api.clone().unwrap_or_else(|| "tgi".into()),
+            api,
             timeout,
             plan,
             step_duration,
             warmup: opt_duration("warmup", sw.warmup.as_deref(), "0s")?,
+            initial_warmup: opt_duration(
+                "initial_warmup",
+                sw.initial_warmup.as_deref(),
+                DEFAULT_INITIAL_WARMUP,
+            )?,
             cooldown: opt_duration("cooldown", sw.cooldown.as_deref(), "2s")?,
             repeat,
             early_stop: sw.early_stop.unwrap_or(true),
+            fail_under: sw.fail_under,
             rules: VerdictRules {
-                max_send_lag_p99: max_send_lag,
+                max_send_lag,
                 slo,
                 ..VerdictRules::default()
             },
@@ -380,8 +406,30 @@ impl ScenarioFile {
     }
 }
 
-/// Send-lag p99 allowed by default when the sweep runs the embedded server in-process.
-pub const EMBEDDED_MAX_SEND_LAG: &str = "20ms";
+/// The warm-up before a sweep's first step: long enough for a fresh GPU server's kernel JIT
+/// and the client's connections, short against a sweep.
+pub const DEFAULT_INITIAL_WARMUP: &str = "2s";
+
+/// TTFT, ITL and TPOT need a token stream; an SLO on them against an API that sends none would
+/// fail every step for want of data, so it is refused before any request.
+fn check_slo_measurable(slo: &Slo, api: &str, stream: bool) -> Result<(), ScenarioError> {
+    let streams = match api.parse::<ApiKind>() {
+        Ok(kind) => kind.streams(stream),
+        // An unknown API is reported by the attacker's own check, with the list of names.
+        Err(_) => return Ok(()),
+    };
+    for clause in &slo.clauses {
+        if matches!(clause.family, Family::Ttft | Family::Itl | Family::Tpot) && !streams {
+            return Err(invalid(
+                "slo",
+                &format!(
+                    "`{clause}` needs token timings, which --api {api} does not stream; use --api tgi-stream, or --stream with an openai api, or drop the clause"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// A validated scenario: what `sweep` runs and `report --sweep` re-renders.
 #[derive(Debug, Clone, PartialEq)]
@@ -394,10 +442,13 @@ pub struct Scenario {
     pub plan: RatePlan,
     pub step_duration: Duration,
     pub warmup: Duration,
+    pub initial_warmup: Duration,
     pub cooldown: Duration,
     pub repeat: u32,
     pub early_stop: bool,
     pub rules: VerdictRules,
+    /// Exit 1 below this headline (req/s).
+    pub fail_under: Option<f64>,
     pub tokens_per_request: Option<f64>,
     /// The merged file this came from (written as `scenario.toml`).
     pub file: ScenarioFile,
@@ -543,19 +594,53 @@ tokens_per_request = 104
 "#;
 
     #[test]
-    fn send_lag_default_depends_on_the_target() {
-        let remote = ScenarioFile::parse(STUDY, "study.toml")
+    fn send_lag_is_derived_unless_given() {
+        let derived = ScenarioFile::parse(STUDY, "study.toml")
             .unwrap()
             .validate()
             .unwrap();
-        assert_eq!(remote.rules.max_send_lag_p99, Duration::from_millis(1));
-        let embedded_text = STUDY.replace("target = \"http://127.0.0.1:8080\"\n", "");
-        let embedded = ScenarioFile::parse(&embedded_text, "e.toml")
+        assert_eq!(derived.rules.max_send_lag, None);
+        assert_eq!(derived.initial_warmup, Duration::from_secs(2));
+        let explicit = STUDY.replace(
+            "cooldown = \"4s\"",
+            "cooldown = \"4s\"\nmax_send_lag = \"3ms\"",
+        );
+        let s = ScenarioFile::parse(&explicit, "e.toml")
             .unwrap()
             .validate()
             .unwrap();
-        assert_eq!(embedded.target, None);
-        assert_eq!(embedded.rules.max_send_lag_p99, Duration::from_millis(20));
+        assert_eq!(s.rules.max_send_lag, Some(Duration::from_millis(3)));
+    }
+
+    #[test]
+    fn bad_fail_under_and_unmeasurable_slos_are_refused() {
+        let with = |extra: &str| {
+            let text = STUDY.replace("cooldown = \"4s\"", &format!("cooldown = \"4s\"\n{extra}"));
+            ScenarioFile::parse(&text, "s.toml").unwrap().validate()
+        };
+        assert!(with("fail_under = 100").is_ok());
+        let e = with("fail_under = 500").unwrap_err().to_string();
+        assert!(
+            e.contains("--fail-under 500") && e.contains("top rate 135"),
+            "{e}"
+        );
+        let e = with("fail_under = -1").unwrap_err().to_string();
+        assert!(e.contains("--fail-under -1"), "{e}");
+        let e = with("slo = \"ttft_p95<500ms\"").unwrap_err().to_string();
+        assert!(e.contains("--api tgi does not stream"), "{e}");
+        assert!(with("slo = \"service_p95<500ms,p90<1s\"").is_ok());
+        let streamed = STUDY
+            .replace("api = \"tgi\"", "api = \"tgi-stream\"")
+            .replace(
+                "cooldown = \"4s\"",
+                "cooldown = \"4s\"\nslo = \"ttft_p95<500ms\"",
+            );
+        assert!(
+            ScenarioFile::parse(&streamed, "s.toml")
+                .unwrap()
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]

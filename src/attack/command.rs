@@ -1,4 +1,5 @@
-//! `rpload attack`: flags -> config, results file, progress line, Ctrl-C handling, run.
+//! `rpload attack`: flags -> config, results file, progress line, Ctrl-C handling, run, and
+//! the exit status (`--fail-on-errors`; `exit` has the table).
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -10,11 +11,17 @@ use anyhow::Context;
 
 use super::{AttackConfig, Control, Sink, setup};
 use crate::cli::AttackArgs;
+use crate::exit::{self, Interrupted, RunFailed};
 use crate::metrics::Metrics;
 use crate::record::{Record, RecordWriter};
 
 pub async fn command(args: AttackArgs) -> anyhow::Result<ExitCode> {
     let cfg = setup::config(&args)?;
+    let fail_on_errors = args
+        .fail_on_errors
+        .as_deref()
+        .map(parse_error_ratio)
+        .transpose()?;
     let out: Box<dyn Write + Send> = match &args.output {
         Some(p) if p.as_os_str() != "-" => Box::new(
             std::fs::File::create(p)
@@ -27,17 +34,53 @@ pub async fn command(args: AttackArgs) -> anyhow::Result<ExitCode> {
     let mut sink = FileSink {
         writer: RecordWriter::new(std::io::BufWriter::with_capacity(1 << 16, out)),
         progress: ProgressLine::new(&cfg, control.progress.clone()),
+        requests: 0,
+        errors: 0,
     };
-    let stats = super::run(cfg, control, &mut sink).await?;
-    sink.writer.flush().context("writing results")?;
+    let kept = "every finished request before it was written";
+    let stats = super::run(cfg, control, &mut sink)
+        .await
+        .map_err(|e| e.context(RunFailed(format!("the attack stopped; {kept}"))))?;
+    sink.writer
+        .flush()
+        .context("writing results")
+        .map_err(|e| e.context(RunFailed("the results file is incomplete".into())))?;
     sink.progress.finish();
     if stats.interrupted {
-        eprintln!(
-            "rpload: interrupted after {} of the scheduled requests; every finished request was written",
+        return Err(anyhow::Error::new(Interrupted).context(format!(
+            "stopped after {} of the scheduled requests; every finished request was written",
             stats.completed
-        );
+        )));
     }
-    Ok(ExitCode::SUCCESS)
+    if let Some(max) = fail_on_errors {
+        let ratio = sink.errors as f64 / sink.requests.max(1) as f64;
+        if ratio > max {
+            eprintln!(
+                "rpload: {} of {} requests failed ({:.2}%), above --fail-on-errors {:.2}%",
+                sink.errors,
+                sink.requests,
+                ratio * 100.0,
+                max * 100.0
+            );
+            return Ok(exit::status(true));
+        }
+    }
+    Ok(exit::status(false))
+}
+
+/// `5%` or `0.05` -> 0.05; refuses anything outside 0..=100%.
+pub fn parse_error_ratio(text: &str) -> anyhow::Result<f64> {
+    let t = text.trim();
+    let value = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    };
+    match value {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => anyhow::bail!(
+            "--fail-on-errors `{text}` is not a share of requests between 0 and 100%; write e.g. 5% or 0.05"
+        ),
+    }
 }
 
 /// First Ctrl-C stops scheduling and lets in-flight requests finish (bounded by the timeout);
@@ -64,10 +107,16 @@ fn install_interrupts(control: &Control, timeout: Duration) {
 struct FileSink<W: Write> {
     writer: RecordWriter<W>,
     progress: ProgressLine,
+    requests: u64,
+    errors: u64,
 }
 
 impl<W: Write> Sink for FileSink<W> {
     fn record(&mut self, record: Record) -> std::io::Result<()> {
+        self.requests += 1;
+        if !record.is_success() {
+            self.errors += 1;
+        }
         self.writer.write(&record)?;
         self.progress.add(&record);
         Ok(())

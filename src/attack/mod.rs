@@ -1,8 +1,8 @@
 //! The open-loop attacker. A pacer thread computes intended send times and hands ticks to the
 //! runtime; every tick becomes one request task, sent at its time whatever earlier requests are
 //! doing. An in-flight cap (`max_inflight`) makes later ticks wait; their wait shows as send lag
-//! and in latency, which is measured from the intended time, and such records are flagged
-//! `capped`. Nothing is dropped or re-timed. Each finished request becomes a `Record` handed to
+//! and in latency, which is measured from the intended time, and every tick that came due while
+//! the dispatcher waited for a slot is flagged `capped`. Nothing is dropped or re-timed. Each finished request becomes a `Record` handed to
 //! the caller's sink on the caller's task, in completion order.
 //!
 //! With a zero rate the attacker is a closed loop of `max_inflight` users (optionally limited
@@ -166,6 +166,17 @@ pub async fn run(
     sink: &mut dyn Sink,
 ) -> anyhow::Result<AttackStats> {
     let client = client(&cfg.client)?;
+    run_with_client(cfg, client, control, sink).await
+}
+
+/// [`run`] on a client the caller keeps, so its connection pool outlives the attack: a sweep's
+/// warm-up opens the connections its steps then use.
+pub async fn run_with_client(
+    cfg: AttackConfig,
+    client: reqwest::Client,
+    control: Control,
+    sink: &mut dyn Sink,
+) -> anyhow::Result<AttackStats> {
     let shared = Arc::new(Shared {
         cfg,
         client,
@@ -223,6 +234,9 @@ async fn open_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>) 
     };
     let inflight = Arc::new(Semaphore::new(cfg.max_inflight));
     let mut scheduled = 0;
+    // When the dispatcher last stopped waiting for a slot: a tick due before then queued
+    // behind the cap even if a slot was free by the time it was handed over.
+    let mut held_until = Duration::ZERO;
     loop {
         let tick = tokio::select! {
             biased;
@@ -231,12 +245,13 @@ async fn open_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>) 
         };
         scheduled += 1;
         let (permit, capped) = match inflight.clone().try_acquire_owned() {
-            Ok(p) => (p, false),
+            Ok(p) => (p, tick.intended < held_until),
             Err(_) => {
                 let p = tokio::select! {
                     () = shared.control.stop.cancelled() => break,
                     p = inflight.clone().acquire_owned() => p.expect("semaphore never closes"),
                 };
+                held_until = shared.start.elapsed();
                 (p, true)
             }
         };

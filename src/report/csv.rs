@@ -26,8 +26,8 @@ pub const STEP_COLUMNS: [&str; 17] = [
     "sustainable",
 ];
 
-/// Columns after the contract ones.
-pub const EXTRA_COLUMNS: [&str; 15] = [
+/// Columns after the contract ones. Latencies, TTFT, ITL and TPOT are of successful requests.
+pub const EXTRA_COLUMNS: [&str; 25] = [
     "step",
     "repeat",
     "requests",
@@ -43,6 +43,16 @@ pub const EXTRA_COLUMNS: [&str; 15] = [
     "window_cost_p90_usd",
     "error_kinds",
     "verdict",
+    "status",
+    "errors",
+    "latency_trend_ms_per_s",
+    "latency_trend_se_ms_per_s",
+    "fill_excluded",
+    "sent_rps",
+    "send_lag_limit_ms",
+    "service_p50_ms",
+    "service_p95_ms",
+    "cost_per_1m_tokens_usd",
 ];
 
 fn f3(x: f64) -> String {
@@ -107,6 +117,16 @@ pub fn steps_csv(s: &SweepSummary) -> String {
             usd(r.cost.window_usd_p90),
             errors.join(" "),
             r.verdict.clone(),
+            r.status.as_str().to_string(),
+            r.errors.to_string(),
+            r.latency_trend_ms_per_s.map(f3).unwrap_or_default(),
+            r.latency_trend_se_ms_per_s.map(f3).unwrap_or_default(),
+            r.fill_excluded.to_string(),
+            r.sent_rps.map(f3).unwrap_or_default(),
+            f3(r.send_lag_limit_ms),
+            opt_ms(r.service_ms, |m| m.p50),
+            opt_ms(r.service_ms, |m| m.p95),
+            usd(r.cost.usd_per_1m_tokens),
         ];
         w.write_record(&row).expect("writing to memory");
     }

@@ -1,13 +1,17 @@
 //! `report.md`: the sweep for a human. The headline first, in the study's table shape (RPS,
 //! throughput, p90 latency, cost per 1K tokens), then the run's settings, every rate (means over
-//! repeats when `--repeat` > 1, the study's columns), every step with its verdict, the cost
-//! formulas, and the charts. Reads only [`SweepSummary`]; computes nothing.
+//! repeats when `--repeat` > 1, the study's columns), every step with its verdict and the
+//! figures its SLO judges, the cost formulas, and the charts. Latencies are of successful
+//! requests, with the errors counted beside them. Reads only [`SweepSummary`]; computes nothing
+//! but the lookup of each SLO clause's figure.
 
 use std::fmt::Write;
 
 use crate::cost::fmt_sig;
 use crate::sweep::plan::fmt_rate;
-use crate::sweep::summary::{Ms, SweepSummary};
+use crate::sweep::slo::{Clause, Family, Stat};
+use crate::sweep::summary::{Ms, StepRow, SweepSummary};
+use crate::sweep::verdict::Status;
 
 /// A latency as people read it: `850.2 ms`, `1.44 s`.
 pub fn fmt_latency_ms(ms: f64) -> String {
@@ -26,6 +30,35 @@ fn usd(x: Option<f64>) -> String {
 fn opt_lat(m: Option<Ms>, f: fn(&Ms) -> f64) -> String {
     m.map(|m| fmt_latency_ms(f(&m)))
         .unwrap_or_else(|| "-".into())
+}
+
+/// The statistic of a step an SLO clause judges, in ms (None when not measured).
+pub fn clause_value_ms(r: &StepRow, c: &Clause) -> Option<f64> {
+    let ms = match c.family {
+        Family::Latency => Some(r.latency_ms),
+        Family::Service => r.service_ms,
+        Family::Ttft => r.ttft_ms,
+        Family::Itl => r.itl_ms,
+        Family::Tpot => r.tpot_ms,
+    }?;
+    Some(match c.stat {
+        Stat::Mean => ms.mean,
+        Stat::P50 => ms.p50,
+        Stat::P90 => ms.p90,
+        Stat::P95 => ms.p95,
+        Stat::P99 => ms.p99,
+        Stat::P999 => ms.p999,
+        Stat::Max => ms.max,
+    })
+}
+
+/// What the verdict column says: `sustainable`, the failures, or `undetermined: ...`.
+pub fn verdict_text(status: Status, verdict: &str) -> String {
+    match status {
+        Status::Sustainable => "sustainable".into(),
+        Status::Unsustainable => verdict.to_string(),
+        Status::Undetermined => format!("undetermined: {verdict}"),
+    }
 }
 
 /// The charts `png::render_all` writes, with their captions (file, caption).
@@ -66,11 +99,13 @@ pub fn report_md(s: &SweepSummary) -> String {
                 .unwrap_or_default();
             let _ = writeln!(
                 w,
-                "**Highest sustainable rate: {} req/s**{price}: throughput {:.2} req/s, p90 latency {}, {} per 1K tokens (input + output, measured).\n",
+                "**Highest sustainable rate: {} req/s**{price}: served {:.2} req/s (throughput {:.2}), p90 latency {}, {} per 1K tokens ({} per 1M; input + output, measured at the served rate).\n",
                 fmt_rate(h.target_rps),
+                h.served_rps,
                 h.throughput_rps,
                 fmt_latency_ms(h.latency_p90_ms),
                 usd(h.cost.usd_per_1k_tokens),
+                usd(h.cost.usd_per_1m_tokens),
             );
             let _ = writeln!(
                 w,
@@ -97,7 +132,7 @@ pub fn report_md(s: &SweepSummary) -> String {
         None => {
             let _ = writeln!(
                 w,
-                "**No step was sustainable.** See the verdicts below for why.\n"
+                "**No step was sustainable.** See the verdicts below for why (`rpload sweep` exits 1).\n"
             );
         }
     }
@@ -132,12 +167,16 @@ pub fn report_md(s: &SweepSummary) -> String {
     } else {
         format!("`{}`", s.rules.slo)
     };
+    let lag = match s.rules.max_send_lag {
+        Some(d) => format!("<= {} ms (--max-send-lag)", d.as_secs_f64() * 1e3),
+        None => "within one arrival gap and a tenth of the median latency (at least 1 ms)".into(),
+    };
     let _ = writeln!(
         w,
-        "| sustainable when | success >= {:.0}%, served rate >= {:.0}% of offered, send-lag p99 <= {} ms, in-flight cap never hit, SLO {} |\n",
+        "| sustainable when | the target kept pace (served rate >= {:.0}% of arrivals: latency grows < {:.1} ms per s), success >= {:.0}%, the client kept up (send-lag p99 {lag}, sends at the scheduled rate, in-flight cap never waited on), SLO {} on successful requests |\n",
+        s.rules.min_served_ratio * 100.0,
+        s.rules.max_slope() * 1e3,
         s.rules.min_success_ratio * 100.0,
-        s.rules.min_throughput_ratio * 100.0,
-        s.rules.max_send_lag_p99.as_secs_f64() * 1e3,
         slo
     );
 
@@ -160,21 +199,22 @@ pub fn report_md(s: &SweepSummary) -> String {
     }
     let _ = writeln!(
         w,
-        "| RPS | Throughput (req/s) | Latency 50% | Latency 90% | Cost per 1K tokens (measured) | Cost per 1K tokens (study formula) | all succeeded | sustainable |"
+        "| RPS | Throughput (req/s) | Served (req/s) | Latency 50% | Latency 90% | Cost per 1K tokens (measured) | Cost per 1K tokens (study formula) | all succeeded | verdict |"
     );
-    let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|:---:|:---:|");
+    let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|:---:|:---:|");
     for r in &s.rates {
         let _ = writeln!(
             w,
-            "| {} | {:.2} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} |",
             fmt_rate(r.target_rps),
             r.throughput_rps,
+            r.served_rps,
             fmt_latency_ms(r.latency_ms.p50),
             fmt_latency_ms(r.latency_ms.p90),
             usd(r.cost.usd_per_1k_tokens),
             usd(r.cost.study_usd_per_1k_tokens),
             yes_no(r.all_succeeded),
-            yes_no(r.sustainable),
+            r.status.as_str(),
         );
     }
     let _ = writeln!(w);
@@ -183,20 +223,35 @@ pub fn report_md(s: &SweepSummary) -> String {
     let _ = writeln!(w, "## Steps\n");
     let _ = writeln!(
         w,
-        "Throughput is Vegeta's (successes / (first intended send to last end)); it includes the final drain, so it trails the offered rate by about latency / step duration even when the target keeps up. The verdict compares the *served* rate with the offered rate instead: the same successes over the same window less the unloaded latency (the sweep's lowest median latency; `served_rps` in steps.csv). A target that keeps up drains in about its unloaded latency; one that falls behind, by queueing or by slowing every request of a batch, drains far longer and its served rate falls.\n"
+        "Throughput is Vegeta's (successes / (first intended send to last end)); it includes the final drain, so it trails the offered rate by about latency / step duration even when the target keeps up. The verdict reads the *served* rate instead: the arrival rate x the success ratio / (1 + the growth of latency per second across the step), the departure rate of a server whose backlog grows (`served_rps` and `latency_trend_ms_per_s` in steps.csv; `scenarios/README.md` has the rule). Latency percentiles are of successful requests; errors are counted beside them. Token rates and costs are per second of the served rate.\n"
+    );
+    let clauses = &s.rules.slo.clauses;
+    let slo_heads: String = clauses
+        .iter()
+        .map(|c| format!(" {} |", c.metric()))
+        .collect();
+    let slo_rule: String = clauses.iter().map(|_| "---:|").collect();
+    let _ = writeln!(
+        w,
+        "| step | offered | achieved | throughput | served | success | errors | p50 | p90 | p99 |{slo_heads} TTFT p50 | ITL p50 | out tok/s | cost / 1K tok | verdict |"
     );
     let _ = writeln!(
         w,
-        "| step | offered | achieved | throughput | success | p50 | p90 | p99 | TTFT p50 | ITL p50 | out tok/s | cost / 1K tok | verdict |"
-    );
-    let _ = writeln!(
-        w,
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|{slo_rule}---:|---:|---:|---:|---|"
     );
     for r in &s.steps {
+        let slo_cells: String = clauses
+            .iter()
+            .map(|c| {
+                format!(
+                    " {} |",
+                    clause_value_ms(r, c).map_or("-".into(), fmt_latency_ms)
+                )
+            })
+            .collect();
         let _ = writeln!(
             w,
-            "| {}{} | {} | {:.2} | {:.2} | {:.2}% | {} | {} | {} | {} | {} | {:.1} | {} | {} |",
+            "| {}{} | {} | {:.2} | {:.2} | {:.2} | {:.2}% | {} | {} | {} | {} |{slo_cells} {} | {} | {:.1} | {} | {} |",
             r.step,
             if s.repeat > 1 {
                 format!(" (r{})", r.repeat + 1)
@@ -206,7 +261,9 @@ pub fn report_md(s: &SweepSummary) -> String {
             fmt_rate(r.target_rps),
             r.achieved_rps,
             r.throughput_rps,
+            r.served_rps,
             r.success_ratio * 100.0,
+            r.errors,
             fmt_latency_ms(r.latency_ms.p50),
             fmt_latency_ms(r.latency_ms.p90),
             fmt_latency_ms(r.latency_ms.p99),
@@ -214,11 +271,7 @@ pub fn report_md(s: &SweepSummary) -> String {
             opt_lat(r.itl_ms, |m| m.p50),
             r.output_tokens_per_s,
             usd(r.cost.usd_per_1k_tokens),
-            if r.sustainable {
-                "sustainable".to_string()
-            } else {
-                r.verdict.replace('|', "/")
-            },
+            verdict_text(r.status, &r.verdict).replace('|', "/"),
         );
     }
     let _ = writeln!(w);
@@ -228,7 +281,7 @@ pub fn report_md(s: &SweepSummary) -> String {
         let _ = writeln!(w, "## How cost is computed\n");
         let _ = writeln!(
             w,
-            "- **Measured**: price per hour / 3600 / (input + output tokens per second of successful requests) x 1000; the same with output tokens only and with requests (steps.csv)."
+            "- **Measured**: price per hour / 3600 / (input + output tokens per second of successful requests) x 1000, with tokens per second = the served rate x the mean tokens of a successful request (the verdict's window, not Vegeta's, which counts the drain); x 1000 again per 1M tokens; the same with output tokens only and with requests (steps.csv)."
         );
         let _ = writeln!(
             w,

@@ -1,30 +1,53 @@
-//! The sweep's final table on stdout: one line per step with its verdict, then the headline.
-//! Reads only [`SweepSummary`].
+//! The sweep's final table on stdout: one line per step with its latencies (successful
+//! requests), errors, each SLO clause's figure and the verdict, then the headline. Reads only
+//! [`SweepSummary`].
 
 use std::fmt::Write;
 
 use crate::cost::fmt_sig;
-use crate::report::markdown::fmt_latency_ms;
+use crate::report::markdown::{clause_value_ms, fmt_latency_ms, verdict_text};
 use crate::sweep::plan::fmt_rate;
 use crate::sweep::summary::SweepSummary;
 
 /// Renders the table.
 pub fn sweep_table(s: &SweepSummary) -> String {
     let mut o = String::new();
+    let clauses = &s.rules.slo.clauses;
+    let slo_heads: String = clauses
+        .iter()
+        .map(|c| format!(" {:>10}", c.metric()))
+        .collect();
     let _ = writeln!(
         o,
-        "{:>5} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10} {:>10} {:>11}  verdict",
-        "step", "offered", "served", "thruput", "success", "p50", "p90", "p99", "$/1K tok"
+        "{:>5} {:>9} {:>9} {:>9} {:>8} {:>6} {:>10} {:>10} {:>10}{slo_heads} {:>11}  verdict",
+        "step",
+        "offered",
+        "served",
+        "thruput",
+        "success",
+        "errors",
+        "p50",
+        "p90",
+        "p99",
+        "$/1K tok"
     );
     for r in &s.steps {
+        let slo_cells: String = clauses
+            .iter()
+            .map(|c| {
+                let v = clause_value_ms(r, c).map_or("-".into(), fmt_latency_ms);
+                format!(" {v:>10}")
+            })
+            .collect();
         let _ = writeln!(
             o,
-            "{:>5} {:>9} {:>9.2} {:>9.2} {:>7.2}% {:>10} {:>10} {:>10} {:>11}  {}",
+            "{:>5} {:>9} {:>9.2} {:>9.2} {:>7.2}% {:>6} {:>10} {:>10} {:>10}{slo_cells} {:>11}  {}",
             r.step,
             fmt_rate(r.target_rps),
             r.served_rps,
             r.throughput_rps,
             r.success_ratio * 100.0,
+            r.errors,
             fmt_latency_ms(r.latency_ms.p50),
             fmt_latency_ms(r.latency_ms.p90),
             fmt_latency_ms(r.latency_ms.p99),
@@ -32,20 +55,16 @@ pub fn sweep_table(s: &SweepSummary) -> String {
                 .usd_per_1k_tokens
                 .map(|c| fmt_sig(c, 3))
                 .unwrap_or_else(|| "-".into()),
-            if r.sustainable {
-                "sustainable".to_string()
-            } else {
-                r.verdict.clone()
-            },
+            verdict_text(r.status, &r.verdict),
         );
     }
     match &s.headline {
         Some(h) => {
             let _ = writeln!(
                 o,
-                "highest sustainable rate: {} req/s (throughput {:.2} req/s, p90 {}{})",
+                "highest sustainable rate: {} req/s (served {:.2} req/s, p90 {}{})",
                 fmt_rate(h.target_rps),
-                h.throughput_rps,
+                h.served_rps,
                 fmt_latency_ms(h.latency_p90_ms),
                 h.cost
                     .usd_per_1k_tokens

@@ -1,7 +1,9 @@
-//! The sweep driver: for each rate of the plan (and each repeat), an optional unmeasured
-//! warm-up, one measured step through a [`StepRunner`] (the attacker), every record appended to
+//! The sweep driver: an unmeasured warm-up at the first rate, then for each rate of the plan
+//! (and each repeat) an optional unmeasured warm-up, one measured step through a [`StepRunner`]
+//! (the attacker, on one connection pool for the whole sweep), every record appended to
 //! `results.jsonl` with its `step`, a verdict, a cool-down, and the stop rule. After every step
 //! the derived files are rebuilt, so an interrupted or crashed sweep keeps everything measured.
+//! Ctrl-C is heard in every phase (warm-ups and cool-downs too).
 //!
 //! The shell of the sweep: it owns the clock (progress, cool-down sleeps) and the files; the
 //! decisions are `verdict`'s pure functions.
@@ -20,6 +22,7 @@ use clap::Parser;
 use crate::attack::{AttackConfig, Control, Sink};
 use crate::cli::SweepArgs;
 use crate::cost::Price;
+use crate::exit::{self, Interrupted, RunFailed};
 use crate::pacer::Rate;
 use crate::record::{Record, RecordWriter};
 use crate::scenario::{RateSpec, Scenario, ScenarioFile};
@@ -27,7 +30,7 @@ use crate::sweep::plan::fmt_rate;
 
 use super::output;
 use super::summary::{StepData, SweepSummary};
-use super::verdict;
+use super::verdict::{self, Status, SweepOutcome};
 
 /// One attack the driver asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,21 +85,31 @@ pub async fn drive<R: StepRunner>(cfg: &DriveConfig<'_>, runner: &mut R) -> Resu
     let mut writer = RecordWriter::new(BufWriter::new(file));
 
     let planned = sc.steps();
-    let mut rate_verdicts: Vec<bool> = Vec::new();
+    let mut rate_status: Vec<Status> = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
+    if let (false, Some(&first)) = (sc.initial_warmup.is_zero(), sc.plan.rates().first()) {
+        if cfg.progress {
+            eprintln!(
+                "warming up: {} at {} req/s, unmeasured (--initial-warmup 0s skips it)",
+                crate::pacer::format_duration(sc.initial_warmup),
+                fmt_rate(first)
+            );
+        }
+        if let Err(e) = warm_up(runner, first, sc.initial_warmup).await {
+            failure = Some(e.context("warm-up before the first step"));
+        }
+    }
     'rates: for (ri, &rps) in sc.plan.rates().iter().enumerate() {
-        let mut all_ok = true;
+        if failure.is_some() {
+            break;
+        }
+        let mut statuses = Vec::new();
         for p in planned.iter().filter(|p| p.rate_index == ri) {
-            if !sc.warmup.is_zero() {
-                let spec = StepSpec {
-                    step: None,
-                    rps,
-                    duration: sc.warmup,
-                };
-                if let Err(e) = runner.run_step(&spec, &mut |_r: Record| {}).await {
-                    failure = Some(e.context(format!("warm-up before step {}", p.step)));
-                    break 'rates;
-                }
+            if !sc.warmup.is_zero()
+                && let Err(e) = warm_up(runner, rps, sc.warmup).await
+            {
+                failure = Some(e.context(format!("warm-up before step {}", p.step)));
+                break 'rates;
             }
             let bar = step_bar(cfg.progress, p.step, planned.len(), rps, sc.step_duration);
             let mut data = StepData::default();
@@ -125,7 +138,7 @@ pub async fn drive<R: StepRunner>(cfg: &DriveConfig<'_>, runner: &mut R) -> Resu
                 // Ctrl-C ends the step where it is; what ended so far is kept.
                 tokio::select! {
                     r = runner.run_step(&spec, &mut sink) => r,
-                    _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted (Ctrl-C)")),
+                    _ = tokio::signal::ctrl_c() => Err(anyhow::Error::new(Interrupted)),
                 }
             };
             if let Some(e) = write_err {
@@ -135,21 +148,18 @@ pub async fn drive<R: StepRunner>(cfg: &DriveConfig<'_>, runner: &mut R) -> Resu
                 bar.abandon();
                 break 'rates;
             }
-            // Keep everything measured on disk even if a later step dies, and judge the step
-            // exactly as the final report will (the unloaded latency is sweep-wide).
+            // Keep everything measured on disk even if a later step dies; the row is the one
+            // the final report will show (a step is judged on its own requests).
             let so_far = output::rebuild(cfg.dir)?;
             let row = so_far.steps.iter().find(|r| r.step == p.step);
-            let ok = row.is_some_and(|r| r.sustainable);
-            all_ok &= ok;
+            statuses.push(row.map_or(Status::Undetermined, |r| r.status));
             bar.finish_with_message(format!(
                 "{} | {}",
                 live_figures(&data),
-                row.map_or("no requests".to_string(), |r| {
-                    if r.sustainable {
-                        "sustainable".to_string()
-                    } else {
-                        r.verdict.clone()
-                    }
+                row.map_or("no requests".to_string(), |r| match r.status {
+                    Status::Sustainable => "sustainable".to_string(),
+                    Status::Unsustainable => r.verdict.clone(),
+                    Status::Undetermined => format!("undetermined: {}", r.verdict),
                 })
             ));
             if let Err(e) = result {
@@ -158,11 +168,17 @@ pub async fn drive<R: StepRunner>(cfg: &DriveConfig<'_>, runner: &mut R) -> Resu
             }
             let last = p.step as usize + 1 == planned.len();
             if !last && !sc.cooldown.is_zero() {
-                tokio::time::sleep(sc.cooldown).await;
+                tokio::select! {
+                    () = tokio::time::sleep(sc.cooldown) => {}
+                    _ = tokio::signal::ctrl_c() => {
+                        failure = Some(anyhow::Error::new(Interrupted).context("during a cool-down"));
+                        break 'rates;
+                    }
+                }
             }
         }
-        rate_verdicts.push(all_ok);
-        if verdict::should_stop(&rate_verdicts, sc.early_stop) {
+        rate_status.push(Status::fold(statuses));
+        if verdict::should_stop(&rate_status, sc.early_stop) {
             if cfg.progress {
                 eprintln!(
                     "stopping early: {} unsustainable rates in a row (pass --no-early-stop to run every step)",
@@ -179,11 +195,29 @@ pub async fn drive<R: StepRunner>(cfg: &DriveConfig<'_>, runner: &mut R) -> Resu
     }
     let summary = output::rebuild(cfg.dir)?;
     match failure {
-        Some(e) => Err(e.context(format!(
+        Some(e) if e.downcast_ref::<Interrupted>().is_some() => Err(e.context(format!(
             "sweep interrupted; what was measured is in {}",
             cfg.dir.display()
         ))),
+        Some(e) => Err(e.context(RunFailed(format!(
+            "sweep stopped; what was measured is in {}",
+            cfg.dir.display()
+        )))),
         None => Ok(summary),
+    }
+}
+
+/// Unmeasured traffic at `rps` for `duration` (its records are dropped); Ctrl-C ends it.
+async fn warm_up<R: StepRunner>(runner: &mut R, rps: f64, duration: Duration) -> Result<()> {
+    let spec = StepSpec {
+        step: None,
+        rps,
+        duration,
+    };
+    let mut discard = |_r: Record| {};
+    tokio::select! {
+        r = runner.run_step(&spec, &mut discard) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::Error::new(Interrupted)),
     }
 }
 
@@ -247,11 +281,13 @@ pub fn overrides(a: &SweepArgs) -> Result<ScenarioFile> {
     f.sweep.step = a.step;
     f.sweep.step_duration = a.step_duration.clone();
     f.sweep.warmup = a.warmup.clone();
+    f.sweep.initial_warmup = a.initial_warmup.clone();
     f.sweep.cooldown = a.cooldown.clone();
     f.sweep.repeat = a.repeat;
     f.sweep.early_stop = a.no_early_stop.then_some(false);
     f.sweep.slo = a.slo.clone();
     f.sweep.max_send_lag = a.max_send_lag.clone();
+    f.sweep.fail_under = a.fail_under;
     f.cost.instance = a.instance.clone();
     f.cost.price_per_hour = a.price_per_hour;
     f.cost.pricing = a.pricing.clone();
@@ -377,7 +413,23 @@ pub async fn run_cli(a: SweepArgs) -> Result<std::process::ExitCode> {
     let summary = result?;
     print!("{}", crate::report::table::sweep_table(&summary));
     println!("reports in {}", prepared.dir.display());
-    Ok(std::process::ExitCode::SUCCESS)
+    let outcome = outcome(&summary, prepared.scenario.fail_under);
+    if outcome != SweepOutcome::Passed {
+        eprintln!("rpload: {outcome} (exit status 1)");
+    }
+    Ok(exit::status(outcome != SweepOutcome::Passed))
+}
+
+/// Whether the sweep passed, from its summary.
+pub fn outcome(summary: &SweepSummary, fail_under: Option<f64>) -> SweepOutcome {
+    let requests = summary.steps.iter().map(|r| r.requests).sum::<u64>();
+    let errors = summary.steps.iter().map(|r| r.errors).sum::<u64>();
+    verdict::sweep_outcome(
+        summary.headline.as_ref().map(|h| h.target_rps),
+        requests,
+        requests - errors,
+        fail_under,
+    )
 }
 
 /// The embedded server's settings from `--serve-model` / `--serve-engine`, checked by the
@@ -406,6 +458,8 @@ pub fn embedded_server_config(a: &SweepArgs) -> Result<crate::server::ServerConf
 /// per step at the step's rate and duration.
 pub struct AttackRunner {
     base: AttackConfig,
+    /// One pool for every step and warm-up, so warm-ups open the connections steps use.
+    client: reqwest::Client,
 }
 
 impl AttackRunner {
@@ -492,7 +546,8 @@ impl AttackRunner {
             unreachable!("argv starts with the attack subcommand")
         };
         let base = crate::attack::setup::config(&args)?;
-        Ok(Self { base })
+        let client = crate::attack::client(&base.client)?;
+        Ok(Self { base, client })
     }
 }
 
@@ -515,7 +570,13 @@ impl StepRunner for AttackRunner {
         };
         cfg.duration = spec.duration;
         cfg.step = spec.step;
-        crate::attack::run(cfg, Control::default(), &mut FnSink(sink)).await?;
+        crate::attack::run_with_client(
+            cfg,
+            self.client.clone(),
+            Control::default(),
+            &mut FnSink(sink),
+        )
+        .await?;
         Ok(())
     }
 }

@@ -1,9 +1,13 @@
-//! The numbers of a finished (or interrupted) sweep, built from per-step [`Metrics`]: one
-//! [`StepRow`] per step, one [`RateRow`] per offered rate (repeats folded: the study's columns
-//! are means over repeats), the headline, and the costs. Renderers in `report/` read only this.
+//! The numbers of a finished (or interrupted) sweep, built from per-step [`Metrics`] and
+//! [`PaceData`]: one [`StepRow`] per step, one [`RateRow`] per offered rate (repeats folded: the
+//! study's columns are means over repeats), the headline, and the costs. Renderers in `report/`
+//! read only this.
 //!
-//! Built the same way live and by `report --sweep` (from `results.jsonl`), so both produce the
-//! same bytes. No I/O, no clock.
+//! Timing percentiles are of successful requests (errors are counted beside them); Vegeta's
+//! `throughput` is kept for the study's tables; token rates and costs are per second of the
+//! served rate, the same basis the verdict judges. Each step's row depends on that step alone,
+//! so the verdict printed live is the final one. Built the same way live and by
+//! `report --sweep` (from `results.jsonl`), so both produce the same bytes. No I/O, no clock.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +18,8 @@ use crate::metrics::{Metrics, Percentiles, Summary};
 use crate::record::Record;
 use crate::scenario::{PlannedStep, Scenario};
 
-use super::verdict::{self, Pcts, StepFigures, VerdictRules};
+use super::pace::{PaceData, PaceEstimate};
+use super::verdict::{self, Pcts, Reason, Status, StepFigures, VerdictRules};
 
 /// Quantiles (percent) of the latency distribution kept per step for the distribution chart.
 pub const DISTRIBUTION_QUANTILES: [f64; 13] = [
@@ -77,8 +82,10 @@ fn pcts_ns(p: &Percentiles) -> Pcts {
 /// Costs of one step (None when the run has no price or nothing succeeded).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct CostRow {
-    /// Measured: price over input + output tokens per second of successful requests.
+    /// Measured: price over input + output tokens per second of successful requests, at the
+    /// served rate.
     pub usd_per_1k_tokens: Option<f64>,
+    pub usd_per_1m_tokens: Option<f64>,
     pub usd_per_1k_output_tokens: Option<f64>,
     pub usd_per_1k_requests: Option<f64>,
     /// The study's formula: offered rate x tokens per request (scenario's, else measured mean).
@@ -100,17 +107,32 @@ pub struct StepRow {
     /// column). It counts the final drain, so it trails the offered rate by about
     /// latency / step duration even when the target keeps up.
     pub throughput_rps: f64,
-    /// Successes over the window less the median latency (see [`served_rps`]): what the
-    /// verdict compares with the offered rate.
+    /// Departures of successful requests per second, estimated from the latency trend
+    /// (`pace`): what the verdict compares with the arrivals, and the basis of token rates and
+    /// costs.
     pub served_rps: f64,
     pub requests: u64,
+    /// Requests that failed (any error kind).
+    pub errors: u64,
     pub success_ratio: f64,
+    /// Successful requests only.
     pub latency_ms: Ms,
+    /// Successful requests' `end - sent`.
+    pub service_ms: Option<Ms>,
     /// None when the API reported no tokens one by one (non-streaming).
     pub ttft_ms: Option<Ms>,
     pub itl_ms: Option<Ms>,
     pub tpot_ms: Option<Ms>,
+    /// Latency growth across the step, ms per second (None: too few successes).
+    pub latency_trend_ms_per_s: Option<f64>,
+    pub latency_trend_se_ms_per_s: Option<f64>,
+    /// Successes sent before the first one ended, left out of the trend.
+    pub fill_excluded: u64,
     pub send_lag_p99_ms: f64,
+    /// The send-lag p99 this step was allowed (explicit or derived).
+    pub send_lag_limit_ms: f64,
+    /// The rate requests actually left at.
+    pub sent_rps: Option<f64>,
     pub capped: u64,
     pub input_tokens_per_s: f64,
     pub output_tokens_per_s: f64,
@@ -118,9 +140,11 @@ pub struct StepRow {
     pub cost: CostRow,
     pub status_codes: BTreeMap<String, u64>,
     pub error_kinds: BTreeMap<String, u64>,
+    pub status: Status,
     pub sustainable: bool,
     pub verdict: String,
-    /// (percentile, latency ms) at [`DISTRIBUTION_QUANTILES`].
+    pub reasons: Vec<Reason>,
+    /// (percentile, latency ms of successes) at [`DISTRIBUTION_QUANTILES`].
     pub latency_distribution: Vec<(f64, f64)>,
 }
 
@@ -139,7 +163,8 @@ pub struct RateRow {
     pub itl_ms: Option<Ms>,
     pub output_tokens_per_s: f64,
     pub cost: CostRow,
-    /// Every repeat sustainable (design section 5).
+    /// Unsustainable if any repeat is, sustainable if every repeat is, else undetermined.
+    pub status: Status,
     pub sustainable: bool,
     /// Every request of every repeat succeeded (the study's "max RPS" criterion).
     pub all_succeeded: bool,
@@ -150,6 +175,7 @@ pub struct RateRow {
 pub struct Headline {
     pub target_rps: f64,
     pub throughput_rps: f64,
+    pub served_rps: f64,
     pub latency_p50_ms: f64,
     pub latency_p90_ms: f64,
     pub latency_p95_ms: f64,
@@ -181,36 +207,15 @@ pub struct SweepSummary {
 #[derive(Debug, Clone, Default)]
 pub struct StepData {
     pub metrics: Metrics,
+    pub pace: PaceData,
 }
 
 impl StepData {
     /// Folds one record in.
     pub fn add(&mut self, r: &Record) {
         self.metrics.add(r);
-    }
-}
-
-/// The served rate of a step: successes over Vegeta's window (first intended send to last
-/// end) less `unloaded_latency_ns`, the sweep's lowest median latency; never over a window
-/// shorter than the sending span.
-///
-/// Why: Vegeta's throughput counts the final drain, so it trails the offered rate by about
-/// latency / step duration even when the target keeps up (a 1.4 s latency in a 10 s step reads
-/// 88%). A target that keeps up drains in about its unloaded latency, which is taken out. One
-/// that falls behind drains far longer, whether it queues (FIFO: the last requests wait) or
-/// shares itself (continuous batching: every request slows and they end together), and the
-/// served rate falls. The step's own latency cannot be the allowance: overload raises it.
-/// Steps should be long against the latency spread (a last request slower than the median
-/// lengthens the window by the difference).
-pub fn served_rps(s: &Summary, unloaded_latency_ns: u64) -> f64 {
-    let successes = (s.success * s.requests as f64).round();
-    let window_ns = (s.duration + s.wait)
-        .saturating_sub(unloaded_latency_ns)
-        .max(s.duration);
-    if window_ns == 0 {
-        successes
-    } else {
-        successes / (window_ns as f64 / 1e9)
+        self.pace
+            .add(r.intended_ns, r.sent_ns, r.latency, r.is_success());
     }
 }
 
@@ -233,7 +238,9 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
         .iter()
         .map(|(idx, d)| (*idx, d.metrics.summary()))
         .collect();
-    let unloaded_latency_ns = unloaded_latency_ns(summaries.iter().map(|(_, s)| s));
+    let max_inflight = Some(u64::from(
+        sc.file.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT),
+    ));
     let rows: Vec<StepRow> = summaries
         .iter()
         .filter_map(|(idx, s)| {
@@ -244,7 +251,7 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
                     planned: p,
                     data,
                     summary: s,
-                    unloaded_latency_ns,
+                    max_inflight,
                 },
                 &sc.rules,
                 input.price,
@@ -260,15 +267,13 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
         }
         rates.push(rate_row(ri, rps, &reps));
     }
-    let flags: Vec<(f64, bool)> = rates
-        .iter()
-        .map(|r| (r.target_rps, r.sustainable))
-        .collect();
+    let flags: Vec<(f64, Status)> = rates.iter().map(|r| (r.target_rps, r.status)).collect();
     let headline = verdict::headline(&flags).map(|i| {
         let r = &rates[i];
         Headline {
             target_rps: r.target_rps,
             throughput_rps: r.throughput_rps,
+            served_rps: r.served_rps,
             latency_p50_ms: r.latency_ms.p50,
             latency_p90_ms: r.latency_ms.p90,
             latency_p95_ms: r.latency_ms.p95,
@@ -298,32 +303,31 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
     }
 }
 
-/// The verdict inputs of one step's summary; `served_rps` is what is compared with the offered
-/// rate.
-pub fn figures(target_rps: f64, s: &Summary, served_rps: f64) -> StepFigures {
+/// `--max-inflight`'s default (`cli::AttackArgs`), for naming the cap in verdicts.
+const DEFAULT_MAX_INFLIGHT: u32 = 10_000;
+
+/// The verdict inputs of one step: its summary's success-only timings and its pace.
+pub fn figures(
+    target_rps: f64,
+    s: &Summary,
+    pace: PaceEstimate,
+    max_inflight: Option<u64>,
+) -> StepFigures {
     let opt = |p: &Percentiles| (p.count > 0).then(|| pcts_ns(p));
     StepFigures {
         offered_rps: target_rps,
         requests: s.requests,
         success_ratio: s.success,
-        throughput_rps: served_rps,
+        pace,
         send_lag_p99_ns: s.send_lag.p99 as f64,
-        inflight_cap_hits: s.capped,
-        latency: pcts_ns(&s.latencies),
-        service: None,
+        capped: s.capped,
+        max_inflight,
+        latency: pcts_ns(&s.latencies_ok),
+        service: opt(&s.service_ok),
         ttft: opt(&s.ttft),
         itl: opt(&s.itl),
         tpot: opt(&s.tpot),
     }
-}
-
-/// The lowest median latency of the steps that had successes: the target's latency unloaded.
-pub fn unloaded_latency_ns<'a>(steps: impl Iterator<Item = &'a Summary>) -> u64 {
-    steps
-        .filter(|s| s.success > 0.0 && s.latencies.count > 0)
-        .map(|s| s.latencies.p50)
-        .min()
-        .unwrap_or(0)
 }
 
 /// One step's inputs to its row.
@@ -331,7 +335,7 @@ struct StepInput<'a> {
     planned: &'a PlannedStep,
     data: &'a StepData,
     summary: &'a Summary,
-    unloaded_latency_ns: u64,
+    max_inflight: Option<u64>,
 }
 
 fn step_row(
@@ -343,36 +347,42 @@ fn step_row(
     let p = input.planned;
     let m = &input.data.metrics;
     let s = input.summary;
-    let served_rps = served_rps(s, input.unloaded_latency_ns);
-    let window_s = (s.duration + s.wait) as f64 / 1e9;
-    let input_tps = if window_s > 0.0 {
-        s.tokens.input_total as f64 / window_s
-    } else {
-        0.0
+    let pace = input.data.pace.estimate(p.rps, s.success);
+    let fig = figures(p.rps, s, pace, input.max_inflight);
+    let verdict = verdict::judge(&fig, rules);
+    let successes = m.successes;
+    // Tokens per successful request times the served rate: the same window as the verdict.
+    let per_success = |total: u64| {
+        if successes == 0 {
+            0.0
+        } else {
+            total as f64 / successes as f64
+        }
     };
-    let successes = (s.success * s.requests as f64).round();
-    let measured_tpr = (successes > 0.0 && s.tokens.input_total + s.tokens.output_total > 0)
-        .then(|| (s.tokens.input_total + s.tokens.output_total) as f64 / successes);
-    let verdict = verdict::judge(&figures(p.rps, s, served_rps), rules);
-    let latency_ms = Ms::from_ns(&s.latencies);
+    let input_tps = pace.served_rps * per_success(s.tokens.input_total);
+    let output_tps = pace.served_rps * per_success(s.tokens.output_total);
+    let measured_tpr = (successes > 0 && s.tokens.input_total + s.tokens.output_total > 0)
+        .then(|| per_success(s.tokens.input_total + s.tokens.output_total));
+    let latency_ms = Ms::from_ns(&s.latencies_ok);
     let cost = price
         .map(|price| {
             let c = StepCost::new(
                 price.usd_per_hour,
                 Throughputs {
-                    requests_per_s: s.throughput,
+                    requests_per_s: pace.served_rps,
                     input_tokens_per_s: input_tps,
-                    output_tokens_per_s: s.tokens.output_per_second,
+                    output_tokens_per_s: output_tps,
                 },
             );
             CostRow {
                 usd_per_1k_tokens: c.usd_per_1k_tokens,
+                usd_per_1m_tokens: c.usd_per_1k_tokens.map(|x| x * 1e3),
                 usd_per_1k_output_tokens: c.usd_per_1k_output_tokens,
                 usd_per_1k_requests: c.usd_per_1k_requests,
                 study_usd_per_1k_tokens: tokens_per_request
                     .or(measured_tpr)
                     .and_then(|t| cost::study_usd_per_1k_tokens(price.usd_per_hour, p.rps, t)),
-                window_usd_p90: (s.requests > 0)
+                window_usd_p90: (successes > 0)
                     .then(|| cost::window_usd(price.usd_per_hour, latency_ms.p90 / 1e3)),
             }
         })
@@ -385,26 +395,35 @@ fn step_row(
         target_rps: p.rps,
         achieved_rps: s.rate,
         throughput_rps: s.throughput,
-        served_rps,
+        served_rps: pace.served_rps,
         requests: s.requests,
+        errors: s.requests - successes,
         success_ratio: s.success,
         latency_ms,
+        service_ms: opt_ms(&s.service_ok),
         ttft_ms: opt_ms(&s.ttft),
         itl_ms: opt_ms(&s.itl),
         tpot_ms: opt_ms(&s.tpot),
+        latency_trend_ms_per_s: pace.slope.map(|b| b * 1e3),
+        latency_trend_se_ms_per_s: pace.slope_se.map(|b| b * 1e3),
+        fill_excluded: pace.fill_excluded,
         send_lag_p99_ms: s.send_lag.p99 as f64 / 1e6,
+        send_lag_limit_ms: fig.send_lag_limit_ns(rules) / 1e6,
+        sent_rps: pace.sent_rps,
         capped: s.capped,
         input_tokens_per_s: input_tps,
-        output_tokens_per_s: s.tokens.output_per_second,
+        output_tokens_per_s: output_tps,
         tokens_per_request: measured_tpr,
         cost,
         status_codes: s.status_codes.clone(),
         error_kinds: s.error_kinds.clone(),
+        status: verdict.status(),
         sustainable: verdict.sustainable(),
         verdict: verdict.describe(),
+        reasons: verdict.reasons(),
         latency_distribution: DISTRIBUTION_QUANTILES
             .iter()
-            .map(|&q| (q, m.latency.quantile(q) as f64 / 1e6))
+            .map(|&q| (q, m.latency_ok.quantile(q) as f64 / 1e6))
             .collect(),
     }
 }
@@ -440,6 +459,7 @@ fn rate_row(rate_index: usize, rps: f64, reps: &[&StepRow]) -> RateRow {
         output_tokens_per_s: mean(reps.iter().map(|r| r.output_tokens_per_s)),
         cost: CostRow {
             usd_per_1k_tokens: mean_opt(reps.iter().map(|r| r.cost.usd_per_1k_tokens)),
+            usd_per_1m_tokens: mean_opt(reps.iter().map(|r| r.cost.usd_per_1m_tokens)),
             usd_per_1k_output_tokens: mean_opt(
                 reps.iter().map(|r| r.cost.usd_per_1k_output_tokens),
             ),
@@ -447,61 +467,10 @@ fn rate_row(rate_index: usize, rps: f64, reps: &[&StepRow]) -> RateRow {
             study_usd_per_1k_tokens: mean_opt(reps.iter().map(|r| r.cost.study_usd_per_1k_tokens)),
             window_usd_p90: mean_opt(reps.iter().map(|r| r.cost.window_usd_p90)),
         },
-        sustainable: reps.iter().all(|r| r.sustainable),
+        status: Status::fold(reps.iter().map(|r| r.status)),
+        sustainable: Status::fold(reps.iter().map(|r| r.status)) == Status::Sustainable,
         all_succeeded: reps
             .iter()
             .all(|r| r.requests > 0 && r.success_ratio >= 1.0),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn summary(requests: u64, duration_s: f64, wait_s: f64, p50_s: f64) -> Summary {
-        let mut s = Summary {
-            requests,
-            success: 1.0,
-            ..Default::default()
-        };
-        s.duration = (duration_s * 1e9) as u64;
-        s.wait = (wait_s * 1e9) as u64;
-        s.latencies.p50 = (p50_s * 1e9) as u64;
-        s.latencies.count = requests;
-        s
-    }
-
-    #[test]
-    fn served_rate_keeps_up_whatever_the_latency() {
-        // 10 req/s for 10 s, every request 1.44 s: Vegeta's throughput reads 8.8 req/s.
-        let s = summary(100, 9.9, 1.44, 1.44);
-        assert!((served_rps(&s, 1_440_000_000) - 100.0 / 9.9).abs() < 1e-9);
-        // A fast last request never makes the window shorter than the sending span.
-        let s = summary(100, 9.9, 0.1, 1.44);
-        assert!((served_rps(&s, 1_440_000_000) - 100.0 / 9.9).abs() < 1e-9);
-    }
-
-    #[test]
-    fn served_rate_drops_when_the_target_falls_behind() {
-        // FIFO: 20 req/s offered to a 10 req/s target for 10 s, unloaded latency 0.1 s: the
-        // last request ends about 10 s after it was sent.
-        let s = summary(200, 9.95, 10.15, 5.1);
-        let served = served_rps(&s, 100_000_000);
-        assert!((9.5..10.5).contains(&served), "{served}");
-        // Continuous batching: 6 req/s for 6 s to a target doing 2; all requests slow down
-        // together (median 14 s) and the last ends 16 s after it was sent. Unloaded: 0.4 s.
-        let s = summary(36, 5.83, 16.0, 14.0);
-        let served = served_rps(&s, 400_000_000);
-        assert!(served < 2.0, "{served}");
-    }
-
-    #[test]
-    fn unloaded_latency_is_the_lowest_median() {
-        let steps = [
-            summary(10, 1.0, 0.5, 0.5),
-            summary(10, 1.0, 3.0, 2.0),
-            summary(0, 0.0, 0.0, 0.0),
-        ];
-        assert_eq!(unloaded_latency_ns(steps.iter()), 500_000_000);
     }
 }
