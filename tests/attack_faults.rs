@@ -174,3 +174,45 @@ async fn one_failure_does_not_lose_the_others_and_the_report_counts_them() {
     assert_eq!(s.error_kinds["connect"], 10);
     assert!((s.success - 0.5).abs() < 1e-12);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_on_errors_sets_the_exit_status() {
+    let failing = spawn(Behaviour {
+        fault: Fault::Status(503),
+        ..Behaviour::default()
+    })
+    .await;
+    let healthy = spawn(Behaviour::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.jsonl");
+    let run = |target: String, ratio: &'static str| {
+        let out = out.display().to_string();
+        async move {
+            rpload::run_async(common::cli(&[
+                "attack",
+                "--api",
+                "tgi",
+                "--target",
+                &target,
+                "--rate",
+                "20/s",
+                "--duration",
+                "250ms",
+                "--fail-on-errors",
+                ratio,
+                "-o",
+                &out,
+            ]))
+            .await
+        }
+    };
+    let code = run(url(failing), "5%").await.unwrap();
+    assert_eq!(code, std::process::ExitCode::from(rpload::exit::FAILED));
+    // Every record is still on disk.
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 5);
+    let code = run(url(healthy), "0.05").await.unwrap();
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    let err = run(url(healthy), "150%").await.unwrap_err();
+    assert_eq!(rpload::exit::code(&err), rpload::exit::BAD_INPUT);
+    assert!(err.to_string().contains("--fail-on-errors `150%`"), "{err}");
+}

@@ -66,7 +66,16 @@ async fn verdicts_follow_capacity_and_stop_early() {
     );
     assert!(s.stopped_early);
     assert_eq!(s.headline.as_ref().unwrap().target_rps, 30.0);
-    assert_eq!(runner.calls.len(), 5);
+    // The initial warm-up (2 s at the first rate, records dropped), then five steps.
+    assert_eq!(runner.calls.len(), 6);
+    assert_eq!(
+        (
+            runner.calls[0].step,
+            runner.calls[0].rps,
+            runner.calls[0].duration
+        ),
+        (None, 10.0, Duration::from_secs(2))
+    );
     // Every record is on disk with its step.
     let lines = std::fs::read_to_string(dir.path().join(output::RESULTS_JSONL)).unwrap();
     assert_eq!(lines.lines().count(), (20 + 40 + 60 + 80 + 100) as usize);
@@ -96,11 +105,12 @@ async fn no_early_stop_runs_every_step_and_repeats_fold() {
         rates,
         [(10.0, true), (30.0, true), (50.0, false), (70.0, false)]
     );
-    // A warm-up before each measured step, records dropped.
-    assert_eq!(runner.calls.len(), 16);
-    assert_eq!(runner.calls[0].step, None);
-    assert_eq!(runner.calls[0].duration, Duration::from_secs(1));
-    assert_eq!(runner.calls[1].step, Some(0));
+    // The initial warm-up, then a warm-up before each measured step, records dropped.
+    assert_eq!(runner.calls.len(), 17);
+    assert_eq!(runner.calls[0].duration, Duration::from_secs(2));
+    assert_eq!(runner.calls[1].step, None);
+    assert_eq!(runner.calls[1].duration, Duration::from_secs(1));
+    assert_eq!(runner.calls[2].step, Some(0));
 }
 
 #[tokio::test]
@@ -130,9 +140,11 @@ async fn a_target_that_dies_keeps_everything_measured() {
     let err = run(&sc, dir.path(), &mut runner).await.unwrap_err();
     let msg = format!("{err:#}");
     assert!(
-        msg.contains("sweep interrupted; what was measured is in"),
+        msg.contains("sweep stopped; what was measured is in"),
         "{msg}"
     );
+    // The run itself failed after it started: exit status 3, not "bad input".
+    assert_eq!(rpload::exit::code(&err), rpload::exit::RUN_FAILED);
     assert!(msg.contains("connection refused"), "{msg}");
     let csv = std::fs::read_to_string(dir.path().join(output::STEPS_CSV)).unwrap();
     assert_eq!(csv.lines().count(), 1 + 3, "{csv}");

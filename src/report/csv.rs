@@ -27,7 +27,7 @@ pub const STEP_COLUMNS: [&str; 17] = [
 ];
 
 /// Columns after the contract ones. Latencies, TTFT, ITL and TPOT are of successful requests.
-pub const EXTRA_COLUMNS: [&str; 25] = [
+pub const EXTRA_COLUMNS: [&str; 26] = [
     "step",
     "repeat",
     "requests",
@@ -46,8 +46,9 @@ pub const EXTRA_COLUMNS: [&str; 25] = [
     "status",
     "errors",
     "latency_trend_ms_per_s",
-    "latency_trend_se_ms_per_s",
-    "fill_excluded",
+    "latency_trend_margin_ms_per_s",
+    "trend_left_out",
+    "trend_steady",
     "sent_rps",
     "send_lag_limit_ms",
     "service_p50_ms",
@@ -120,8 +121,9 @@ pub fn steps_csv(s: &SweepSummary) -> String {
             r.status.as_str().to_string(),
             r.errors.to_string(),
             r.latency_trend_ms_per_s.map(f3).unwrap_or_default(),
-            r.latency_trend_se_ms_per_s.map(f3).unwrap_or_default(),
-            r.fill_excluded.to_string(),
+            r.latency_trend_margin_ms_per_s.map(f3).unwrap_or_default(),
+            r.trend_left_out.to_string(),
+            r.trend_steady.to_string(),
             r.sent_rps.map(f3).unwrap_or_default(),
             f3(r.send_lag_limit_ms),
             opt_ms(r.service_ms, |m| m.p50),

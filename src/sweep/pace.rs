@@ -12,25 +12,50 @@
 //! "unloaded" latency and no drain window, so it reads the same for a 4-request burst and a
 //! 10-minute step. `scenarios/README.md` has the rule and its limits.
 //!
-//! The fit leaves out the requests sent before the step's first success ended. Until then a
-//! server that started idle is filling (Little's law: from nothing in flight to `lambda x L`),
-//! and a batching server slows as its batch grows: latency rises once and levels off, which is
-//! no backlog. Once departures have begun, growth is a backlog. A FIFO server that falls behind
-//! grows linearly from its first request, so leaving the fill out changes its slope not at all;
-//! when fewer than [`MIN_TREND_REQUESTS`] successes are left (a 3-request burst), every success
-//! is fitted. Times are kept in 10 ms buckets of intended time for the first 10 s of a step (one
-//! fit each, so memory stays bounded however long the step) and one fit beyond.
+//! The fit uses the step's *steady* requests: those sent at least one p90 latency after the
+//! step's first request and ended before its last request was sent. A server that started idle
+//! fills first: by Little's law the number in flight climbs from nothing to `lambda x L`, which
+//! takes about one steady latency `L`, and a batching server slows as its batch grows, so the
+//! latencies of the fill are below `L` and `L` sits near the top of the step's distribution
+//! (its p90, robust to a stray slow request, rather than its median, which the fill pulls
+//! down). After the last arrival the server drains, and the last requests of a burst speed up
+//! as their batch empties. Neither is a backlog. A FIFO server that falls behind grows
+//! linearly from its first request to its last, so the window changes its slope not at all.
+//! When fewer than [`MIN_TREND_REQUESTS`] steady requests remain (a burst about as long as its
+//! latency), every success is fitted and the verdict asks more of the fit (`verdict`): a growth
+//! beyond the bound still fails, a flat latency still passes, anything else is undetermined.
+//! Points are kept per step (at most [`MAX_POINTS`]; beyond that every other one is dropped and
+//! the stride doubles, a uniform thinning that leaves the fit unbiased), so memory stays bounded.
 //!
-//! Pure: numbers in, estimates out. The accumulators merge exactly (sums of centred moments).
+//! Pure: numbers in, estimates out.
 
 use serde::Serialize;
 
 /// Successful requests a trend needs: two points fix a line, a third is the least that says
 /// how far the points scatter around it.
 pub const MIN_TREND_REQUESTS: u64 = 3;
-/// Standard errors a trend must clear the bound by (both ways) to be called: about 95%
-/// confidence for a normal estimate.
-pub const TREND_Z: f64 = 2.0;
+/// Blocks a window's requests are averaged into before the line is fitted (batch means): the
+/// latencies of a batching server move in a sawtooth, whose neighbouring points are not
+/// independent, and a fit of single points would claim a precision the data does not have.
+/// Means over blocks of consecutive sends smooth the sawtooth, and the scatter of the block
+/// means around the line is an honest error.
+pub const TREND_BLOCKS: usize = 8;
+
+/// Two-sided 95% Student t quantiles for 1..=30 degrees of freedom (then 1.96 is close).
+const T95: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+    2.052, 2.048, 2.045, 2.042,
+];
+
+/// The half-width of a 95% interval is `t95(dof) x se`.
+pub fn t95(dof: u64) -> f64 {
+    match dof {
+        0 => f64::INFINITY,
+        d if d as usize <= T95.len() => T95[d as usize - 1],
+        _ => 1.96,
+    }
+}
 
 /// Online least-squares fit of `y` (latency, s) on `x` (intended send time, s).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -56,26 +81,6 @@ impl TrendFit {
         self.sxx += dx * (x - self.mean_x);
         self.syy += dy * (y - self.mean_y);
         self.sxy += dx * (y - self.mean_y);
-    }
-
-    pub fn merge(&mut self, o: &TrendFit) {
-        if o.n == 0 {
-            return;
-        }
-        if self.n == 0 {
-            *self = *o;
-            return;
-        }
-        let (na, nb) = (self.n as f64, o.n as f64);
-        let n = na + nb;
-        let dx = o.mean_x - self.mean_x;
-        let dy = o.mean_y - self.mean_y;
-        self.sxx += o.sxx + dx * dx * na * nb / n;
-        self.syy += o.syy + dy * dy * na * nb / n;
-        self.sxy += o.sxy + dx * dy * na * nb / n;
-        self.mean_x += dx * nb / n;
-        self.mean_y += dy * nb / n;
-        self.n += o.n;
     }
 
     pub fn count(&self) -> u64 {
@@ -118,19 +123,6 @@ impl Span {
         self.n += 1;
     }
 
-    pub fn merge(&mut self, o: &Span) {
-        if o.n == 0 {
-            return;
-        }
-        if self.n == 0 {
-            *self = *o;
-            return;
-        }
-        self.first = self.first.min(o.first);
-        self.last = self.last.max(o.last);
-        self.n += o.n;
-    }
-
     /// Events per second over the span: `(n - 1) / (last - first)`, the rate that places `n`
     /// events at those ends (Vegeta's `n / span` reads 4 requests sent 0.25 s apart as 5.3/s).
     pub fn rate(&self) -> Option<f64> {
@@ -139,19 +131,19 @@ impl Span {
     }
 }
 
-/// Width of the intended-time buckets the fill can be cut at.
-const BUCKET_NS: u64 = 10_000_000;
-/// Buckets kept one by one (the first 10 s of a step); later requests share one fit.
-const BUCKETS: usize = 1000;
+/// Points a step keeps for its fit before thinning (1 MiB).
+pub const MAX_POINTS: usize = 65_536;
 
-/// What one step's requests say about pace: the latency fit of its successes by intended-time
-/// bucket, when its first success ended, and the spans of intended and actual sends of all its
-/// requests.
+/// What one step's requests say about pace: the (intended send, latency) of its successes,
+/// and the spans of intended and actual sends of all its requests.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PaceData {
-    early: Vec<TrendFit>,
-    tail: TrendFit,
-    first_end_ns: Option<u64>,
+    /// (intended, latency) in ns of successful requests, thinned past [`MAX_POINTS`].
+    points: Vec<(u64, u64)>,
+    /// Keep one success in `stride` (a power of two) once thinning began.
+    stride: u64,
+    seen: u64,
+    successes: u64,
     pub intended: Span,
     pub sent: Span,
 }
@@ -164,90 +156,95 @@ impl PaceData {
         if !ok {
             return;
         }
-        let end = intended_ns.saturating_add(latency_ns);
-        self.first_end_ns = Some(self.first_end_ns.map_or(end, |e| e.min(end)));
-        let (x, y) = (intended_ns as f64 / 1e9, latency_ns as f64 / 1e9);
-        let idx = (intended_ns / BUCKET_NS) as usize;
-        if idx < BUCKETS {
-            if self.early.len() <= idx {
-                self.early.resize(idx + 1, TrendFit::default());
-            }
-            self.early[idx].add(x, y);
-        } else {
-            self.tail.add(x, y);
+        self.successes += 1;
+        let stride = self.stride.max(1);
+        self.seen += 1;
+        if self.seen % stride != 0 {
+            return;
+        }
+        self.points.push((intended_ns, latency_ns));
+        if self.points.len() >= MAX_POINTS {
+            let mut i = 0;
+            self.points.retain(|_| {
+                i += 1;
+                i % 2 == 0
+            });
+            self.stride = stride * 2;
         }
     }
 
-    pub fn merge(&mut self, o: &PaceData) {
-        if self.early.len() < o.early.len() {
-            self.early.resize(o.early.len(), TrendFit::default());
-        }
-        for (a, b) in self.early.iter_mut().zip(&o.early) {
-            a.merge(b);
-        }
-        self.tail.merge(&o.tail);
-        self.first_end_ns = match (self.first_end_ns, o.first_end_ns) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        self.intended.merge(&o.intended);
-        self.sent.merge(&o.sent);
-    }
-
-    /// Every success's fit.
-    fn all(&self) -> TrendFit {
-        self.from_bucket(0)
-    }
-
-    fn from_bucket(&self, first: usize) -> TrendFit {
-        let mut fit = TrendFit::default();
-        for b in self.early.iter().skip(first) {
-            fit.merge(b);
-        }
-        fit.merge(&self.tail);
-        fit
-    }
-
-    /// The fit of the successes sent after the first success ended (whole buckets, so a
-    /// request sent in the same 10 ms is left out too), when enough are left.
-    fn settled(&self) -> Option<TrendFit> {
-        let from = self.first_end_ns?.div_ceil(BUCKET_NS) as usize;
-        if from > BUCKETS {
-            return None;
-        }
-        let fit = self.from_bucket(from);
-        (fit.count() >= MIN_TREND_REQUESTS).then_some(fit)
+    /// The steady requests and all successes, each sorted by send time, in seconds.
+    fn windows(&self) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+        let mut latencies: Vec<u64> = self.points.iter().map(|&(_, y)| y).collect();
+        latencies.sort_unstable();
+        let p90 = latencies
+            .get(latencies.len() * 9 / 10)
+            .copied()
+            .unwrap_or(0);
+        let filled = self.intended.first.saturating_add(p90);
+        let last_sent = self.intended.last;
+        let mut points = self.points.clone();
+        points.sort_unstable();
+        let secs = |&(x, y): &(u64, u64)| (x as f64 / 1e9, y as f64 / 1e9);
+        let steady = points
+            .iter()
+            .filter(|&&(x, y)| x >= filled && x.saturating_add(y) <= last_sent)
+            .map(secs)
+            .collect();
+        (steady, points.iter().map(secs).collect())
     }
 
     /// The estimates a verdict reads, given the step's offered rate and success ratio.
     pub fn estimate(&self, offered_rps: f64, success_ratio: f64) -> PaceEstimate {
         let arrival_rps = self.intended.rate().unwrap_or(offered_rps);
-        let all = self.all();
-        let (fit, fill_excluded) = match self.settled() {
-            Some(f) => (f, all.count() - f.count()),
-            None => (all, 0),
-        };
+        let (steady, all) = self.windows();
+        let is_steady = steady.len() as u64 >= MIN_TREND_REQUESTS;
+        let window = if is_steady { &steady } else { &all };
+        let fit = block_fit(window);
         let slope = fit.slope();
         let served_rps = arrival_rps * success_ratio / (1.0 + slope.unwrap_or(0.0).max(0.0));
+        // Counted in successes, not kept points, so thinning does not change the figure.
+        let scale = self.successes as f64 / all.len().max(1) as f64;
+        let slope_se = fit.slope_se();
         PaceEstimate {
-            successes: all.count(),
-            fill_excluded,
+            successes: self.successes,
+            steady: is_steady,
+            left_out: ((all.len() - window.len()) as f64 * scale).round() as u64,
             arrival_rps,
             sent_rps: self.sent.rate(),
             served_rps,
             slope,
-            slope_se: fit.slope_se(),
+            slope_se,
+            slope_margin: slope_se.map(|se| t95(fit.count().saturating_sub(2)) * se),
         }
     }
+}
+
+/// The fit of the means of [`TREND_BLOCKS`] blocks of consecutive points (each point its own
+/// block when there are fewer).
+fn block_fit(points: &[(f64, f64)]) -> TrendFit {
+    let n = points.len();
+    let blocks = n.min(TREND_BLOCKS);
+    let mut fit = TrendFit::default();
+    for b in 0..blocks {
+        let block = &points[b * n / blocks..(b + 1) * n / blocks];
+        let k = block.len() as f64;
+        let (sx, sy) = block
+            .iter()
+            .fold((0.0, 0.0), |(sx, sy), &(x, y)| (sx + x, sy + y));
+        fit.add(sx / k, sy / k);
+    }
+    fit
 }
 
 /// The pace figures of one step.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct PaceEstimate {
     pub successes: u64,
-    /// Successes sent while the step was filling (before its first success ended), left out
-    /// of the trend.
-    pub fill_excluded: u64,
+    /// The trend is of the steady requests (else of every success: see the module header).
+    pub steady: bool,
+    /// Successes left out of the trend: sent while the step filled or ended while it drained.
+    pub left_out: u64,
     /// The rate the schedule actually placed requests at (`(n - 1) / span` of intended sends;
     /// the offered rate with fewer than two requests).
     pub arrival_rps: f64,
@@ -258,6 +255,8 @@ pub struct PaceEstimate {
     /// Latency growth, seconds per second of the step.
     pub slope: Option<f64>,
     pub slope_se: Option<f64>,
+    /// Half-width of the slope's 95% interval (`t95(blocks - 2) x se`).
+    pub slope_margin: Option<f64>,
 }
 
 #[cfg(test)]
@@ -334,22 +333,34 @@ mod tests {
     }
 
     #[test]
-    fn merging_equals_adding_everything() {
-        let whole = fifo(50, 4.0, 0.3);
-        let mut parts = [PaceData::default(), PaceData::default()];
+    fn thinning_keeps_the_fit() {
+        let mut d = PaceData::default();
+        // 200,000 requests of a FIFO server 10% over capacity, thinned to under 64K points.
+        let (rate, service) = (1100.0, 1.0 / 1000.0);
         let mut free_at = 0.0f64;
-        for i in 0..50u64 {
-            let t = i as f64 / 4.0;
-            let end = t.max(free_at) + 0.3;
+        for i in 0..200_000u64 {
+            let t = i as f64 / rate;
+            let end = t.max(free_at) + service;
             free_at = end;
             let ns = |s: f64| (s * 1e9) as u64;
-            parts[(i % 2) as usize].add(ns(t), ns(t), ns(end - t), true);
+            d.add(ns(t), ns(t), ns(end - t), true);
         }
-        let [mut a, b] = parts;
-        a.merge(&b);
-        let (x, y) = (a.estimate(4.0, 1.0), whole.estimate(4.0, 1.0));
-        assert!((x.slope.unwrap() - y.slope.unwrap()).abs() < 1e-9);
-        assert!((x.served_rps - y.served_rps).abs() < 1e-9);
-        assert_eq!(a.intended, whole.intended);
+        assert!(d.points.len() < MAX_POINTS);
+        let e = d.estimate(rate, 1.0);
+        assert_eq!(e.successes, 200_000);
+        assert!((e.served_rps - 1000.0).abs() < 1.0, "{e:?}");
+    }
+
+    #[test]
+    fn a_burst_that_ends_together_is_not_steady() {
+        // Ten requests over 0.9 s that all end at 1.2 s (a batch that drains together).
+        let mut d = PaceData::default();
+        for i in 0..10u64 {
+            let t = i * 100_000_000;
+            d.add(t, t, 1_200_000_000 - t, true);
+        }
+        let e = d.estimate(10.0, 1.0);
+        assert!(!e.steady);
+        assert!((e.slope.unwrap() + 1.0).abs() < 1e-9, "{e:?}");
     }
 }

@@ -125,9 +125,12 @@ pub struct StepRow {
     pub tpot_ms: Option<Ms>,
     /// Latency growth across the step, ms per second (None: too few successes).
     pub latency_trend_ms_per_s: Option<f64>,
-    pub latency_trend_se_ms_per_s: Option<f64>,
-    /// Successes sent before the first one ended, left out of the trend.
-    pub fill_excluded: u64,
+    /// Half-width of its 95% interval.
+    pub latency_trend_margin_ms_per_s: Option<f64>,
+    /// Successes left out of the trend (sent while the step filled, or ended while it
+    /// drained); 0 with `trend_steady` false, when every success was fitted.
+    pub trend_left_out: u64,
+    pub trend_steady: bool,
     pub send_lag_p99_ms: f64,
     /// The send-lag p99 this step was allowed (explicit or derived).
     pub send_lag_limit_ms: f64,
@@ -405,8 +408,9 @@ fn step_row(
         itl_ms: opt_ms(&s.itl),
         tpot_ms: opt_ms(&s.tpot),
         latency_trend_ms_per_s: pace.slope.map(|b| b * 1e3),
-        latency_trend_se_ms_per_s: pace.slope_se.map(|b| b * 1e3),
-        fill_excluded: pace.fill_excluded,
+        latency_trend_margin_ms_per_s: pace.slope_margin.map(|b| b * 1e3),
+        trend_left_out: pace.left_out,
+        trend_steady: pace.steady,
         send_lag_p99_ms: s.send_lag.p99 as f64 / 1e6,
         send_lag_limit_ms: fig.send_lag_limit_ns(rules) / 1e6,
         sent_rps: pace.sent_rps,

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
-use super::pace::{MIN_TREND_REQUESTS, PaceEstimate, TREND_Z};
+use super::pace::{MIN_TREND_REQUESTS, PaceEstimate};
 use super::slo::{Clause, Family, Slo, Stat};
 use crate::metrics::send_lag_allowance_ns;
 
@@ -277,8 +277,14 @@ impl fmt::Display for Failure {
 pub enum Doubt {
     /// Too few successful requests for a trend.
     TooFew { successes: u64 },
-    /// The latency trend is within its own noise of the bound.
-    Noisy { slope: f64, se: f64, max_slope: f64 },
+    /// The latency trend is within its own 95% margin of the bound.
+    Noisy {
+        slope: f64,
+        margin: f64,
+        max_slope: f64,
+    },
+    /// No request lived wholly between the step's fill and drain, and its latency was not flat.
+    Transient { slope: f64, margin: f64 },
 }
 
 impl Doubt {
@@ -286,6 +292,7 @@ impl Doubt {
         match self {
             Doubt::TooFew { .. } => "too_few",
             Doubt::Noisy { .. } => "pace_noisy",
+            Doubt::Transient { .. } => "pace_transient",
         }
     }
 }
@@ -299,14 +306,20 @@ impl fmt::Display for Doubt {
             ),
             Doubt::Noisy {
                 slope,
-                se,
+                margin,
                 max_slope,
             } => write!(
                 f,
                 "too few requests to judge: latency grew {:.0} +/- {:.0} ms per s, too close to the {:.0} ms per s bound (lengthen --step-duration)",
                 slope * 1e3,
-                TREND_Z * se * 1e3,
+                margin * 1e3,
                 max_slope * 1e3
+            ),
+            Doubt::Transient { slope, margin } => write!(
+                f,
+                "too few requests to judge: the step is about as short as its latency, every request overlapped its fill or drain (latency changed {:.0} +/- {:.0} ms per s); lengthen --step-duration",
+                slope * 1e3,
+                margin * 1e3
             ),
         }
     }
@@ -415,6 +428,7 @@ impl Verdict {
                         Doubt::Noisy {
                             slope, max_slope, ..
                         } => (Some(*slope), Some(*max_slope)),
+                        Doubt::Transient { slope, .. } => (Some(*slope), None),
                     };
                     Reason {
                         rule: d.rule(),
@@ -468,30 +482,35 @@ pub fn judge(fig: &StepFigures, rules: &VerdictRules) -> Verdict {
     v
 }
 
-/// The pace rule: the latency trend against the bound, decided only when it clears the bound
-/// by [`TREND_Z`] standard errors one way or the other.
+/// The pace rule: the latency trend against the bound, decided only when its 95% interval
+/// clears the bound one way or the other. A trend of every success (no steady
+/// window: `pace`) passes only when the latency was flat both ways, since fill and drain bend
+/// it without any backlog.
 fn judge_pace(fig: &StepFigures, rules: &VerdictRules, v: &mut Verdict) {
     let p = &fig.pace;
     let max_slope = rules.max_slope();
-    let (Some(slope), Some(se)) = (p.slope, p.slope_se) else {
+    let (Some(slope), Some(margin)) = (p.slope, p.slope_margin) else {
         v.doubts.push(Doubt::TooFew {
             successes: p.successes,
         });
         return;
     };
-    if slope - TREND_Z * se > max_slope {
+    let (lo, hi) = (slope - margin, slope + margin);
+    if lo > max_slope {
         v.failures.push(Failure::FellBehind {
             served_rps: p.served_rps,
             arrival_rps: p.arrival_rps,
             min_ratio: rules.min_served_ratio,
             slope,
         });
-    } else if slope + TREND_Z * se > max_slope {
+    } else if hi > max_slope && p.steady {
         v.doubts.push(Doubt::Noisy {
             slope,
-            se,
+            margin,
             max_slope,
         });
+    } else if !p.steady && (hi > max_slope || lo < -max_slope) {
+        v.doubts.push(Doubt::Transient { slope, margin });
     }
 }
 
@@ -622,8 +641,8 @@ mod tests {
         }
     }
 
-    /// One worker, first come first served, each request `service` s (+/- 2% jitter): the
-    /// study's FastAPI app. Capacity `1 / service`.
+    /// One worker, first come first served, each request `service` s (+/- 0.5% jitter, about
+    /// what a loopback server shows): the study's FastAPI app. Capacity `1 / service`.
     fn fifo(rate: f64, duration: f64, service: f64) -> Vec<Req> {
         let mut jitter = Lcg(7);
         let n = (rate * duration).round().max(1.0) as usize;
@@ -631,7 +650,7 @@ mod tests {
         (0..n)
             .map(|i| {
                 let t = i as f64 / rate;
-                let end = t.max(free_at) + service * (1.0 + 0.02 * jitter.next());
+                let end = t.max(free_at) + service * (1.0 + 0.005 * jitter.next());
                 free_at = end;
                 (t, end - t, true)
             })

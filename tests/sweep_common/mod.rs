@@ -152,3 +152,123 @@ impl StepRunner for ModelRunner {
         }
     }
 }
+
+/// A loopback TGI `/generate` of known capacity: `slots` requests at once, each held for
+/// `hold`, the rest queue in arrival order; it sustains exactly `slots / hold` requests per
+/// second. With `shed_above`, a request that finds that many already in the server is refused
+/// at once with 429 (a server that sheds load). Stops when dropped.
+pub struct CapacityServer {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl CapacityServer {
+    pub async fn start(slots: usize, hold: std::time::Duration, shed_above: Option<usize>) -> Self {
+        use axum::http::StatusCode;
+        use axum::response::IntoResponse;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let sem = Arc::new(tokio::sync::Semaphore::new(slots));
+        let in_server = Arc::new(AtomicUsize::new(0));
+        let handler = move |axum::Json(_body): axum::Json<serde_json::Value>| {
+            let (sem, in_server) = (sem.clone(), in_server.clone());
+            async move {
+                let before = in_server.fetch_add(1, Ordering::SeqCst);
+                if shed_above.is_some_and(|q| before >= q) {
+                    in_server.fetch_sub(1, Ordering::SeqCst);
+                    return (StatusCode::TOO_MANY_REQUESTS, "{\"error\":\"busy\"}").into_response();
+                }
+                let permit = sem.acquire().await.expect("never closed");
+                tokio::time::sleep(hold).await;
+                drop(permit);
+                in_server.fetch_sub(1, Ordering::SeqCst);
+                axum::Json(serde_json::json!({
+                    "generated_text": " sports",
+                    "details": {"generated_tokens": 1, "finish_reason": "length"}
+                }))
+                .into_response()
+            }
+        };
+        let app = axum::Router::new().route("/generate", axum::routing::post(handler));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            addr,
+            stop: Some(tx),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for CapacityServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Runs `rpload sweep -q --out DIR ARGS...` in-process; returns its exit status (or the error's
+/// status, as `main` would map it) and the run folder's summary when one was written.
+pub async fn sweep_cli(
+    dir: &Path,
+    args: &[&str],
+) -> (u8, Option<rpload::sweep::summary::SweepSummary>) {
+    use clap::Parser;
+    let out = dir.display().to_string();
+    let mut argv = vec!["rpload", "sweep", "-q", "--out", &out];
+    argv.extend_from_slice(args);
+    let cli = rpload::cli::Cli::try_parse_from(argv).expect("flags parse");
+    let code = match rpload::run_async(cli).await {
+        Ok(code) => {
+            if code == std::process::ExitCode::SUCCESS {
+                0
+            } else {
+                rpload::exit::FAILED
+            }
+        }
+        Err(e) => rpload::exit::code(&e),
+    };
+    let summary = output::rebuild(dir).ok();
+    (code, summary)
+}
+
+/// `(offered rate, status)` of every step, for assertion messages too.
+pub fn statuses(s: &rpload::sweep::summary::SweepSummary) -> Vec<(f64, &'static str)> {
+    s.steps
+        .iter()
+        .map(|r| (r.target_rps, r.status.as_str()))
+        .collect()
+}
+
+/// Every step's rate, served rate and verdict, for assertion messages.
+pub fn explain(s: &rpload::sweep::summary::SweepSummary) -> String {
+    s.steps
+        .iter()
+        .map(|r| {
+            format!(
+                "{} req/s (r{}): served {:.2}, trend {:?} ms/s, lag p99 {:.2}/{:.2} ms: {}",
+                r.target_rps,
+                r.repeat,
+                r.served_rps,
+                r.latency_trend_ms_per_s,
+                r.send_lag_p99_ms,
+                r.send_lag_limit_ms,
+                r.verdict
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
