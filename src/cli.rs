@@ -131,6 +131,11 @@ pub struct AttackArgs {
     /// fastapi: JSON pointer to a generated-token count, if the app returns one.
     #[arg(long)]
     pub tokens_pointer: Option<String>,
+    /// fastapi: an answer that starts with the prompt (prompt + continuation, as the study's
+    /// app and `rpload serve` answer): auto removes it before counting output tokens, always
+    /// requires it (an answer without it is a `body` error), never counts the whole answer.
+    #[arg(long, default_value = "auto", value_name = "auto|always|never")]
+    pub strip_prompt: String,
     /// http: method for --target.
     #[arg(long, default_value = "GET")]
     pub method: String,
@@ -264,6 +269,10 @@ pub struct SweepArgs {
     /// FastAPI-style: JSON pointer to a generated-token count.
     #[arg(long)]
     pub tokens_pointer: Option<String>,
+    /// FastAPI-style: auto (default) removes a prompt the answer starts with before counting,
+    /// always requires that echo, never counts the whole answer.
+    #[arg(long, value_name = "auto|always|never")]
+    pub strip_prompt: Option<String>,
     /// Accept invalid TLS certificates.
     #[arg(long)]
     pub insecure: bool,

@@ -333,7 +333,11 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool) -> Record {
     let (spec, decoder, prompt_tokens) = match &cfg.requests {
         Requests::Api { api, prompts } => {
             let prompt = prompts.pick(tick.seq);
-            (api.request(prompt), api.decoder(), Some(prompt.tokens))
+            (
+                api.request(prompt),
+                api.decoder(prompt),
+                Some(prompt.tokens),
+            )
         }
         Requests::Targets(targets) => {
             let i = shared.next_target.fetch_add(1, Ordering::Relaxed) as usize % targets.len();
