@@ -122,8 +122,10 @@ pub struct AttackArgs {
     /// OpenAI kinds: the `model` field.
     #[arg(long)]
     pub model: Option<String>,
-    /// fastapi: request body with {{prompt}} (and optionally {{max_new_tokens}}).
-    #[arg(long, default_value = r#"{"prompt": "{{prompt}}"}"#)]
+    /// fastapi: request body with {{prompt}} (and optionally {{max_new_tokens}}). The default
+    /// sends max_new_tokens too: FastAPI (pydantic) apps ignore fields they do not declare, and
+    /// `rpload serve`'s /predict honours it.
+    #[arg(long, default_value = crate::attack::api::FASTAPI_BODY_TEMPLATE)]
     pub body_template: String,
     /// fastapi: JSON pointer to the generated text.
     #[arg(long, default_value = "/prediction")]

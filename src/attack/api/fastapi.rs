@@ -158,8 +158,12 @@ mod tests {
     fn default_matches_the_study_app() {
         let f = FastapiFormat::default();
         validate(&f).unwrap();
-        let b = body(&f, "say \"hi\"", &GenParams::default());
-        assert_eq!(&b[..], br#"{"prompt": "say \"hi\""}"#);
+        let p = GenParams {
+            max_new_tokens: 50,
+            ..GenParams::default()
+        };
+        let b = body(&f, "say \"hi\"", &p);
+        assert_eq!(&b[..], br#"{"prompt": "say \"hi\"", "max_new_tokens": 50}"#);
         let d = parse(&f, "q", br#"{"prediction": "hello"}"#).unwrap();
         assert_eq!(d.text, "hello");
         assert!(matches!(

@@ -132,11 +132,16 @@ pub struct FastapiFormat {
     pub strip_prompt: fastapi::StripPrompt,
 }
 
+/// The default `--body-template`: the study's `{"prompt"}` plus the requested length, which
+/// pydantic models ignore unless they declare it (FastAPI's default) and `rpload serve` honours.
+pub const FASTAPI_BODY_TEMPLATE: &str =
+    r#"{"prompt": "{{prompt}}", "max_new_tokens": {{max_new_tokens}}}"#;
+
 impl Default for FastapiFormat {
     /// The study's app: `POST /predict {"prompt": ...} -> {"prediction": prompt + continuation}`.
     fn default() -> Self {
         Self {
-            body_template: r#"{"prompt": "{{prompt}}"}"#.to_owned(),
+            body_template: FASTAPI_BODY_TEMPLATE.to_owned(),
             text_pointer: "/prediction".to_owned(),
             tokens_pointer: None,
             strip_prompt: fastapi::StripPrompt::Auto,
