@@ -125,8 +125,10 @@ pub struct AttackArgs {
     /// OpenAI kinds: the `model` field.
     #[arg(long)]
     pub model: Option<String>,
-    /// fastapi: request body with {{prompt}} (and optionally {{max_new_tokens}}).
-    #[arg(long, default_value = r#"{"prompt": "{{prompt}}"}"#)]
+    /// fastapi: request body with {{prompt}} (and optionally {{max_new_tokens}}). The default
+    /// sends max_new_tokens too: FastAPI (pydantic) apps ignore fields they do not declare, and
+    /// `rpload serve`'s /predict honours it.
+    #[arg(long, default_value = crate::attack::api::FASTAPI_BODY_TEMPLATE)]
     pub body_template: String,
     /// fastapi: JSON pointer to the generated text.
     #[arg(long, default_value = "/prediction")]
@@ -134,6 +136,11 @@ pub struct AttackArgs {
     /// fastapi: JSON pointer to a generated-token count, if the app returns one.
     #[arg(long)]
     pub tokens_pointer: Option<String>,
+    /// fastapi: an answer that starts with the prompt (prompt + continuation, as the study's
+    /// app and `rpload serve` answer): auto removes it before counting output tokens, always
+    /// requires it (an answer without it is a `body` error), never counts the whole answer.
+    #[arg(long, default_value = "auto", value_name = "auto|always|never")]
+    pub strip_prompt: String,
     /// http: method for --target.
     #[arg(long, default_value = "GET")]
     pub method: String,
@@ -267,6 +274,10 @@ pub struct SweepArgs {
     /// FastAPI-style: JSON pointer to a generated-token count.
     #[arg(long)]
     pub tokens_pointer: Option<String>,
+    /// FastAPI-style: auto (default) removes a prompt the answer starts with before counting,
+    /// always requires that echo, never counts the whole answer.
+    #[arg(long, value_name = "auto|always|never")]
+    pub strip_prompt: Option<String>,
     /// Accept invalid TLS certificates.
     #[arg(long)]
     pub insecure: bool,

@@ -206,6 +206,7 @@ pub struct Metrics {
     tokens_out_ok: u64,
     tokens_out_all: u64,
     tokens_by_source: BTreeMap<TokensSource, u64>,
+    tokens_in_by_source: BTreeMap<TokensSource, u64>,
 }
 
 impl Metrics {
@@ -256,6 +257,9 @@ impl Metrics {
         if let Some(source) = r.tokens_source {
             *self.tokens_by_source.entry(source).or_default() += 1;
         }
+        if let Some(source) = r.tokens_in_source {
+            *self.tokens_in_by_source.entry(source).or_default() += 1;
+        }
     }
 
     fn note_error(&mut self, message: &str, count: u64) {
@@ -296,6 +300,9 @@ impl Metrics {
         self.tokens_out_all += o.tokens_out_all;
         for (k, v) in &o.tokens_by_source {
             *self.tokens_by_source.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.tokens_in_by_source {
+            *self.tokens_in_by_source.entry(*k).or_default() += v;
         }
     }
 
@@ -364,17 +371,21 @@ impl Metrics {
                 output_per_second: per_s(self.tokens_out_ok, window),
                 total_per_second: per_s(self.tokens_in + self.tokens_out_ok, window),
                 output_all_requests: self.tokens_out_all,
-                sources: self
-                    .tokens_by_source
-                    .iter()
-                    .map(|(k, v)| (source_name(*k).to_owned(), *v))
-                    .collect(),
+                sources: source_counts(&self.tokens_by_source),
+                input_sources: source_counts(&self.tokens_in_by_source),
             },
             capped: self.capped,
             send_lag_allowance,
             client_kept_up: self.capped == 0 && send_lag.p99 <= send_lag_allowance,
         }
     }
+}
+
+fn source_counts(by_source: &BTreeMap<TokensSource, u64>) -> BTreeMap<String, u64> {
+    by_source
+        .iter()
+        .map(|(k, v)| (source_name(*k).to_owned(), *v))
+        .collect()
 }
 
 fn source_name(s: TokensSource) -> &'static str {
@@ -439,8 +450,12 @@ pub struct Tokens {
     pub total_per_second: f64,
     /// Output tokens over every request, failed ones included (e.g. cut-off streams).
     pub output_all_requests: u64,
-    /// How many records took their output count from each source.
+    /// How many records took their output count from each source (`server`, `tokenizer`,
+    /// `estimate`).
     pub sources: BTreeMap<String, u64>,
+    /// The same for input counts; empty for records written before they said.
+    #[serde(default)]
+    pub input_sources: BTreeMap<String, u64>,
 }
 
 /// Everything a report shows about a set of records (`report --type json` serialises it).
@@ -519,6 +534,7 @@ mod tests {
             ttft_ns: Some(latency_ms * 500_000),
             itl_ns: vec![1_000_000; 3],
             tokens_in: Some(5),
+            tokens_in_source: Some(TokensSource::Estimate),
             tokens_out: Some(4),
             tokens_source: Some(TokensSource::Server),
             error_kind: (code != 200).then(|| ErrorKind::from_status(code)),
@@ -547,6 +563,8 @@ mod tests {
         assert_eq!(s.tokens.output_total, 40);
         assert_eq!(s.tokens.input_total, 50);
         assert_eq!(s.tokens.output_all_requests, 44);
+        assert_eq!(s.tokens.sources["server"], 11);
+        assert_eq!(s.tokens.input_sources["estimate"], 11);
         assert!((s.tokens.output_per_second - 40.0 / 1.05).abs() < 1e-9);
         assert_eq!(s.latencies.min, 50_000_000);
         assert_eq!(s.latencies.max, 50_000_000);

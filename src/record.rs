@@ -86,13 +86,13 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// Where a record's `tokens_out` came from, best first.
+/// Where a record's `tokens_out` (and `tokens_in`) came from, best first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokensSource {
     /// The server said (TGI details, one stream event per token, OpenAI `usage`).
     Server,
-    /// Counted with `--tokenizer` on the generated text.
+    /// Counted with `--tokenizer` on the generated text (or the prompt).
     Tokenizer,
     /// Estimated from the text length (about 4 characters a token); flagged in reports.
     Estimate,
@@ -147,8 +147,13 @@ pub struct Record {
     pub itl_ns: Vec<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_in: Option<u64>,
+    /// Where `tokens_in` came from: the server's prompt count, else the prompt counted with
+    /// `--tokenizer`, else estimated. Absent in files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_in_source: Option<TokensSource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_out: Option<u64>,
+    /// Where `tokens_out` came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_source: Option<TokensSource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -330,6 +335,7 @@ mod tests {
             ttft_ns: Some(500_000),
             itl_ns: vec![100_000, 200_000],
             tokens_in: Some(12),
+            tokens_in_source: Some(TokensSource::Estimate),
             tokens_out: Some(3),
             tokens_source: Some(TokensSource::Server),
             error_kind: None,
@@ -352,6 +358,7 @@ mod tests {
             "ttft_ns",
             "itl_ns",
             "tokens_in",
+            "tokens_in_source",
             "tokens_out",
             "tokens_source",
         ];
@@ -360,9 +367,19 @@ mod tests {
         }
         assert_eq!(value["timestamp"], "2023-11-14T22:13:20.123456789Z");
         assert_eq!(value["tokens_source"], "server");
+        assert_eq!(value["tokens_in_source"], "estimate");
         assert!(value.get("capped").is_none());
         let back: Record = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(back, rec);
+    }
+
+    #[test]
+    fn records_without_an_input_source_still_read() {
+        let mut value = serde_json::to_value(sample()).unwrap();
+        value.as_object_mut().unwrap().remove("tokens_in_source");
+        let old: Record = serde_json::from_value(value).unwrap();
+        assert_eq!(old.tokens_in_source, None);
+        assert_eq!(old.tokens_in, Some(12));
     }
 
     #[test]

@@ -136,6 +136,10 @@ pub struct ScenarioFile {
     /// FastAPI-style APIs: JSON pointer to a generated-token count, if the answer has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokens_pointer: Option<String>,
+    /// FastAPI-style APIs: `auto` (remove a prompt the answer starts with before counting),
+    /// `always` (require that echo) or `never` (count the whole answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strip_prompt: Option<String>,
     /// Accept invalid TLS certificates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub insecure: Option<bool>,
@@ -284,6 +288,7 @@ impl ScenarioFile {
         take!(body_template);
         take!(text_pointer);
         take!(tokens_pointer);
+        take!(strip_prompt);
         take!(insecure);
         take!(sweep.rps);
         take!(sweep.step);

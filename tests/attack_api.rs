@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Behaviour, attack_to, cli, ms, spawn, url};
+use common::{Behaviour, attack_to, cli, ms, spawn, url, write_word_tokenizer};
 use rpload::record::TokensSource;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,26 +179,6 @@ async fn fastapi_counts_with_a_tokenizer_or_estimates() {
         (Some(4), Some(TokensSource::Tokenizer))
     );
     assert_eq!(counted[0].tokens_in, Some(7));
-}
-
-/// A word-level tokenizer.json over `w0..w99` with whitespace splitting.
-fn write_word_tokenizer(path: &std::path::Path) {
-    let vocab: serde_json::Map<String, serde_json::Value> = (0..100)
-        .map(|i| (format!("w{i}"), serde_json::Value::from(i + 1)))
-        .chain([("[UNK]".to_owned(), serde_json::Value::from(0))])
-        .collect();
-    let json = serde_json::json!({
-        "version": "1.0",
-        "truncation": null,
-        "padding": null,
-        "added_tokens": [],
-        "normalizer": null,
-        "pre_tokenizer": {"type": "Whitespace"},
-        "post_processor": null,
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
-    });
-    std::fs::write(path, serde_json::to_vec(&json).unwrap()).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -277,6 +277,44 @@ async fn fastapi_predict_returns_prompt_and_continuation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fastapi_predict_honours_max_new_tokens() {
+    let s = TestServer::start(ServerConfig::default()).await;
+    let generated = |h: &reqwest::header::HeaderMap| -> u64 {
+        h["x-generated-tokens"].to_str().unwrap().parse().unwrap()
+    };
+    let body = json!({"prompt": "Summarize this", "max_new_tokens": 3, "ignore_eos": true});
+    let (status, h, v) = post(&s, "/predict", body).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(generated(&h), 3);
+    // Without ignore_eos the model may stop early, never late; unknown fields are ignored.
+    let body = json!({"prompt": "Summarize this", "max_new_tokens": 2, "extra": 1});
+    let (status, h, v) = post(&s, "/predict", body).await;
+    assert_eq!(status, 200, "{v}");
+    assert!((1..=2).contains(&generated(&h)), "{h:?}");
+    let (_, h, _) = post(&s, "/predict", json!({"prompt": "Hi", "ignore_eos": true})).await;
+    assert_eq!(
+        generated(&h),
+        50,
+        "the study app's length when none is asked for"
+    );
+    let (status, _, v) = post(&s, "/predict", json!({"prompt": "Hi", "max_new_tokens": 0})).await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        v,
+        json!({"error": "Input validation error: `max_new_tokens` must be strictly positive", "error_type": "validation"})
+    );
+    let (status, _, v) = post(
+        &s,
+        "/predict",
+        json!({"prompt": "Hi", "max_new_tokens": -1}),
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["error_type"], "validation", "{v}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validation_errors_have_tgi_statuses_and_bodies() {
     let s = TestServer::start(ServerConfig {
         max_total_tokens: Some(64),

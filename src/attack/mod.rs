@@ -348,7 +348,11 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool) -> Record {
     let (spec, decoder, prompt_tokens) = match &cfg.requests {
         Requests::Api { api, prompts } => {
             let prompt = prompts.pick(tick.seq);
-            (api.request(prompt), api.decoder(), Some(prompt.tokens))
+            (
+                api.request(prompt),
+                api.decoder(prompt),
+                Some(prompt.tokens),
+            )
         }
         Requests::Targets(targets) => {
             let i = shared.next_target.fetch_add(1, Ordering::Relaxed) as usize % targets.len();
@@ -375,6 +379,7 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool) -> Record {
         ttft_ns: None,
         itl_ns: Vec::new(),
         tokens_in: None,
+        tokens_in_source: None,
         tokens_out: None,
         tokens_source: None,
         error_kind: None,
@@ -420,7 +425,10 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool) -> Record {
                 };
                 record.tokens_out = Some(tokens);
                 record.tokens_source = Some(source);
-                record.tokens_in = decoded.tokens_in.or(prompt_tokens);
+                (record.tokens_in, record.tokens_in_source) = match decoded.tokens_in {
+                    Some(n) => (Some(n), Some(TokensSource::Server)),
+                    None => (prompt_tokens, Some(cfg.counter.source())),
+                };
             }
         }
         Err(failure) => {
@@ -428,6 +436,7 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool) -> Record {
             record.error = failure.message;
             if matches!(cfg.requests, Requests::Api { .. }) {
                 record.tokens_in = prompt_tokens;
+                record.tokens_in_source = Some(cfg.counter.source());
             }
         }
     }

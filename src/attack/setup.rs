@@ -55,6 +55,8 @@ pub enum SetupError {
     Tokenizer(#[from] api::TokenizerError),
     #[error(transparent)]
     Fastapi(#[from] api::fastapi::FormatError),
+    #[error(transparent)]
+    StripPrompt(#[from] api::fastapi::UnknownStripPrompt),
     #[error("--max-new-tokens must be at least 1")]
     MaxNewTokens,
     #[error("reading --body {path}: {source}")]
@@ -83,6 +85,7 @@ pub fn config(args: &AttackArgs) -> Result<AttackConfig, SetupError> {
         "poisson" => Arrival::Poisson { seed: args.seed },
         other => return Err(SetupError::Arrival(other.to_owned())),
     };
+    let strip_prompt = args.strip_prompt.parse()?;
     if args.max_inflight == 0 {
         return Err(SetupError::Inflight);
     }
@@ -115,6 +118,7 @@ pub fn config(args: &AttackArgs) -> Result<AttackConfig, SetupError> {
             body_template: args.body_template.clone(),
             text_pointer: args.text_pointer.clone(),
             tokens_pointer: args.tokens_pointer.clone(),
+            strip_prompt,
         };
         if kind == ApiKind::Fastapi {
             api::fastapi::validate(&fastapi)?;
@@ -287,6 +291,18 @@ mod tests {
             "{}",
         ]);
         assert!(e.contains("{{prompt}}"), "{e}");
+        let e = err(&[
+            "--api",
+            "fastapi",
+            "--target",
+            "http://127.0.0.1:9",
+            "--strip-prompt",
+            "sometimes",
+        ]);
+        assert!(
+            e.starts_with("--strip-prompt \"sometimes\" is not known; use auto"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use crate::metrics::{Percentiles, Summary};
+use crate::metrics::{Percentiles, Summary, Tokens};
 
 /// Formats ns like Go's `time.Duration` after rounding: `1.234s`, `5.401ms`, `80.5µs`.
 pub fn duration(ns: u64) -> String {
@@ -43,6 +43,23 @@ fn dist(p: &Percentiles) -> String {
         .join(", ")
 }
 
+/// Which counts are guesses (4 characters a token), so nobody reads an estimate as measured:
+/// `input estimated for 25 requests, output for 3`.
+fn estimate_note(t: &Tokens) -> Option<String> {
+    let estimated =
+        |m: &std::collections::BTreeMap<String, u64>| m.get("estimate").copied().filter(|&n| n > 0);
+    let plural = |n: u64| if n == 1 { "request" } else { "requests" };
+    match (estimated(&t.input_sources), estimated(&t.sources)) {
+        (None, None) => None,
+        (Some(i), None) => Some(format!("input estimated for {i} {}", plural(i))),
+        (None, Some(o)) => Some(format!("output estimated for {o} {}", plural(o))),
+        (Some(i), Some(o)) => Some(format!(
+            "input estimated for {i} {}, output for {o}",
+            plural(i)
+        )),
+    }
+}
+
 pub fn render(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
     let pct = "[min, mean, 50, 90, 95, 99, max]";
     row(
@@ -77,14 +94,13 @@ pub fn render(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
         row(out, "TPOT", pct, &dist(&s.tpot))?;
     }
     row(out, "Send lag", pct, &dist(&s.send_lag))?;
-    if !s.tokens.sources.is_empty() {
-        let estimated = s.tokens.sources.get("estimate").copied().unwrap_or(0);
+    if !s.tokens.sources.is_empty() || !s.tokens.input_sources.is_empty() {
         let mut values = format!(
             "{}, {}, {:.2}",
             s.tokens.input_total, s.tokens.output_total, s.tokens.output_per_second
         );
-        if estimated > 0 {
-            values.push_str(&format!("  ({estimated} requests estimated)"));
+        if let Some(note) = estimate_note(&s.tokens) {
+            values.push_str(&format!("  ({note})"));
         }
         row(out, "Tokens", "[input, output, output/s]", &values)?;
     }
@@ -143,6 +159,52 @@ pub fn render(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tokens_line(input: &[(&str, u64)], output: &[(&str, u64)]) -> String {
+        let map = |v: &[(&str, u64)]| v.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+        let s = Summary {
+            tokens: Tokens {
+                input_total: 30,
+                output_total: 12,
+                sources: map(output),
+                input_sources: map(input),
+                ..Tokens::default()
+            },
+            ..Summary::default()
+        };
+        let mut out = Vec::new();
+        render(&s, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        text.lines()
+            .find(|l| l.starts_with("Tokens"))
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    #[test]
+    fn estimated_tokens_are_named_for_input_and_output() {
+        let both = tokens_line(&[("estimate", 3)], &[("estimate", 1), ("server", 2)]);
+        assert!(
+            both.ends_with("30, 12, 0.00  (input estimated for 3 requests, output for 1)"),
+            "{both}"
+        );
+        let input = tokens_line(&[("estimate", 1)], &[("tokenizer", 1)]);
+        assert!(
+            input.ends_with("  (input estimated for 1 request)"),
+            "{input}"
+        );
+        let output = tokens_line(&[("server", 2)], &[("estimate", 2)]);
+        assert!(
+            output.ends_with("  (output estimated for 2 requests)"),
+            "{output}"
+        );
+        let measured = tokens_line(&[("tokenizer", 2)], &[("server", 2)]);
+        assert!(measured.ends_with("30, 12, 0.00"), "{measured}");
+        // Files written before input sources existed still get their row.
+        let old = tokens_line(&[], &[("estimate", 2)]);
+        assert!(old.ends_with("(output estimated for 2 requests)"), "{old}");
+        assert_eq!(tokens_line(&[], &[]), "");
+    }
 
     #[test]
     fn durations_read_like_go() {

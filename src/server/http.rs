@@ -934,9 +934,16 @@ where
 // ---------------------------------------------------------------------------------------------
 // The study's FastAPI app.
 
+/// The study's body plus what a load test needs to fix the length: `max_new_tokens` (the
+/// attacker's default fastapi template sends it; the study's pydantic model ignored it) and
+/// vLLM's `ignore_eos`, as the other routes accept.
 #[derive(Debug, Deserialize)]
 struct PredictRequest {
     prompt: String,
+    #[serde(default)]
+    max_new_tokens: Option<u32>,
+    #[serde(default)]
+    ignore_eos: bool,
 }
 
 async fn predict(
@@ -948,7 +955,9 @@ async fn predict(
         do_sample: true,
         top_p: Some(0.9),
         temperature: Some(0.01),
-        max_new_tokens: Some(PREDICT_MAX_NEW_TOKENS),
+        // Zero is left to validation, which answers with TGI's message.
+        max_new_tokens: Some(req.max_new_tokens.unwrap_or(PREDICT_MAX_NEW_TOKENS)),
+        ignore_eos: req.ignore_eos,
         ..RawParams::default()
     };
     let route = RouteOptions {

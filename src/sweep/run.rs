@@ -268,6 +268,7 @@ pub fn overrides(a: &SweepArgs) -> Result<ScenarioFile> {
         body_template: a.body_template.clone(),
         text_pointer: a.text_pointer.clone(),
         tokens_pointer: a.tokens_pointer.clone(),
+        strip_prompt: a.strip_prompt.clone(),
         insecure: a.insecure.then_some(true),
         ..Default::default()
     };
@@ -531,6 +532,9 @@ impl AttackRunner {
         if let Some(v) = &f.tokens_pointer {
             flag("tokens-pointer", v.clone());
         }
+        if let Some(v) = &f.strip_prompt {
+            flag("strip-prompt", v.clone());
+        }
         for (on, name) in [
             (f.stream, "--stream"),
             (f.ignore_eos, "--ignore-eos"),
@@ -578,5 +582,51 @@ impl StepRunner for AttackRunner {
         )
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attack::Requests;
+    use crate::attack::api::fastapi::StripPrompt;
+
+    fn runner(toml: &str, args: &[&str]) -> Result<AttackRunner> {
+        let mut argv = vec!["rpload", "sweep"];
+        argv.extend_from_slice(args);
+        let crate::cli::Command::Sweep(a) = crate::cli::Cli::parse_from(argv).command else {
+            unreachable!()
+        };
+        let file = ScenarioFile::parse(toml, "s.toml")?.merge(overrides(&a)?);
+        let sc = file.validate()?;
+        AttackRunner::new(&sc, "http://127.0.0.1:9", None)
+    }
+
+    fn strip_prompt(r: &AttackRunner) -> StripPrompt {
+        let Requests::Api { api, .. } = &r.base.requests else {
+            panic!("an API attack")
+        };
+        api.fastapi.strip_prompt
+    }
+
+    #[test]
+    fn strip_prompt_reaches_the_attacker_from_file_and_flag() {
+        let toml = "api = \"fastapi\"\nstrip_prompt = \"never\"\n[sweep]\nrps = \"1\"\n";
+        assert_eq!(
+            strip_prompt(&runner(toml, &[]).unwrap()),
+            StripPrompt::Never
+        );
+        let flag = runner(toml, &["--strip-prompt", "always"]).unwrap();
+        assert_eq!(strip_prompt(&flag), StripPrompt::Always);
+        let plain = "api = \"fastapi\"\n[sweep]\nrps = \"1\"\n";
+        assert_eq!(
+            strip_prompt(&runner(plain, &[]).unwrap()),
+            StripPrompt::Auto
+        );
+        let bad = runner(plain, &["--strip-prompt", "maybe"]).err().unwrap();
+        assert!(
+            format!("{bad:#}").contains("--strip-prompt \"maybe\" is not known"),
+            "{bad:#}"
+        );
     }
 }

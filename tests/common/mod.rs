@@ -274,6 +274,26 @@ pub async fn attack_to(target: &str, api: &str, rest: &[&str]) -> Vec<rpload::re
     attack(&argv).await
 }
 
+/// A word-level tokenizer.json over `w0..w99` with whitespace splitting.
+pub fn write_word_tokenizer(path: &std::path::Path) {
+    let vocab: serde_json::Map<String, serde_json::Value> = (0..100)
+        .map(|i| (format!("w{i}"), serde_json::Value::from(i + 1)))
+        .chain([("[UNK]".to_owned(), serde_json::Value::from(0))])
+        .collect();
+    let json = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+    });
+    std::fs::write(path, serde_json::to_vec(&json).unwrap()).unwrap();
+}
+
 /// The base URL of a loopback test server.
 pub fn url(addr: SocketAddr) -> String {
     format!("http://{addr}")

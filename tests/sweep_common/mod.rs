@@ -63,6 +63,7 @@ pub fn step_records(
                     vec![]
                 },
                 tokens_in: ok.then_some(100),
+                tokens_in_source: ok.then_some(TokensSource::Server),
                 tokens_out: ok.then_some(4),
                 tokens_source: ok.then_some(TokensSource::Server),
                 error_kind: (!ok).then_some(ErrorKind::Status429),

@@ -1,12 +1,54 @@
 //! FastAPI-style JSON apps, configured rather than coded: a body template with `{{prompt}}`
-//! (and optionally `{{max_new_tokens}}`), and JSON pointers to the generated text and, if the
-//! app returns one, a token count. The defaults are the study's `POST /predict {"prompt"} ->
-//! {"prediction"}`.
+//! (and optionally `{{max_new_tokens}}`), JSON pointers to the generated text and, if the app
+//! returns one, a token count, and whether the answer echoes the prompt (`StripPrompt`). The
+//! defaults are the study's `POST /predict {"prompt"} -> {"prediction"}`, whose answer is the
+//! prompt followed by the continuation.
+
+use std::str::FromStr;
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{DecodeError, Decoded, FastapiFormat, GenParams, parse_json};
+
+/// What to do with an answer that starts with the prompt (`--strip-prompt`). Apps built on
+/// `pipeline("text-generation")` or `generate` return prompt + continuation; counting that
+/// echo as output counts the input twice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StripPrompt {
+    /// Remove the prompt when the answer starts with it; otherwise keep the answer whole.
+    #[default]
+    Auto,
+    /// The answer must start with the prompt; one that does not is a `body` error.
+    Always,
+    /// Count the whole answer, echo included.
+    Never,
+}
+
+impl StripPrompt {
+    pub const NAMES: &'static str = "auto, always, never";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--strip-prompt {0:?} is not known; use auto (remove the prompt when the answer echoes it), always (require the echo) or never (count the whole answer)"
+)]
+pub struct UnknownStripPrompt(pub String);
+
+impl FromStr for StripPrompt {
+    type Err = UnknownStripPrompt;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "always" => Ok(Self::Always),
+            "never" => Ok(Self::Never),
+            other => Err(UnknownStripPrompt(other.to_owned())),
+        }
+    }
+}
 
 /// Problems with the configured format, caught before any request is sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,7 +101,8 @@ pub fn body(format: &FastapiFormat, prompt: &str, p: &GenParams) -> Bytes {
     Bytes::from(fill(&format.body_template, prompt, p.max_new_tokens))
 }
 
-pub fn parse(format: &FastapiFormat, body: &[u8]) -> Result<Decoded, DecodeError> {
+/// Decodes the answer to `prompt`; the text kept is the continuation under `strip_prompt`.
+pub fn parse(format: &FastapiFormat, prompt: &str, body: &[u8]) -> Result<Decoded, DecodeError> {
     let value = parse_json(body)?;
     let text = match value.pointer(&format.text_pointer) {
         Some(Value::String(s)) => s.clone(),
@@ -71,6 +114,7 @@ pub fn parse(format: &FastapiFormat, body: &[u8]) -> Result<Decoded, DecodeError
             )));
         }
     };
+    let text = continuation(format.strip_prompt, prompt, text)?;
     let tokens_out = format
         .tokens_pointer
         .as_ref()
@@ -83,22 +127,97 @@ pub fn parse(format: &FastapiFormat, body: &[u8]) -> Result<Decoded, DecodeError
     })
 }
 
+/// The answer without the echoed prompt, as `mode` says.
+fn continuation(mode: StripPrompt, prompt: &str, text: String) -> Result<String, DecodeError> {
+    if mode == StripPrompt::Never {
+        return Ok(text);
+    }
+    match text.strip_prefix(prompt) {
+        Some(rest) => Ok(rest.to_owned()),
+        None if mode == StripPrompt::Auto => Ok(text),
+        None => Err(DecodeError::Body(
+            "the answer does not start with the prompt, and --strip-prompt always requires it; \
+             pass --strip-prompt auto (strip it only when echoed) or never (count the whole answer)"
+                .into(),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn strip(mode: StripPrompt) -> FastapiFormat {
+        FastapiFormat {
+            strip_prompt: mode,
+            ..FastapiFormat::default()
+        }
+    }
 
     #[test]
     fn default_matches_the_study_app() {
         let f = FastapiFormat::default();
         validate(&f).unwrap();
-        let b = body(&f, "say \"hi\"", &GenParams::default());
-        assert_eq!(&b[..], br#"{"prompt": "say \"hi\""}"#);
-        let d = parse(&f, br#"{"prediction": "hello"}"#).unwrap();
+        let p = GenParams {
+            max_new_tokens: 50,
+            ..GenParams::default()
+        };
+        let b = body(&f, "say \"hi\"", &p);
+        assert_eq!(&b[..], br#"{"prompt": "say \"hi\"", "max_new_tokens": 50}"#);
+        let d = parse(&f, "q", br#"{"prediction": "hello"}"#).unwrap();
         assert_eq!(d.text, "hello");
         assert!(matches!(
-            parse(&f, br#"{"x": 1}"#),
+            parse(&f, "q", br#"{"x": 1}"#),
             Err(DecodeError::Body(_))
         ));
+    }
+
+    #[test]
+    fn auto_strips_an_echoed_prompt_and_keeps_other_answers() {
+        let f = strip(StripPrompt::Auto);
+        let echoed = br#"{"prediction": "Summarize: x. The bridge closes."}"#;
+        assert_eq!(
+            parse(&f, "Summarize: x.", echoed).unwrap().text,
+            " The bridge closes."
+        );
+        let bare = br#"{"prediction": "The bridge closes."}"#;
+        assert_eq!(
+            parse(&f, "Summarize: x.", bare).unwrap().text,
+            "The bridge closes."
+        );
+    }
+
+    #[test]
+    fn always_requires_the_echo() {
+        let f = strip(StripPrompt::Always);
+        let echoed = br#"{"prediction": "abc def"}"#;
+        assert_eq!(parse(&f, "abc", echoed).unwrap().text, " def");
+        let Err(DecodeError::Body(msg)) = parse(&f, "xyz", echoed) else {
+            panic!("an answer without the prompt must be a body error")
+        };
+        assert!(msg.contains("--strip-prompt always"), "{msg}");
+        assert!(msg.contains("--strip-prompt auto"), "{msg}");
+        assert!(msg.contains("never"), "{msg}");
+    }
+
+    #[test]
+    fn never_counts_the_whole_answer() {
+        let f = strip(StripPrompt::Never);
+        let echoed = br#"{"prediction": "abc def"}"#;
+        assert_eq!(parse(&f, "abc", echoed).unwrap().text, "abc def");
+    }
+
+    #[test]
+    fn strip_prompt_names_parse() {
+        for name in StripPrompt::NAMES.split(", ") {
+            let mode: StripPrompt = name.parse().unwrap();
+            assert_eq!(serde_json::to_value(mode).unwrap(), name);
+        }
+        let err = "yes".parse::<StripPrompt>().unwrap_err().to_string();
+        assert!(
+            err.starts_with("--strip-prompt \"yes\" is not known"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -107,6 +226,7 @@ mod tests {
             body_template: r#"{"input": {"text": "{{prompt}}"}, "n": {{max_new_tokens}}}"#.into(),
             text_pointer: "/out/0/text".into(),
             tokens_pointer: Some("/out/0/tokens".into()),
+            strip_prompt: StripPrompt::Auto,
         };
         validate(&f).unwrap();
         let p = GenParams {
@@ -115,7 +235,7 @@ mod tests {
         };
         let v: Value = serde_json::from_slice(&body(&f, "q", &p)).unwrap();
         assert_eq!(v["n"], 12);
-        let d = parse(&f, br#"{"out": [{"text": "a b", "tokens": 2}]}"#).unwrap();
+        let d = parse(&f, "q", br#"{"out": [{"text": "a b", "tokens": 2}]}"#).unwrap();
         assert_eq!(d.tokens_out, Some(2));
     }
 

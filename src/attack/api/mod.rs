@@ -127,15 +127,24 @@ pub struct FastapiFormat {
     pub text_pointer: String,
     /// JSON pointer to a generated-token count in the response, if the app returns one.
     pub tokens_pointer: Option<String>,
+    /// Whether the answer's leading prompt is removed before anything uses the text.
+    #[serde(default)]
+    pub strip_prompt: fastapi::StripPrompt,
 }
 
+/// The default `--body-template`: the study's `{"prompt"}` plus the requested length, which
+/// pydantic models ignore unless they declare it (FastAPI's default) and `rpload serve` honours.
+pub const FASTAPI_BODY_TEMPLATE: &str =
+    r#"{"prompt": "{{prompt}}", "max_new_tokens": {{max_new_tokens}}}"#;
+
 impl Default for FastapiFormat {
-    /// The study's app: `POST /predict {"prompt": ...} -> {"prediction": ...}`.
+    /// The study's app: `POST /predict {"prompt": ...} -> {"prediction": prompt + continuation}`.
     fn default() -> Self {
         Self {
-            body_template: r#"{"prompt": "{{prompt}}"}"#.to_owned(),
+            body_template: FASTAPI_BODY_TEMPLATE.to_owned(),
             text_pointer: "/prediction".to_owned(),
             tokens_pointer: None,
+            strip_prompt: fastapi::StripPrompt::Auto,
         }
     }
 }
@@ -259,8 +268,8 @@ impl Api {
         }
     }
 
-    /// A fresh decoder for one response.
-    pub fn decoder(&self) -> Box<dyn Decoder> {
+    /// A fresh decoder for the response to `prompt`.
+    pub fn decoder(&self, prompt: &Prompt) -> Box<dyn Decoder> {
         match self.kind {
             ApiKind::Tgi => Box::new(WholeBody::new(tgi::parse_generate)),
             ApiKind::TgiStream => Box::new(tgi::StreamDecoder::default()),
@@ -275,8 +284,9 @@ impl Api {
             }
             ApiKind::Fastapi => {
                 let format = self.fastapi.clone();
+                let prompt = prompt.text.clone();
                 Box::new(WholeBody::new(move |b: &[u8], _: &HeaderMap| {
-                    fastapi::parse(&format, b)
+                    fastapi::parse(&format, &prompt, b)
                 }))
             }
             ApiKind::Http => Box::new(http::Discard),
