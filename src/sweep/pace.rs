@@ -131,6 +131,9 @@ impl Span {
     }
 }
 
+/// (intended send, latency) of one successful request, in seconds.
+type Point = (f64, f64);
+
 /// Points a step keeps for its fit before thinning (1 MiB).
 pub const MAX_POINTS: usize = 65_536;
 
@@ -159,7 +162,7 @@ impl PaceData {
         self.successes += 1;
         let stride = self.stride.max(1);
         self.seen += 1;
-        if self.seen % stride != 0 {
+        if !self.seen.is_multiple_of(stride) {
             return;
         }
         self.points.push((intended_ns, latency_ns));
@@ -174,7 +177,7 @@ impl PaceData {
     }
 
     /// The steady requests and all successes, each sorted by send time, in seconds.
-    fn windows(&self) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    fn windows(&self) -> (Vec<Point>, Vec<Point>) {
         let mut latencies: Vec<u64> = self.points.iter().map(|&(_, y)| y).collect();
         latencies.sort_unstable();
         let p90 = latencies
@@ -222,7 +225,7 @@ impl PaceData {
 
 /// The fit of the means of [`TREND_BLOCKS`] blocks of consecutive points (each point its own
 /// block when there are fewer).
-fn block_fit(points: &[(f64, f64)]) -> TrendFit {
+fn block_fit(points: &[Point]) -> TrendFit {
     let n = points.len();
     let blocks = n.min(TREND_BLOCKS);
     let mut fit = TrendFit::default();
