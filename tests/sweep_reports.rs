@@ -1,11 +1,12 @@
 //! Sweep outputs from a fixed, synthetic `results.jsonl`: steps.csv columns, summary and
-//! verdicts, PNG sizes, and byte-identical re-rendering (`report --sweep`).
+//! verdicts, PNG sizes, the SLO drawn on the charts, and byte-identical re-rendering
+//! (`report --sweep`).
 
 use std::io::Write;
 use std::path::Path;
 
 use rpload::report::csv::STEP_COLUMNS;
-use rpload::report::png::{SIZE, SIZE_TWO_PANELS};
+use rpload::report::png::{SIZE, SIZE_TWO_PANELS, SLO_COLOR};
 use rpload::sweep::output;
 
 #[path = "sweep_common/mod.rs"]
@@ -48,6 +49,20 @@ fn png_size(path: &Path) -> (u32, u32) {
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).unwrap();
     (info.width, info.height)
+}
+
+/// Per row of the chart at `path`: how many pixels have the SLO line's colour.
+fn slo_pixels_per_row(path: &Path) -> Vec<usize> {
+    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let slo = [SLO_COLOR.0, SLO_COLOR.1, SLO_COLOR.2];
+    buf[..info.buffer_size()]
+        .chunks(info.line_size)
+        .map(|row| row.chunks(channels).filter(|px| px[..3] == slo).count())
+        .collect()
 }
 
 #[test]
@@ -106,6 +121,50 @@ fn outputs_verdicts_and_charts() {
     ] {
         assert_eq!(png_size(&dir.path().join(name)), size, "{name}");
     }
+
+    // `p95<1s` is a dashed line across the latency plot (two rows, 2 px thick) and nowhere
+    // on the charts of other families.
+    let rows = slo_pixels_per_row(&dir.path().join("latency.png"));
+    let long: Vec<usize> = (0..rows.len()).filter(|&y| rows[y] > 300).collect();
+    assert!(
+        !long.is_empty() && long.len() <= 3 && long[long.len() - 1] - long[0] <= 2,
+        "SLO rows of latency.png: {long:?}"
+    );
+    for name in ["throughput.png", "ttft_itl.png", "cost.png"] {
+        let n: usize = slo_pixels_per_row(&dir.path().join(name)).iter().sum();
+        assert_eq!(n, 0, "{name} draws the latency SLO");
+    }
+    assert!(md.contains("p50 / p90 / p95 / p99 vs offered rate, with the SLO limit p95<1s"));
+}
+
+#[test]
+fn charts_draw_an_slo_only_when_there_is_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = synthetic_records(&[10.0, 20.0, 30.0], 2.0, 1);
+    let scenario = SCENARIO.replace("slo = \"p95<1s\"", "slo = \"ttft_p99<900ms,itl_p50<300ms\"");
+    write_run(dir.path(), &scenario, &records);
+    output::rebuild(dir.path()).unwrap();
+    let rows = slo_pixels_per_row(&dir.path().join("ttft_itl.png"));
+    // Two lines, one per panel (the top half is TTFT, the bottom ITL).
+    let long: Vec<usize> = (0..rows.len()).filter(|&y| rows[y] > 300).collect();
+    let half = rows.len() / 2;
+    assert!(long.iter().any(|&y| y < half), "no TTFT limit: {long:?}");
+    assert!(long.iter().any(|&y| y >= half), "no ITL limit: {long:?}");
+    let n: usize = slo_pixels_per_row(&dir.path().join("latency.png"))
+        .iter()
+        .sum();
+    assert_eq!(n, 0, "latency.png draws a token SLO");
+
+    let scenario = SCENARIO.replace("slo = \"p95<1s\"\n", "");
+    write_run(dir.path(), &scenario, &records);
+    output::rebuild(dir.path()).unwrap();
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "png") {
+            let n: usize = slo_pixels_per_row(&path).iter().sum();
+            assert_eq!(n, 0, "{} draws an SLO that is not there", path.display());
+        }
+    }
 }
 
 #[test]
@@ -160,9 +219,11 @@ fn rebuild_of_a_folder_without_scenario_says_so() {
 /// Renders the synthetic sweep into `$RPLOAD_CHART_DIR` for looking at the charts by eye.
 ///
 /// Ignored because it asserts nothing a machine can judge: it exists so that whoever changes
-/// `report/png.rs` can look at the charts (`RPLOAD_CHART_DIR=/tmp/charts cargo test --test
-/// sweep_reports -- --ignored render_for_inspection`). What a machine can check about the same
-/// charts (sizes, byte-identical re-rendering, every file present) is tested above.
+/// the charts (`report/png.rs`, `report/chart/`) can look at them
+/// (`RPLOAD_CHART_DIR=/tmp/charts cargo test --test sweep_reports -- --ignored
+/// render_for_inspection`). What a machine can check about the same charts (sizes, the SLO
+/// lines, byte-identical re-rendering, every file present) is tested above and, pixel by pixel
+/// against the layout, in `report::chart::tests`.
 #[test]
 #[ignore = "manual tool: renders charts into $RPLOAD_CHART_DIR to look at"]
 fn render_for_inspection() {
@@ -190,6 +251,13 @@ fn render_for_inspection() {
     } else {
         let records = synthetic_records(&[10.0, 20.0, 30.0, 40.0, 50.0], 2.0, 1);
         write_run(&dir, SCENARIO, &records);
+    }
+    // RPLOAD_CHART_SLO="p95<1s,ttft_p99<400ms": another SLO, to see its lines and series.
+    if let Ok(slo) = std::env::var("RPLOAD_CHART_SLO") {
+        let path = dir.join(output::SCENARIO_TOML);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replace("slo = \"p95<1s\"", &format!("slo = \"{slo}\""));
+        std::fs::write(&path, text).unwrap();
     }
     output::rebuild(&dir).unwrap();
 }

@@ -8,6 +8,7 @@
 use std::fmt::Write;
 
 use crate::cost::fmt_sig;
+use crate::report::png;
 use crate::sweep::plan::fmt_rate;
 use crate::sweep::slo::{Clause, Family, Stat};
 use crate::sweep::summary::{Ms, StepRow, SweepSummary};
@@ -61,25 +62,70 @@ pub fn verdict_text(status: Status, verdict: &str) -> String {
     }
 }
 
-/// The charts `png::render_all` writes, with their captions (file, caption).
-pub fn chart_links(s: &SweepSummary) -> Vec<(&'static str, &'static str)> {
+/// `, with the SLO limits p95<2s and ttft_p95<500ms` for the clauses of `families` (empty
+/// when none).
+fn slo_note(s: &SweepSummary, families: &[Family]) -> String {
+    let clauses: Vec<String> = s
+        .rules
+        .slo
+        .clauses
+        .iter()
+        .filter(|c| families.contains(&c.family))
+        .map(|c| c.to_string())
+        .collect();
+    match clauses.len() {
+        0 => String::new(),
+        1 => format!(", with the SLO limit {}", clauses[0]),
+        _ => format!(", with the SLO limits {}", clauses.join(" and ")),
+    }
+}
+
+/// The charts `png::render_all` writes, with captions saying what each draws (file, caption).
+pub fn chart_links(s: &SweepSummary) -> Vec<(&'static str, String)> {
+    let (latency, service) = png::latency_stats(s);
+    let service = if service.is_empty() {
+        String::new()
+    } else {
+        format!(" and service time {}", png::stat_list(&service))
+    };
     let mut v = vec![
-        ("latency.png", "Latency p50 / p90 / p99 vs offered rate"),
+        (
+            "latency.png",
+            format!(
+                "Latency {}{service} vs offered rate{}",
+                png::stat_list(&latency),
+                slo_note(s, &[Family::Latency, Family::Service])
+            ),
+        ),
         (
             "throughput.png",
-            "Throughput and token throughput vs offered rate",
+            "Served rate (judged), Vegeta's throughput and output tokens/s vs offered rate".into(),
         ),
     ];
-    if s.steps.iter().any(|r| r.ttft_ms.is_some()) {
+    if s.rates.iter().any(|r| r.ttft_ms.is_some()) {
+        let (ttft, itl, tpot) = png::token_stats(s);
+        let tpot = if tpot.is_empty() {
+            String::new()
+        } else {
+            format!(" and time per output token {}", png::stat_list(&tpot))
+        };
         v.push((
             "ttft_itl.png",
-            "Time to first token and inter-token latency vs offered rate",
+            format!(
+                "Time to first token {} and inter-token latency {}{tpot} vs offered rate{}",
+                png::stat_list(&ttft),
+                png::stat_list(&itl),
+                slo_note(s, &[Family::Ttft, Family::Itl, Family::Tpot])
+            ),
         ));
     }
     if s.price.is_some() {
-        v.push(("cost.png", "Cost per 1K tokens vs offered rate"));
+        v.push(("cost.png", "Cost per 1K tokens vs offered rate".into()));
     }
-    v.push(("latency_distribution.png", "Latency distribution per step"));
+    v.push((
+        "latency_distribution.png",
+        "Latency distribution per step (dashed: unsustainable, dotted: undetermined)".into(),
+    ));
     v
 }
 

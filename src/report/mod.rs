@@ -3,6 +3,7 @@
 //! A sweep's folder is rendered by `csv`, `markdown`, `png` and `table`. Renderers format; they
 //! compute no statistics of their own.
 
+mod chart;
 pub mod csv;
 pub mod hdrplot;
 pub mod hist;

@@ -1,436 +1,215 @@
-//! PNG charts of a sweep (plotters, bitmap backend): latency p50/p90/p99, request and token
-//! throughput (with the y = x line), TTFT and ITL (streaming APIs), cost per 1K tokens, all
-//! against the offered rate, and the latency distribution of every step.
+//! The chart catalogue of a sweep: which PNGs a folder gets and what each shows, from
+//! [`SweepSummary`] alone (drawing is `chart`'s). Against the offered rate: latency
+//! (`latency.png`: p50/p90/p99, every other statistic an SLO clause of the latency or service
+//! family names, and those clauses' limits), request and token throughput (`throughput.png`:
+//! the served rate the verdict judges, Vegeta's throughput, y = x), TTFT and ITL
+//! (`ttft_itl.png`, streaming APIs: p50/p95 and whatever the ttft, itl and tpot clauses name,
+//! with their limits) and cost per 1K tokens (`cost.png`); and the latency distribution of
+//! every step (`latency_distribution.png`, with the latency clauses' limits up to their
+//! percentile).
 //!
-//! Text is drawn with DejaVu Sans embedded in the binary (`assets/fonts/`), registered with
-//! plotters' ab_glyph backend, so charts render on machines with no fonts installed. Reads only
-//! [`SweepSummary`]; wide ranges switch the y axis to log10 (labels show real values).
+//! Every point shows its verdict the same way: filled sustainable, hollow unsustainable, a grey
+//! cross undetermined. Legends sit in a column beside the plot, never over the data.
 
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
-use plotters::coord::Shift;
-use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
-use plotters::prelude::*;
-use plotters::style::FontStyle;
+use plotters::style::RGBColor;
 
-use crate::cost::fmt_sig;
-use crate::report::text_backend::TextBackend;
+use super::chart::{
+    self, COLORS, Panel, PanelLayout, Series, StatusKey, Stroke, Threshold, XUnit, YUnit,
+};
 use crate::sweep::plan::fmt_rate;
-use crate::sweep::summary::SweepSummary;
+use crate::sweep::slo::{Clause, Family, Stat};
+use crate::sweep::summary::{Ms, RateRow, SweepSummary};
 
-/// DejaVu Sans (Bitstream Vera licence, see assets/fonts/).
-static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-/// The family name charts ask for (registered under plotters' default too).
-const FAMILY: &str = "sans-serif";
+pub use super::chart::{ChartError, SLO_COLOR};
 
 /// Chart size in pixels (width, height) of a one-panel chart; two-panel charts are taller.
 pub const SIZE: (u32, u32) = (1000, 600);
 pub const SIZE_TWO_PANELS: (u32, u32) = (1000, 1000);
 
-/// Errors drawing a chart (plotters reports them as strings).
-#[derive(Debug, thiserror::Error)]
-#[error("drawing chart {path}: {message}")]
-pub struct ChartError {
-    pub path: String,
-    pub message: String,
+/// What latency.png always draws.
+const LATENCY_STATS: [Stat; 3] = [Stat::P50, Stat::P90, Stat::P99];
+/// What the TTFT and ITL panels always draw.
+const TOKEN_STATS: [Stat; 2] = [Stat::P50, Stat::P95];
+
+/// One colour per statistic across every chart, so `p95` reads the same on all of them.
+fn stat_color(stat: Stat) -> RGBColor {
+    COLORS[match stat {
+        Stat::P50 => 0,
+        Stat::P90 => 1,
+        Stat::P99 => 2,
+        Stat::P95 => 3,
+        Stat::P999 => 4,
+        Stat::Mean => 5,
+        Stat::Max => 7,
+    }]
 }
 
-fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        for style in [FontStyle::Normal, FontStyle::Bold] {
-            // The font is compiled in and known to parse (a test renders text with it).
-            let _ = plotters::style::register_font(FAMILY, style, FONT);
-        }
-    });
-}
-
-/// Width kept right of the plot for an outside legend.
-const LEGEND_COLUMN: u32 = 240;
-
-/// Colour of rate `i` of `n`: the fixed palette when it suffices, else a blue-to-red ramp.
-fn rate_color(i: usize, n: usize) -> RGBColor {
-    if n <= COLORS.len() {
-        return COLORS[i % COLORS.len()];
-    }
-    let t = i as f64 / (n - 1).max(1) as f64;
-    let (r, g, b) = HSLColor(0.66 * (1.0 - t), 0.75, 0.45).rgb();
-    RGBColor(r, g, b)
-}
-
-/// The headline marker: neutral so it never reads as one of the series.
-const MARKER: RGBColor = RGBColor(70, 70, 70);
-
-const COLORS: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(23, 190, 207),
-];
-
-/// One line of a panel.
-struct Series {
-    /// Legend text; None keeps the series out of the legend (repeats of a labelled rate).
-    label: Option<String>,
-    color: RGBColor,
-    points: Vec<(f64, f64)>,
-    dashed: bool,
-    /// Per point: drawn hollow (an unsustainable step) when false.
-    filled: Vec<bool>,
-}
-
-/// How y values print on the axis.
-#[derive(Clone, Copy)]
-enum YUnit {
-    LatencyMs,
-    PerSecond,
-    Usd,
-}
-
-impl YUnit {
-    fn fmt(self, v: f64) -> String {
-        match self {
-            YUnit::LatencyMs if v >= 1000.0 => format!("{} s", trim(fmt_sig(v / 1e3, 3))),
-            YUnit::LatencyMs if v >= 1.0 => format!("{} ms", trim(fmt_sig(v, 3))),
-            YUnit::LatencyMs => format!("{} ms", fmt_sig(v, 2)),
-            YUnit::PerSecond => trim(fmt_sig(v, 3)),
-            YUnit::Usd => format!("${}", trim(fmt_sig(v, 2))),
-        }
-    }
-}
-
-fn trim(s: String) -> String {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
-
-/// How x values print.
-#[derive(Clone, Copy)]
-enum XUnit {
-    Rps,
-    /// x = -log10(1 - q): 0 -> 0%, 1 -> 90%, 2 -> 99%, ...
-    Nines,
-}
-
-struct Panel<'a> {
-    title: &'a str,
-    x_desc: &'a str,
-    y_desc: &'a str,
-    x: XUnit,
-    y: YUnit,
-    series: Vec<Series>,
-    /// Draw y = x (throughput charts).
-    diagonal: bool,
-    /// A vertical marker (the headline rate) with its text.
-    marker: Option<(f64, String)>,
-    /// Legend text for hollow points (shown only when some are hollow).
-    hollow_label: &'a str,
-    /// Where the legend goes: away from where the curves start.
-    legend: SeriesLabelPosition,
-}
-
-fn draw_panel(area: &DrawingArea<TextBackend<'_>, Shift>, p: &Panel<'_>) -> Result<(), String> {
-    let all: Vec<(f64, f64)> = p
-        .series
+/// The SLO clauses of `families`, in the order the SLO lists them.
+fn clauses<'a>(s: &'a SweepSummary, families: &'a [Family]) -> impl Iterator<Item = &'a Clause> {
+    s.rules
+        .slo
+        .clauses
         .iter()
-        .flat_map(|s| s.points.iter().copied())
-        .filter(|(_, y)| y.is_finite())
+        .filter(move |c| families.contains(&c.family))
+}
+
+/// `base` and every statistic a clause of `family` names, in [`Stat`] order.
+fn with_clause_stats(s: &SweepSummary, base: &[Stat], family: Family) -> Vec<Stat> {
+    let mut stats: Vec<Stat> = base
+        .iter()
+        .copied()
+        .chain(clauses(s, &[family]).map(|c| c.stat))
         .collect();
-    let x_max = all.iter().map(|(x, _)| *x).fold(0.0, f64::max);
-    let (x0, x1) = match p.x {
-        XUnit::Rps => (0.0, if x_max > 0.0 { x_max * 1.05 } else { 1.0 }),
-        XUnit::Nines => (0.0, 4.25),
-    };
-    let positive: Vec<f64> = all.iter().map(|(_, y)| *y).filter(|y| *y > 0.0).collect();
-    let y_min = positive.iter().copied().fold(f64::INFINITY, f64::min);
-    let y_max = positive.iter().copied().fold(0.0, f64::max);
-    let log = positive.len() > 1 && y_max / y_min > 30.0;
-    let (y0, y1) = if positive.is_empty() {
-        (0.0, 1.0)
-    } else if log {
-        (y_min.log10() - 0.1, y_max.log10() + 0.1)
-    } else {
-        let top = if p.diagonal { y_max.max(x1) } else { y_max };
-        (0.0, top * 1.1)
-    };
-    let ty = |y: f64| {
-        if log {
-            y.max(f64::MIN_POSITIVE).log10()
-        } else {
-            y
-        }
-    };
-
-    let outside = matches!(p.legend, SeriesLabelPosition::Coordinate(..));
-    let mut chart = ChartBuilder::on(area)
-        .caption(p.title, (FAMILY, 24))
-        .margin(18)
-        .margin_right(if outside { LEGEND_COLUMN } else { 18 })
-        .x_label_area_size(50)
-        .y_label_area_size(90)
-        .build_cartesian_2d(
-            x0..x1,
-            Ticked {
-                lo: y0,
-                hi: y1,
-                ticks: y_ticks(y0, y1, log),
-            },
-        )
-        .map_err(|e| e.to_string())?;
-    let y_unit = p.y;
-    let x_unit = p.x;
-    let y_desc = if log {
-        format!("{} (log scale)", p.y_desc)
-    } else {
-        p.y_desc.to_string()
-    };
-    let y_fmt = move |v: &f64| y_unit.fmt(if log { 10f64.powf(*v) } else { *v });
-    let x_fmt = move |v: &f64| match x_unit {
-        XUnit::Rps => trim(fmt_sig(*v, 3)),
-        XUnit::Nines => nines_label(*v),
-    };
-    let mut mesh = chart.configure_mesh();
-    mesh.x_desc(p.x_desc)
-        .y_desc(y_desc)
-        .label_style((FAMILY, 15))
-        .axis_desc_style((FAMILY, 17))
-        .light_line_style(RGBColor(235, 235, 235))
-        .bold_line_style(RGBColor(210, 210, 210))
-        .y_label_formatter(&y_fmt)
-        .x_label_formatter(&x_fmt);
-    if let XUnit::Nines = p.x {
-        mesh.x_labels(5);
-    }
-    mesh.draw().map_err(|e| e.to_string())?;
-
-    if p.diagonal {
-        let top = x1.min(if log { 10f64.powf(y1) } else { y1 });
-        let pts: Vec<(f64, f64)> = (0..=50)
-            .map(|i| top * i as f64 / 50.0)
-            .filter(|v| *v > 0.0 || !log)
-            .map(|v| (v, ty(v)))
-            .collect();
-        chart
-            .draw_series(DashedLineSeries::new(
-                pts,
-                6,
-                4,
-                RGBColor(120, 120, 120).stroke_width(1),
-            ))
-            .map_err(|e| e.to_string())?
-            .label("y = x (all offered requests served)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], RGBColor(120, 120, 120)));
-    }
-
-    if let Some((mx, text)) = &p.marker {
-        let line = vec![(*mx, y0), (*mx, y1)];
-        chart
-            .draw_series(DashedLineSeries::new(line, 4, 4, MARKER.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(text.clone())
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], MARKER.stroke_width(2)));
-    }
-
-    for s in &p.series {
-        let pts: Vec<(f64, f64)> = s
-            .points
-            .iter()
-            .filter(|(_, y)| y.is_finite() && (!log || *y > 0.0))
-            .map(|&(x, y)| (x, ty(y)))
-            .collect();
-        let color = s.color;
-        let style = color.stroke_width(2);
-        let anno = if s.dashed {
-            chart.draw_series(DashedLineSeries::new(pts.clone(), 8, 5, style))
-        } else {
-            chart.draw_series(LineSeries::new(pts.clone(), style))
-        }
-        .map_err(|e| e.to_string())?;
-        if let Some(label) = &s.label {
-            anno.label(label.clone()).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(2))
-            });
-        }
-        let kept: Vec<(usize, (f64, f64))> = s
-            .points
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, y))| y.is_finite() && (!log || *y > 0.0))
-            .map(|(i, &(x, y))| (i, (x, ty(y))))
-            .collect();
-        chart
-            .draw_series(kept.into_iter().map(|(i, pt)| {
-                let filled = s.filled.get(i).copied().unwrap_or(true);
-                if filled {
-                    Circle::new(pt, 4, color.filled())
-                } else {
-                    Circle::new(pt, 5, color.stroke_width(2))
-                }
-            }))
-            .map_err(|e| e.to_string())?;
-    }
-
-    if !outside && p.series.iter().any(|s| s.filled.iter().any(|f| !f)) {
-        chart
-            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-            .map_err(|e| e.to_string())?
-            .label(p.hollow_label)
-            .legend(|(x, y)| Circle::new((x + 11, y), 5, MARKER.stroke_width(2)));
-    }
-
-    if outside {
-        // plotters clips its legend to the plot, so the column is drawn by hand beside it.
-        let (pw, _) = chart.plotting_area().dim_in_pixel();
-        let plot = chart.plotting_area().get_base_pixel();
-        let base = area.get_base_pixel();
-        let x = plot.0 - base.0 + pw as i32 + 16;
-        let mut y = plot.1 - base.1 + 8;
-        let text = (FAMILY, 15).into_font();
-        for s in &p.series {
-            let Some(label) = &s.label else { continue };
-            let style = if s.dashed {
-                s.color.stroke_width(2)
-            } else {
-                s.color.stroke_width(3)
-            };
-            area.draw(&PathElement::new(vec![(x, y), (x + 22, y)], style))
-                .map_err(|e| e.to_string())?;
-            area.draw(&Text::new(label.clone(), (x + 30, y - 8), text.clone()))
-                .map_err(|e| e.to_string())?;
-            y += 20;
-        }
-        if p.series.iter().any(|s| s.filled.iter().any(|f| !f)) {
-            area.draw(&Circle::new((x + 11, y), 5, MARKER.stroke_width(2)))
-                .map_err(|e| e.to_string())?;
-            area.draw(&Text::new(
-                p.hollow_label.to_string(),
-                (x + 30, y - 8),
-                text,
-            ))
-            .map_err(|e| e.to_string())?;
-        }
-        return Ok(());
-    }
-    chart
-        .configure_series_labels()
-        .label_font((FAMILY, 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(180, 180, 180))
-        .position(p.legend.clone())
-        .draw()
-        .map_err(|e| e.to_string())?;
-    Ok(())
+    stats.sort();
+    stats.dedup();
+    stats
 }
 
-/// A linear f64 axis whose ticks are given (plotters picks log-space ticks like 10^0.5 on a
-/// log10-transformed axis; these are round numbers instead).
-struct Ticked {
-    lo: f64,
-    hi: f64,
-    ticks: Vec<f64>,
+/// The statistics latency.png draws of end-to-end latency, and of service time (only what
+/// service clauses name).
+pub fn latency_stats(s: &SweepSummary) -> (Vec<Stat>, Vec<Stat>) {
+    (
+        with_clause_stats(s, &LATENCY_STATS, Family::Latency),
+        with_clause_stats(s, &[], Family::Service),
+    )
 }
 
-impl Ranged for Ticked {
-    type FormatOption = DefaultFormatting;
-    type ValueType = f64;
-
-    fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
-        let r = (v - self.lo) / (self.hi - self.lo);
-        limit.0 + (r * f64::from(limit.1 - limit.0)).round() as i32
-    }
-
-    fn key_points<H: KeyPointHint>(&self, hint: H) -> Vec<f64> {
-        if hint.weight().allow_light_points() && hint.max_num_points() > self.ticks.len() * 2 {
-            // Light grid lines: none between our ticks, the bold ones carry the reading.
-            return Vec::new();
-        }
-        let max = hint.max_num_points().max(1);
-        let every = self.ticks.len().div_ceil(max).max(1);
-        self.ticks.iter().step_by(every).copied().collect()
-    }
-
-    fn range(&self) -> std::ops::Range<f64> {
-        self.lo..self.hi
-    }
+/// The statistics the TTFT panel draws; the ITL panel's, and TPOT's (only what tpot clauses
+/// name).
+pub fn token_stats(s: &SweepSummary) -> (Vec<Stat>, Vec<Stat>, Vec<Stat>) {
+    (
+        with_clause_stats(s, &TOKEN_STATS, Family::Ttft),
+        with_clause_stats(s, &TOKEN_STATS, Family::Itl),
+        with_clause_stats(s, &[], Family::Tpot),
+    )
 }
 
-/// Tick positions on the y axis: 1-2-5 steps on a linear axis; 1, 2 and 5 of each decade on
-/// a log10 axis (every digit when the range spans less than a decade), so labels read as round
-/// numbers.
-fn y_ticks(y0: f64, y1: f64, log: bool) -> Vec<f64> {
-    if log {
-        let mut ticks = Vec::new();
-        for mults in [
-            &[1.0, 2.0, 5.0][..],
-            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0][..],
-        ] {
-            ticks.clear();
-            for k in (y0.floor() as i32)..=(y1.ceil() as i32) {
-                for &m in mults {
-                    let v = f64::log10(m) + f64::from(k);
-                    if v >= y0 && v <= y1 {
-                        ticks.push(v);
-                    }
-                }
-            }
-            if ticks.len() >= 3 {
-                break;
-            }
-        }
-        return ticks;
-    }
-    let raw = (y1 - y0) / 8.0;
-    if !(raw > 0.0 && raw.is_finite()) {
-        return vec![y0];
-    }
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
+/// `p50 / p90 / p99`, for captions.
+pub fn stat_list(stats: &[Stat]) -> String {
+    stats
         .iter()
-        .map(|m| m * mag)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * mag);
-    let first = (y0 / step).ceil() as i64;
-    let last = (y1 / step).floor() as i64;
-    (first..=last).map(|i| i as f64 * step).collect()
+        .map(|s| s.name())
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
-fn nines_label(x: f64) -> String {
-    let q = 100.0 * (1.0 - 10f64.powf(-x));
-    let s = trim(format!("{q:.4}"));
-    format!("{s}%")
-}
-
-const HOLLOW: &str = "hollow: unsustainable";
-
-fn render(path: &Path, size: (u32, u32), panels: &[Panel<'_>]) -> Result<(), ChartError> {
-    register_font();
-    let err = |message: String| ChartError {
-        path: path.display().to_string(),
-        message,
-    };
-    let root = TextBackend::new(BitMapBackend::new(path, size), FONT).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let areas = root.split_evenly((panels.len(), 1));
-    for (area, panel) in areas.iter().zip(panels) {
-        draw_panel(area, panel).map_err(err)?;
+fn ms_stat(m: &Ms, stat: Stat) -> f64 {
+    match stat {
+        Stat::Mean => m.mean,
+        Stat::P50 => m.p50,
+        Stat::P90 => m.p90,
+        Stat::P95 => m.p95,
+        Stat::P99 => m.p99,
+        Stat::P999 => m.p999,
+        Stat::Max => m.max,
     }
-    root.present().map_err(|e| err(e.to_string()))?;
-    Ok(())
+}
+
+fn threshold(c: &Clause) -> Threshold {
+    Threshold {
+        y: c.limit_ns / 1e6,
+        x_end: None,
+        label: format!("SLO {c}"),
+    }
+}
+
+/// A chart written, and where its panels landed (tests look there).
+pub(crate) struct Drawn {
+    pub path: PathBuf,
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "only tests read where things landed")
+    )]
+    pub panels: Vec<PanelLayout>,
 }
 
 /// Writes every chart of `s` into `dir`; returns the files written.
 pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
-    let mut written = Vec::new();
-    let xs: Vec<f64> = s.rates.iter().map(|r| r.target_rps).collect();
-    let filled: Vec<bool> = s.rates.iter().map(|r| r.sustainable).collect();
+    Ok(draw_all(s, dir)?.into_iter().map(|d| d.path).collect())
+}
+
+/// Builds series over the rates of a sweep: x the offered rate, each marker its rate's verdict.
+struct Lines<'a> {
+    s: &'a SweepSummary,
+    xs: Vec<f64>,
+}
+
+impl Lines<'_> {
+    fn line(&self, label: String, color: RGBColor, ys: Vec<f64>, stroke: Stroke) -> Series {
+        Series {
+            label: Some(label),
+            color,
+            points: self.xs.iter().copied().zip(ys).collect(),
+            stroke,
+            marks: self.s.rates.iter().map(|r| r.status).collect(),
+        }
+    }
+
+    /// `stat` of `family` (None where a rate did not measure it), labelled
+    /// `{family} {stat}{note}`.
+    fn stat(
+        &self,
+        (family, note): (&str, &str),
+        stat: Stat,
+        values: fn(&RateRow) -> Option<Ms>,
+        stroke: Stroke,
+    ) -> Series {
+        let ys = self
+            .s
+            .rates
+            .iter()
+            .map(|r| values(r).map_or(f64::NAN, |m| ms_stat(&m, stat)))
+            .collect();
+        let name = if family.is_empty() {
+            format!("{}{note}", stat.name())
+        } else {
+            format!("{family} {}{note}", stat.name())
+        };
+        self.line(name, stat_color(stat), ys, stroke)
+    }
+
+    fn of(&self, f: fn(&RateRow) -> f64) -> Vec<f64> {
+        self.s.rates.iter().map(f).collect()
+    }
+}
+
+/// A panel against the offered rate, with the headline marker.
+fn rate_panel<'a>(
+    marker: &Option<(f64, String)>,
+    title: &'a str,
+    y_desc: &'a str,
+    y: YUnit,
+    series: Vec<Series>,
+) -> Panel<'a> {
+    Panel {
+        title,
+        x_desc: "offered rate (requests/s)",
+        y_desc,
+        x: XUnit::Rps,
+        y,
+        series,
+        thresholds: Vec::new(),
+        diagonal: false,
+        marker: marker.clone(),
+        status_key: StatusKey::Markers,
+    }
+}
+
+/// [`render_all`], keeping each chart's layout.
+pub(crate) fn draw_all(s: &SweepSummary, dir: &Path) -> Result<Vec<Drawn>, ChartError> {
+    let mut drawn = Vec::new();
+    let mut put = |name: &str, size, panels: &[Panel<'_>]| -> Result<(), ChartError> {
+        let path = dir.join(name);
+        let panels = chart::render(&path, size, panels)?;
+        drawn.push(Drawn { path, panels });
+        Ok(())
+    };
+    let lines = Lines {
+        s,
+        xs: s.rates.iter().map(|r| r.target_rps).collect(),
+    };
     let marker = s.headline.as_ref().map(|h| {
         (
             h.target_rps,
@@ -444,262 +223,213 @@ pub fn render_all(s: &SweepSummary, dir: &Path) -> Result<Vec<PathBuf>, ChartErr
         String::new()
     };
     let title = |t: &str| format!("{t}{means}");
-    let line = |label: &str, color: usize, ys: Vec<f64>, dashed: bool| Series {
-        label: Some(label.to_string()),
-        color: COLORS[color % COLORS.len()],
-        points: xs.iter().copied().zip(ys).collect(),
-        dashed,
-        filled: filled.clone(),
-    };
 
-    // Latency.
-    let path = dir.join("latency.png");
-    render(
-        &path,
-        SIZE,
-        &[Panel {
-            title: &title("Latency vs offered rate"),
-            x_desc: "offered rate (requests/s)",
-            y_desc: "latency from intended send",
-            x: XUnit::Rps,
-            y: YUnit::LatencyMs,
-            series: vec![
-                line(
-                    "p50",
-                    0,
-                    s.rates.iter().map(|r| r.latency_ms.p50).collect(),
-                    false,
-                ),
-                line(
-                    "p90",
-                    1,
-                    s.rates.iter().map(|r| r.latency_ms.p90).collect(),
-                    false,
-                ),
-                line(
-                    "p99",
-                    2,
-                    s.rates.iter().map(|r| r.latency_ms.p99).collect(),
-                    false,
-                ),
-            ],
-            diagonal: false,
-            marker: marker.clone(),
-            hollow_label: HOLLOW,
-            legend: SeriesLabelPosition::UpperLeft,
-        }],
-    )?;
-    written.push(path);
+    // Latency, and service time where an SLO judges it.
+    let (latency, service) = latency_stats(s);
+    let mut series: Vec<Series> = latency
+        .iter()
+        .map(|&st| lines.stat(("", ""), st, |r| Some(r.latency_ms), Stroke::Solid))
+        .collect();
+    series.extend(service.iter().map(|&st| {
+        lines.stat(
+            ("service", " (from actual send)"),
+            st,
+            |r| r.service_ms,
+            Stroke::Dashed,
+        )
+    }));
+    let latency_title = if service.is_empty() {
+        title("Latency vs offered rate")
+    } else {
+        title("Latency and service time vs offered rate")
+    };
+    let mut panel = rate_panel(
+        &marker,
+        &latency_title,
+        "latency of successes, from intended send",
+        YUnit::LatencyMs,
+        series,
+    );
+    panel.thresholds = clauses(s, &[Family::Latency, Family::Service])
+        .map(threshold)
+        .collect();
+    put("latency.png", SIZE, &[panel])?;
 
     // Throughput.
-    let path = dir.join("throughput.png");
-    render(
-        &path,
-        SIZE_TWO_PANELS,
-        &[
-            Panel {
-                title: &title("Request throughput vs offered rate"),
-                x_desc: "offered rate (requests/s)",
-                y_desc: "successful requests/s",
-                x: XUnit::Rps,
-                y: YUnit::PerSecond,
-                series: vec![
-                    line(
-                        "throughput (successes / (sending + drain), Vegeta's)",
-                        0,
-                        s.rates.iter().map(|r| r.throughput_rps).collect(),
-                        false,
-                    ),
-                    line(
-                        "served rate (drain beyond unloaded latency removed; judged)",
-                        1,
-                        s.rates.iter().map(|r| r.served_rps).collect(),
-                        true,
-                    ),
-                ],
-                diagonal: true,
-                marker: marker.clone(),
-                hollow_label: HOLLOW,
-                legend: SeriesLabelPosition::UpperLeft,
-            },
-            Panel {
-                title: &title("Output token throughput vs offered rate"),
-                x_desc: "offered rate (requests/s)",
-                y_desc: "output tokens/s",
-                x: XUnit::Rps,
-                y: YUnit::PerSecond,
-                series: vec![line(
-                    "output tokens/s",
-                    4,
-                    s.rates.iter().map(|r| r.output_tokens_per_s).collect(),
-                    false,
-                )],
-                diagonal: false,
-                marker: marker.clone(),
-                hollow_label: HOLLOW,
-                legend: SeriesLabelPosition::UpperLeft,
-            },
+    let requests_title = title("Request throughput vs offered rate");
+    let tokens_title = title("Output token throughput vs offered rate");
+    let mut requests = rate_panel(
+        &marker,
+        &requests_title,
+        "successful requests/s",
+        YUnit::PerSecond,
+        vec![
+            lines.line(
+                "served rate (from the latency trend; judged)".into(),
+                COLORS[1],
+                lines.of(|r| r.served_rps),
+                Stroke::Dashed,
+            ),
+            lines.line(
+                "Vegeta's throughput (successes / first send to last end)".into(),
+                COLORS[0],
+                lines.of(|r| r.throughput_rps),
+                Stroke::Solid,
+            ),
         ],
-    )?;
-    written.push(path);
+    );
+    requests.diagonal = true;
+    let tokens = rate_panel(
+        &marker,
+        &tokens_title,
+        "output tokens/s",
+        YUnit::PerSecond,
+        vec![lines.line(
+            "output tokens/s (at the served rate)".into(),
+            COLORS[4],
+            lines.of(|r| r.output_tokens_per_s),
+            Stroke::Solid,
+        )],
+    );
+    put("throughput.png", SIZE_TWO_PANELS, &[requests, tokens])?;
 
-    // TTFT and ITL, when the API streamed.
+    // TTFT and ITL (with TPOT where an SLO judges it), when the API streamed.
     if s.rates.iter().any(|r| r.ttft_ms.is_some()) {
-        let nan = f64::NAN;
-        let path = dir.join("ttft_itl.png");
-        render(
-            &path,
-            SIZE_TWO_PANELS,
-            &[
-                Panel {
-                    title: &title("Time to first token vs offered rate"),
-                    x_desc: "offered rate (requests/s)",
-                    y_desc: "TTFT from intended send",
-                    x: XUnit::Rps,
-                    y: YUnit::LatencyMs,
-                    series: vec![
-                        line(
-                            "TTFT p50",
-                            0,
-                            s.rates
-                                .iter()
-                                .map(|r| r.ttft_ms.map_or(nan, |m| m.p50))
-                                .collect(),
-                            false,
-                        ),
-                        line(
-                            "TTFT p95",
-                            1,
-                            s.rates
-                                .iter()
-                                .map(|r| r.ttft_ms.map_or(nan, |m| m.p95))
-                                .collect(),
-                            false,
-                        ),
-                    ],
-                    diagonal: false,
-                    marker: marker.clone(),
-                    hollow_label: HOLLOW,
-                    legend: SeriesLabelPosition::UpperLeft,
-                },
-                Panel {
-                    title: &title("Inter-token latency vs offered rate"),
-                    x_desc: "offered rate (requests/s)",
-                    y_desc: "gap between tokens",
-                    x: XUnit::Rps,
-                    y: YUnit::LatencyMs,
-                    series: vec![
-                        line(
-                            "ITL p50",
-                            0,
-                            s.rates
-                                .iter()
-                                .map(|r| r.itl_ms.map_or(nan, |m| m.p50))
-                                .collect(),
-                            false,
-                        ),
-                        line(
-                            "ITL p95",
-                            1,
-                            s.rates
-                                .iter()
-                                .map(|r| r.itl_ms.map_or(nan, |m| m.p95))
-                                .collect(),
-                            false,
-                        ),
-                    ],
-                    diagonal: false,
-                    marker: marker.clone(),
-                    hollow_label: HOLLOW,
-                    legend: SeriesLabelPosition::UpperLeft,
-                },
-            ],
-        )?;
-        written.push(path);
+        let (ttft, itl, tpot) = token_stats(s);
+        let ttft_title = title("Time to first token vs offered rate");
+        let mut ttft_panel = rate_panel(
+            &marker,
+            &ttft_title,
+            "TTFT from intended send",
+            YUnit::LatencyMs,
+            ttft.iter()
+                .map(|&st| lines.stat(("TTFT", ""), st, |r| r.ttft_ms, Stroke::Solid))
+                .collect(),
+        );
+        ttft_panel.thresholds = clauses(s, &[Family::Ttft]).map(threshold).collect();
+        let itl_title = if tpot.is_empty() {
+            title("Inter-token latency vs offered rate")
+        } else {
+            title("Inter-token latency and time per output token vs offered rate")
+        };
+        let mut series: Vec<Series> = itl
+            .iter()
+            .map(|&st| lines.stat(("ITL", ""), st, |r| r.itl_ms, Stroke::Solid))
+            .collect();
+        series.extend(
+            tpot.iter()
+                .map(|&st| lines.stat(("TPOT", ""), st, |r| r.tpot_ms, Stroke::Dashed)),
+        );
+        let mut itl_panel = rate_panel(
+            &marker,
+            &itl_title,
+            if tpot.is_empty() {
+                "gap between tokens"
+            } else {
+                "time per token"
+            },
+            YUnit::LatencyMs,
+            series,
+        );
+        itl_panel.thresholds = clauses(s, &[Family::Itl, Family::Tpot])
+            .map(threshold)
+            .collect();
+        put("ttft_itl.png", SIZE_TWO_PANELS, &[ttft_panel, itl_panel])?;
     }
 
     // Cost.
     if let Some(price) = &s.price {
-        let nan = f64::NAN;
         let cost_title = title(&format!(
             "Cost per 1K tokens, {} at {} USD/h",
             price.instance, price.usd_per_hour
         ));
-        let path = dir.join("cost.png");
-        render(
-            &path,
-            SIZE,
-            &[Panel {
-                title: &cost_title,
-                x_desc: "offered rate (requests/s)",
-                y_desc: "USD per 1K tokens",
-                x: XUnit::Rps,
-                y: YUnit::Usd,
-                series: vec![
-                    line(
-                        "measured (input + output tokens/s)",
-                        0,
-                        s.rates
-                            .iter()
-                            .map(|r| r.cost.usd_per_1k_tokens.unwrap_or(nan))
-                            .collect(),
-                        false,
-                    ),
-                    line(
-                        "study formula (offered rate x tokens/request)",
-                        1,
-                        s.rates
-                            .iter()
-                            .map(|r| r.cost.study_usd_per_1k_tokens.unwrap_or(nan))
-                            .collect(),
-                        true,
-                    ),
-                ],
-                diagonal: false,
-                marker: marker.clone(),
-                hollow_label: HOLLOW,
-                legend: SeriesLabelPosition::UpperRight,
-            }],
-        )?;
-        written.push(path);
+        let series = vec![
+            lines.line(
+                "measured (input + output tokens/s at the served rate)".into(),
+                COLORS[0],
+                lines.of(|r| r.cost.usd_per_1k_tokens.unwrap_or(f64::NAN)),
+                Stroke::Solid,
+            ),
+            lines.line(
+                "study formula (offered rate x tokens/request)".into(),
+                COLORS[1],
+                lines.of(|r| r.cost.study_usd_per_1k_tokens.unwrap_or(f64::NAN)),
+                Stroke::Dashed,
+            ),
+        ];
+        let panel = rate_panel(
+            &marker,
+            &cost_title,
+            "USD per 1K tokens",
+            YUnit::Usd,
+            series,
+        );
+        put("cost.png", SIZE, &[panel])?;
     }
 
     // Latency distribution of every step: one line per step, coloured by rate.
-    let path = dir.join("latency_distribution.png");
     let mut series = Vec::new();
     for r in &s.steps {
         let points: Vec<(f64, f64)> = r
             .latency_distribution
             .iter()
             .filter(|(q, _)| *q < 100.0)
-            .map(|&(q, ms)| (-(1.0 - q / 100.0).log10(), ms))
+            .map(|&(q, ms)| (chart::nines(q), ms))
             .collect();
-        // Repeats share their rate's colour and legend entry.
-        let label = (r.repeat == 0).then(|| format!("{} req/s", fmt_rate(r.target_rps)));
+        let color = chart::rate_color(r.rate_index, s.rates.len());
+        // Repeats share their rate's colour and one legend entry, solid: the stroke of a step
+        // is its own verdict, which the repeats of a rate need not share.
+        if r.repeat == 0 {
+            series.push(Series {
+                label: Some(format!("{} req/s", fmt_rate(r.target_rps))),
+                color,
+                points: Vec::new(),
+                stroke: Stroke::Solid,
+                marks: Vec::new(),
+            });
+        }
         series.push(Series {
-            label,
-            color: rate_color(r.rate_index, s.rates.len()),
-            filled: vec![r.sustainable; points.len()],
+            label: None,
+            color,
+            marks: vec![r.status; points.len()],
             points,
-            dashed: !r.sustainable,
+            stroke: chart::status_stroke(r.status),
         });
     }
-    render(
-        &path,
+    // A percentile clause bounds the curve up to its percentile (the curves only rise); a max
+    // clause bounds all of it; a mean is no point of the curve.
+    let thresholds = clauses(s, &[Family::Latency])
+        .filter_map(|c| {
+            let q = match c.stat {
+                Stat::Mean => return None,
+                Stat::Max => None,
+                Stat::P50 => Some(50.0),
+                Stat::P90 => Some(90.0),
+                Stat::P95 => Some(95.0),
+                Stat::P99 => Some(99.0),
+                Stat::P999 => Some(99.9),
+            };
+            Some(Threshold {
+                x_end: q.map(chart::nines),
+                ..threshold(c)
+            })
+        })
+        .collect();
+    put(
+        "latency_distribution.png",
         SIZE,
         &[Panel {
             title: "Latency distribution per step",
             x_desc: "percentile",
-            y_desc: "latency from intended send",
+            y_desc: "latency of successes, from intended send",
             x: XUnit::Nines,
             y: YUnit::LatencyMs,
             series,
+            thresholds,
             diagonal: false,
             marker: None,
-            hollow_label: "unsustainable (dashed)",
-            legend: SeriesLabelPosition::Coordinate(0, 0),
+            status_key: StatusKey::Strokes,
         }],
     )?;
-    written.push(path);
-    Ok(written)
+    Ok(drawn)
 }

@@ -94,8 +94,8 @@ pub struct CostRow {
     pub window_usd_p90: Option<f64>,
 }
 
-/// One step: one rate, one repeat.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One step: one rate, one repeat. (`Default` lets tests build one by hand.)
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct StepRow {
     pub step: u32,
     pub rate_index: usize,
@@ -152,7 +152,7 @@ pub struct StepRow {
 }
 
 /// One offered rate with its repeats folded: means, as the study's tables.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct RateRow {
     pub rate_index: usize,
     pub target_rps: f64,
@@ -162,8 +162,12 @@ pub struct RateRow {
     pub served_rps: f64,
     pub success_ratio: f64,
     pub latency_ms: Ms,
+    /// This and the token timings: means over the repeats that measured them (the charts draw
+    /// the statistics SLO clauses name from them).
+    pub service_ms: Option<Ms>,
     pub ttft_ms: Option<Ms>,
     pub itl_ms: Option<Ms>,
+    pub tpot_ms: Option<Ms>,
     pub output_tokens_per_s: f64,
     pub cost: CostRow,
     /// Unsustainable if any repeat is, sustainable if every repeat is, else undetermined.
@@ -458,8 +462,10 @@ fn rate_row(rate_index: usize, rps: f64, reps: &[&StepRow]) -> RateRow {
         served_rps: mean(reps.iter().map(|r| r.served_rps)),
         success_ratio: mean(reps.iter().map(|r| r.success_ratio)),
         latency_ms: Ms::mean_of(&lat),
+        service_ms: ms_opt(|r| r.service_ms),
         ttft_ms: ms_opt(|r| r.ttft_ms),
         itl_ms: ms_opt(|r| r.itl_ms),
+        tpot_ms: ms_opt(|r| r.tpot_ms),
         output_tokens_per_s: mean(reps.iter().map(|r| r.output_tokens_per_s)),
         cost: CostRow {
             usd_per_1k_tokens: mean_opt(reps.iter().map(|r| r.cost.usd_per_1k_tokens)),
