@@ -12,18 +12,20 @@
 //! "unloaded" latency and no drain window, so it reads the same for a 4-request burst and a
 //! 10-minute step. `scenarios/README.md` has the rule and its limits.
 //!
-//! The fit uses the step's *steady* requests: those sent at least one p90 latency after the
-//! step's first request and ended before its last request was sent. A server that started idle
-//! fills first: by Little's law the number in flight climbs from nothing to `lambda x L`, which
-//! takes about one steady latency `L`, and a batching server slows as its batch grows, so the
-//! latencies of the fill are below `L` and `L` sits near the top of the step's distribution
-//! (its p90, robust to a stray slow request, rather than its median, which the fill pulls
-//! down). After the last arrival the server drains, and the last requests of a burst speed up
-//! as their batch empties. Neither is a backlog. A FIFO server that falls behind grows
-//! linearly from its first request to its last, so the window changes its slope not at all.
-//! When fewer than [`MIN_TREND_REQUESTS`] steady requests remain (a burst about as long as its
-//! latency), every success is fitted and the verdict asks more of the fit (`verdict`): a growth
-//! beyond the bound still fails, a flat latency still passes, anything else is undetermined.
+//! Which requests are fitted: a server that started idle fills first (by Little's law the
+//! number in flight climbs from nothing to `lambda x L`, which takes about one steady latency
+//! `L`, and a batching server slows as its batch grows), so the fill's latencies are below `L`
+//! and `L` sits near the top of the step's distribution: its p90, robust to one slow request,
+//! rather than its median, which the fill pulls down. After the last arrival the server drains,
+//! and the last requests of a burst speed up as their batch empties. Neither is a backlog. The
+//! fill bends the slope up, the drain bends it down, so each decision uses the window whose bias
+//! works against it: *fell behind* is called on the requests sent one p90 latency after the
+//! first (the drain kept in can only lower the slope); *kept pace* on the *steady* ones among
+//! them, which also ended before the last send (no fill, no drain). With fewer than
+//! [`MIN_TREND_REQUESTS`] steady requests (a burst about as long as its latency) every success is
+//! fitted: a growth beyond the bound still fails, a latency flat within the bound both ways
+//! passes, anything else is undetermined. A FIFO server that falls behind grows on one line
+//! from its first request to its last, so none of this changes its slope.
 //! Points are kept per step (at most [`MAX_POINTS`]; beyond that every other one is dropped and
 //! the stride doubles, a uniform thinning that leaves the fit unbiased), so memory stays bounded.
 //!
@@ -176,8 +178,9 @@ impl PaceData {
         }
     }
 
-    /// The steady requests and all successes, each sorted by send time, in seconds.
-    fn windows(&self) -> (Vec<Point>, Vec<Point>) {
+    /// The successes sent after the fill, the steady ones among them (also ended before the
+    /// last send), and all of them; each sorted by send time, in seconds.
+    fn windows(&self) -> [Vec<Point>; 3] {
         let mut latencies: Vec<u64> = self.points.iter().map(|&(_, y)| y).collect();
         latencies.sort_unstable();
         let p90 = latencies
@@ -189,38 +192,157 @@ impl PaceData {
         let mut points = self.points.clone();
         points.sort_unstable();
         let secs = |&(x, y): &(u64, u64)| (x as f64 / 1e9, y as f64 / 1e9);
-        let steady = points
+        let after_fill: Vec<(u64, u64)> = points
             .iter()
-            .filter(|&&(x, y)| x >= filled && x.saturating_add(y) <= last_sent)
+            .copied()
+            .filter(|&(x, _)| x >= filled)
+            .collect();
+        let steady = after_fill
+            .iter()
+            .filter(|&&(x, y)| x.saturating_add(y) <= last_sent)
             .map(secs)
             .collect();
-        (steady, points.iter().map(secs).collect())
+        [
+            after_fill.iter().map(secs).collect(),
+            steady,
+            points.iter().map(secs).collect(),
+        ]
     }
 
-    /// The estimates a verdict reads, given the step's offered rate and success ratio.
-    pub fn estimate(&self, offered_rps: f64, success_ratio: f64) -> PaceEstimate {
+    /// The estimates a verdict reads, given the step's offered rate, its success ratio and the
+    /// steepest latency growth (s/s) that still counts as keeping pace.
+    pub fn estimate(&self, offered_rps: f64, success_ratio: f64, max_slope: f64) -> PaceEstimate {
         let arrival_rps = self.intended.rate().unwrap_or(offered_rps);
-        let (steady, all) = self.windows();
-        let is_steady = steady.len() as u64 >= MIN_TREND_REQUESTS;
-        let window = if is_steady { &steady } else { &all };
-        let fit = block_fit(window);
-        let slope = fit.slope();
+        let [after_fill, steady, all] = self.windows().map(|w| SlopeFit::of(&w));
+        let (window, call) = call(after_fill, steady, all, max_slope);
+        let fit = match window {
+            Window::AfterFill => after_fill,
+            Window::Steady => steady,
+            Window::Whole => all,
+        };
+        let slope = fit.map(|f| f.slope);
         let served_rps = arrival_rps * success_ratio / (1.0 + slope.unwrap_or(0.0).max(0.0));
         // Counted in successes, not kept points, so thinning does not change the figure.
-        let scale = self.successes as f64 / all.len().max(1) as f64;
-        let slope_se = fit.slope_se();
+        let kept = self.points.len().max(1) as f64;
+        let fitted = fit.map_or(0, |f| f.requests) as f64;
         PaceEstimate {
             successes: self.successes,
-            steady: is_steady,
-            left_out: ((all.len() - window.len()) as f64 * scale).round() as u64,
+            call,
+            window,
+            left_out: ((kept - fitted).max(0.0) * self.successes as f64 / kept).round() as u64,
             arrival_rps,
             sent_rps: self.sent.rate(),
             served_rps,
             slope,
-            slope_se,
-            slope_margin: slope_se.map(|se| t95(fit.count().saturating_sub(2)) * se),
+            slope_margin: fit.map(|f| f.margin),
         }
     }
+}
+
+/// A window's latency slope and the half-width of its 95% interval (s/s).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SlopeFit {
+    pub slope: f64,
+    pub margin: f64,
+    pub requests: u64,
+}
+
+impl SlopeFit {
+    /// None below [`MIN_TREND_REQUESTS`] points or with a zero span.
+    fn of(points: &[Point]) -> Option<SlopeFit> {
+        if (points.len() as u64) < MIN_TREND_REQUESTS {
+            return None;
+        }
+        let fit = block_fit(points);
+        Some(SlopeFit {
+            slope: fit.slope()?,
+            margin: t95(fit.count() - 2) * fit.slope_se()?,
+            requests: points.len() as u64,
+        })
+    }
+
+    fn above(&self, bound: f64) -> bool {
+        self.slope - self.margin > bound
+    }
+
+    fn below(&self, bound: f64) -> bool {
+        self.slope + self.margin <= bound
+    }
+}
+
+/// Which requests the trend was fitted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    /// Sent after the fill (the drain kept in).
+    AfterFill,
+    /// Sent after the fill and ended before the last send.
+    Steady,
+    /// Every success.
+    #[default]
+    Whole,
+}
+
+impl Window {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Window::AfterFill => "after_fill",
+            Window::Steady => "steady",
+            Window::Whole => "whole",
+        }
+    }
+}
+
+/// What the trend says of pace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PaceCall {
+    KeptPace,
+    FellBehind,
+    /// The steady trend's interval straddles the bound.
+    Noisy,
+    /// No steady window, and the whole step's latency was neither flat nor clearly growing.
+    Transient,
+    /// Fewer than [`MIN_TREND_REQUESTS`] successes.
+    #[default]
+    TooFew,
+}
+
+/// The pace decision (module header): growth after the fill fails the step, since the drain it
+/// keeps in can only lower the slope; a steady window below the bound passes it, since it holds
+/// neither fill nor drain; without a steady window the whole step must be flat to pass.
+fn call(
+    after_fill: Option<SlopeFit>,
+    steady: Option<SlopeFit>,
+    all: Option<SlopeFit>,
+    max_slope: f64,
+) -> (Window, PaceCall) {
+    if let Some(f) = after_fill
+        && f.above(max_slope)
+    {
+        return (Window::AfterFill, PaceCall::FellBehind);
+    }
+    if let Some(f) = steady {
+        let call = if f.below(max_slope) {
+            PaceCall::KeptPace
+        } else if f.above(max_slope) {
+            PaceCall::FellBehind
+        } else {
+            PaceCall::Noisy
+        };
+        return (Window::Steady, call);
+    }
+    let Some(f) = all else {
+        return (Window::Whole, PaceCall::TooFew);
+    };
+    let call = if f.above(max_slope) {
+        PaceCall::FellBehind
+    } else if f.below(max_slope) && f.slope - f.margin >= -max_slope {
+        PaceCall::KeptPace
+    } else {
+        PaceCall::Transient
+    };
+    (Window::Whole, call)
 }
 
 /// The fit of the means of [`TREND_BLOCKS`] blocks of consecutive points (each point its own
@@ -244,9 +366,10 @@ fn block_fit(points: &[Point]) -> TrendFit {
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct PaceEstimate {
     pub successes: u64,
-    /// The trend is of the steady requests (else of every success: see the module header).
-    pub steady: bool,
-    /// Successes left out of the trend: sent while the step filled or ended while it drained.
+    pub call: PaceCall,
+    /// The window the trend shown was fitted on.
+    pub window: Window,
+    /// Successes outside that window.
     pub left_out: u64,
     /// The rate the schedule actually placed requests at (`(n - 1) / span` of intended sends;
     /// the offered rate with fewer than two requests).
@@ -257,14 +380,16 @@ pub struct PaceEstimate {
     pub served_rps: f64,
     /// Latency growth, seconds per second of the step.
     pub slope: Option<f64>,
-    pub slope_se: Option<f64>,
-    /// Half-width of the slope's 95% interval (`t95(blocks - 2) x se`).
+    /// Half-width of the slope's 95% interval (`t95(blocks - 2) x se` of the block fit).
     pub slope_margin: Option<f64>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bound at 95% served.
+    const MAX: f64 = 1.0 / 0.95 - 1.0;
 
     /// A FIFO server of fixed service time `service_s`, offered `n` requests at `rate`.
     fn fifo(n: u64, rate: f64, service_s: f64) -> PaceData {
@@ -283,22 +408,27 @@ mod tests {
     #[test]
     fn fifo_below_capacity_serves_the_offered_rate() {
         // 3 req/s to a 0.3 s server (capacity 3.33): a flat latency.
-        let e = fifo(3, 3.0, 0.3).estimate(3.0, 1.0);
+        let e = fifo(3, 3.0, 0.3).estimate(3.0, 1.0, MAX);
         assert!((e.arrival_rps - 3.0).abs() < 1e-6);
         assert!(e.slope.unwrap().abs() < 1e-6);
         assert!((e.served_rps - 3.0).abs() < 1e-6);
+        assert_eq!((e.window, e.call), (Window::Whole, PaceCall::KeptPace));
     }
 
     #[test]
     fn fifo_above_capacity_reads_the_capacity() {
         // Bursts and long steps alike: the served rate is the server's 1 / 0.3 s.
         for (n, rate) in [(4, 4.0), (6, 6.0), (40, 4.0), (600, 3.7)] {
-            let e = fifo(n, rate, 0.3).estimate(rate, 1.0);
+            let e = fifo(n, rate, 0.3).estimate(rate, 1.0, MAX);
             assert!(
                 (e.served_rps - 1.0 / 0.3).abs() < 1e-3,
                 "{n} at {rate}: {e:?}"
             );
-            assert!(e.slope_se.unwrap() < 1e-6, "an exact line has no scatter");
+            assert!(
+                e.slope_margin.unwrap() < 1e-6,
+                "an exact line has no scatter"
+            );
+            assert_eq!(e.call, PaceCall::FellBehind);
         }
     }
 
@@ -314,7 +444,7 @@ mod tests {
                 false,
             );
         }
-        let e = d.estimate(10.0, 10.0 / 15.0);
+        let e = d.estimate(10.0, 10.0 / 15.0, MAX);
         assert_eq!(e.successes, 10);
         assert!(e.slope.unwrap().abs() < 1e-6);
         let arrivals = 14.0 / 0.9;
@@ -327,12 +457,11 @@ mod tests {
 
     #[test]
     fn too_few_requests_give_no_trend() {
-        let e = fifo(1, 1.0, 0.3).estimate(1.0, 1.0);
-        assert_eq!((e.slope, e.slope_se, e.sent_rps), (None, None, None));
+        let e = fifo(1, 1.0, 0.3).estimate(1.0, 1.0, MAX);
+        assert_eq!((e.slope, e.slope_margin, e.sent_rps), (None, None, None));
         assert_eq!(e.arrival_rps, 1.0);
-        let e = fifo(2, 2.0, 0.3).estimate(2.0, 1.0);
-        assert!(e.slope.is_some());
-        assert_eq!(e.slope_se, None);
+        let e = fifo(2, 2.0, 0.3).estimate(2.0, 1.0, MAX);
+        assert_eq!((e.slope, e.call), (None, PaceCall::TooFew));
     }
 
     #[test]
@@ -349,7 +478,7 @@ mod tests {
             d.add(ns(t), ns(t), ns(end - t), true);
         }
         assert!(d.points.len() < MAX_POINTS);
-        let e = d.estimate(rate, 1.0);
+        let e = d.estimate(rate, 1.0, MAX);
         assert_eq!(e.successes, 200_000);
         assert!((e.served_rps - 1000.0).abs() < 1.0, "{e:?}");
     }
@@ -362,8 +491,8 @@ mod tests {
             let t = i * 100_000_000;
             d.add(t, t, 1_200_000_000 - t, true);
         }
-        let e = d.estimate(10.0, 1.0);
-        assert!(!e.steady);
+        let e = d.estimate(10.0, 1.0, MAX);
+        assert_eq!((e.window, e.call), (Window::Whole, PaceCall::Transient));
         assert!((e.slope.unwrap() + 1.0).abs() < 1e-9, "{e:?}");
     }
 }

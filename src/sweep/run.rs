@@ -296,6 +296,9 @@ pub fn overrides(a: &SweepArgs) -> Result<ScenarioFile> {
     Ok(f)
 }
 
+/// New tokens per request against the embedded server unless the scenario or a flag says.
+pub const EMBEDDED_MAX_NEW_TOKENS: u32 = 20;
+
 /// Everything checked before the first request: the merged, validated scenario, its price,
 /// and a writable output folder.
 pub struct Prepared {
@@ -319,6 +322,12 @@ pub fn prepare(a: &SweepArgs) -> Result<Prepared> {
             "embedded {} model, {} engine",
             a.serve_model, a.serve_engine
         ));
+    }
+    if file.target.is_none() && file.max_new_tokens.is_none() {
+        // The study's classification length: the attacker's own default (64) puts the tiny
+        // model's knee below the study plan's first rate on a 2-core CPU, and the main job must
+        // show a sustainable step before the knee.
+        file.max_new_tokens = Some(EMBEDDED_MAX_NEW_TOKENS);
     }
     let scenario = file.validate()?;
     let price = scenario.resolve_price()?;

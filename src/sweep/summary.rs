@@ -18,7 +18,7 @@ use crate::metrics::{Metrics, Percentiles, Summary};
 use crate::record::Record;
 use crate::scenario::{PlannedStep, Scenario};
 
-use super::pace::{PaceData, PaceEstimate};
+use super::pace::{PaceData, PaceEstimate, Window};
 use super::verdict::{self, Pcts, Reason, Status, StepFigures, VerdictRules};
 
 /// Quantiles (percent) of the latency distribution kept per step for the distribution chart.
@@ -127,10 +127,10 @@ pub struct StepRow {
     pub latency_trend_ms_per_s: Option<f64>,
     /// Half-width of its 95% interval.
     pub latency_trend_margin_ms_per_s: Option<f64>,
-    /// Successes left out of the trend (sent while the step filled, or ended while it
-    /// drained); 0 with `trend_steady` false, when every success was fitted.
+    /// The requests the trend shown was fitted on (`pace::Window`).
+    pub trend_window: Window,
+    /// Successes outside that window.
     pub trend_left_out: u64,
-    pub trend_steady: bool,
     pub send_lag_p99_ms: f64,
     /// The send-lag p99 this step was allowed (explicit or derived).
     pub send_lag_limit_ms: f64,
@@ -354,7 +354,10 @@ fn step_row(
     let p = input.planned;
     let m = &input.data.metrics;
     let s = input.summary;
-    let pace = input.data.pace.estimate(p.rps, s.success);
+    let pace = input
+        .data
+        .pace
+        .estimate(p.rps, s.success, rules.max_slope());
     let fig = figures(p.rps, s, pace, input.max_inflight);
     let verdict = verdict::judge(&fig, rules);
     let successes = m.successes;
@@ -413,8 +416,8 @@ fn step_row(
         tpot_ms: opt_ms(&s.tpot),
         latency_trend_ms_per_s: pace.slope.map(|b| b * 1e3),
         latency_trend_margin_ms_per_s: pace.slope_margin.map(|b| b * 1e3),
+        trend_window: pace.window,
         trend_left_out: pace.left_out,
-        trend_steady: pace.steady,
         send_lag_p99_ms: s.send_lag.p99 as f64 / 1e6,
         send_lag_limit_ms: fig.send_lag_limit_ns(rules) / 1e6,
         sent_rps: pace.sent_rps,

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
-use super::pace::{MIN_TREND_REQUESTS, PaceEstimate};
+use super::pace::{MIN_TREND_REQUESTS, PaceCall, PaceEstimate};
 use super::slo::{Clause, Family, Slo, Stat};
 use crate::metrics::send_lag_allowance_ns;
 
@@ -482,35 +482,28 @@ pub fn judge(fig: &StepFigures, rules: &VerdictRules) -> Verdict {
     v
 }
 
-/// The pace rule: the latency trend against the bound, decided only when its 95% interval
-/// clears the bound one way or the other. A trend of every success (no steady
-/// window: `pace`) passes only when the latency was flat both ways, since fill and drain bend
-/// it without any backlog.
+/// The pace rule: `pace` calls it (each decision on the window whose bias works against it,
+/// with 95% intervals); this turns the call into a failure or a doubt.
 fn judge_pace(fig: &StepFigures, rules: &VerdictRules, v: &mut Verdict) {
     let p = &fig.pace;
-    let max_slope = rules.max_slope();
-    let (Some(slope), Some(margin)) = (p.slope, p.slope_margin) else {
-        v.doubts.push(Doubt::TooFew {
-            successes: p.successes,
-        });
-        return;
-    };
-    let (lo, hi) = (slope - margin, slope + margin);
-    if lo > max_slope {
-        v.failures.push(Failure::FellBehind {
+    let (slope, margin) = (p.slope.unwrap_or(0.0), p.slope_margin.unwrap_or(0.0));
+    match p.call {
+        PaceCall::KeptPace => {}
+        PaceCall::FellBehind => v.failures.push(Failure::FellBehind {
             served_rps: p.served_rps,
             arrival_rps: p.arrival_rps,
             min_ratio: rules.min_served_ratio,
             slope,
-        });
-    } else if hi > max_slope && p.steady {
-        v.doubts.push(Doubt::Noisy {
+        }),
+        PaceCall::Noisy => v.doubts.push(Doubt::Noisy {
             slope,
             margin,
-            max_slope,
-        });
-    } else if !p.steady && (hi > max_slope || lo < -max_slope) {
-        v.doubts.push(Doubt::Transient { slope, margin });
+            max_slope: rules.max_slope(),
+        }),
+        PaceCall::Transient => v.doubts.push(Doubt::Transient { slope, margin }),
+        PaceCall::TooFew => v.doubts.push(Doubt::TooFew {
+            successes: p.successes,
+        }),
     }
 }
 
@@ -708,7 +701,7 @@ mod tests {
             offered_rps: offered,
             requests: reqs.len() as u64,
             success_ratio: ok,
-            pace: pace.estimate(offered, ok),
+            pace: pace.estimate(offered, ok, VerdictRules::default().max_slope()),
             send_lag_p99_ns: 200_000.0,
             latency: Pcts {
                 p50,
