@@ -266,3 +266,28 @@ fn bad_input_is_caught_before_the_first_request() {
         "{e}"
     );
 }
+
+#[test]
+fn the_embedded_default_asks_for_twenty_tokens_unless_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = SweepArgs {
+        target: None,
+        ..args(&dir.path().join("a"))
+    };
+    let p = prepare(&embedded).unwrap();
+    assert_eq!(
+        p.scenario.file.max_new_tokens,
+        Some(rpload::sweep::run::EMBEDDED_MAX_NEW_TOKENS)
+    );
+    let told = SweepArgs {
+        max_new_tokens: Some(64),
+        ..embedded.clone()
+    };
+    assert_eq!(
+        prepare(&told).unwrap().scenario.file.max_new_tokens,
+        Some(64)
+    );
+    // A remote target keeps the attacker's own default.
+    let remote = prepare(&args(&dir.path().join("b"))).unwrap();
+    assert_eq!(remote.scenario.file.max_new_tokens, None);
+}

@@ -2,46 +2,13 @@
 //! for a fixed time `t`, and queues the rest, so it sustains exactly K / t requests per second.
 //! The verdicts must land where that capacity says.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod sweep_common;
+
 use std::time::Duration;
 
-use axum::routing::post;
-use axum::{Json, Router};
 use rpload::scenario::ScenarioFile;
 use rpload::sweep::run::{AttackRunner, DriveConfig, drive};
-use tokio::sync::Semaphore;
-
-/// Starts the server on 127.0.0.1:0; returns its address and a shutdown sender.
-async fn capacity_server(
-    k: usize,
-    hold: Duration,
-) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let slots = Arc::new(Semaphore::new(k));
-    let handler = move |Json(_body): Json<serde_json::Value>| {
-        let slots = slots.clone();
-        async move {
-            let _permit = slots.acquire().await.unwrap();
-            tokio::time::sleep(hold).await;
-            Json(
-                serde_json::json!({"generated_text": " sports", "details": {"generated_tokens": 1, "finish_reason": "length"}}),
-            )
-        }
-    };
-    let app = Router::new().route("/generate", post(handler));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-    });
-    (addr, tx)
-}
+use sweep_common::CapacityServer;
 
 /// Four slots of 100 ms each: capacity 40 req/s.
 const SLOTS: usize = 4;
@@ -49,7 +16,8 @@ const HOLD: Duration = Duration::from_millis(100);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verdicts_land_where_the_capacity_says() {
-    let (addr, stop) = capacity_server(SLOTS, HOLD).await;
+    let server = CapacityServer::start(SLOTS, HOLD, None).await;
+    let addr = server.addr;
     let dir = tempfile::tempdir().unwrap();
     // No send-lag bound is given: the derived one (a tenth of the 100 ms latency) must hold
     // on a shared CI machine.
@@ -85,7 +53,7 @@ price_per_hour = 1.624
         .await
         .unwrap()
         .unwrap();
-    let _ = stop.send(());
+    drop(server);
 
     let verdicts: Vec<(f64, bool)> = s
         .steps

@@ -2,26 +2,35 @@
 //! command line: the study's 1-second bursts of 1-6 requests against a one-at-a-time server,
 //! long steps just below and above a capacity, a server that sheds load with fast 429s, an
 //! overloaded first step, a client held back by its in-flight cap, and the exit statuses.
-//! Traffic goes to 127.0.0.1 only, bounded by each sweep's plan.
+//! Traffic goes to 127.0.0.1 only, bounded by each sweep's plan; the tests take turns
+//! (`ONE_AT_A_TIME`), since each judges a client's timing.
 
 mod sweep_common;
 
 use std::time::Duration;
 
-use sweep_common::{CapacityServer, explain, statuses, sweep_cli};
+use sweep_common::{CapacityServer, ONE_AT_A_TIME, explain, statuses, sweep_cli};
+
+/// `rpload sweep` against `server` with `--api tgi --cooldown 0s` and `rest`.
+async fn sweep(
+    server: &CapacityServer,
+    rest: &[&str],
+) -> (u8, Option<rpload::sweep::summary::SweepSummary>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let mut args = vec!["--target", &url, "--api", "tgi", "--cooldown", "0s"];
+    args.extend_from_slice(rest);
+    sweep_cli(dir.path(), &args).await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_studys_bursts_against_a_one_at_a_time_server() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     // One request at a time in 300 ms: capacity 3.33 req/s.
     let server = CapacityServer::start(1, Duration::from_millis(300), None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (code, s) = sweep_cli(
-        dir.path(),
+    let (code, s) = sweep(
+        &server,
         &[
-            "--target",
-            &server.url(),
-            "--api",
-            "tgi",
             "--rps",
             "1..6",
             "--step",
@@ -30,8 +39,6 @@ async fn the_studys_bursts_against_a_one_at_a_time_server() {
             "1s",
             "--repeat",
             "3",
-            "--cooldown",
-            "0s",
             "--initial-warmup",
             "0s",
         ],
@@ -44,13 +51,14 @@ async fn the_studys_bursts_against_a_one_at_a_time_server() {
         .iter()
         .map(|r| (r.target_rps, r.status.as_str()))
         .collect();
-    // One or two requests cannot show a trend; three fit between completions; four and five
-    // queue (the sweep stops after two unsustainable rates).
+    // One request a burst cannot show a trend; two cannot either, but the three bursts pooled
+    // can (flat: no queue); three fit between completions; four and five queue (the sweep
+    // stops after two unsustainable rates).
     assert_eq!(
         rates,
         [
             (1.0, "undetermined"),
-            (2.0, "undetermined"),
+            (2.0, "sustainable"),
             (3.0, "sustainable"),
             (4.0, "unsustainable"),
             (5.0, "unsustainable"),
@@ -80,22 +88,16 @@ async fn the_studys_bursts_against_a_one_at_a_time_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_steps_just_below_and_above_capacity() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     // Four slots of 100 ms: capacity 40 req/s; steps at x0.9 and x1.1.
     let server = CapacityServer::start(4, Duration::from_millis(100), None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (code, s) = sweep_cli(
-        dir.path(),
+    let (code, s) = sweep(
+        &server,
         &[
-            "--target",
-            &server.url(),
-            "--api",
-            "tgi",
             "--rps",
             "36,44",
             "--step-duration",
             "6s",
-            "--cooldown",
-            "0s",
             "--initial-warmup",
             "1s",
         ],
@@ -123,24 +125,18 @@ async fn long_steps_just_below_and_above_capacity() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fast_429s_and_an_overloaded_first_step_judge_only_themselves() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     // Two slots of 100 ms (20 req/s), refusing with 429 when 4 are already in: the 60 req/s
     // step is answered mostly by sub-millisecond 429s. It runs first, and must neither pass
     // nor change the verdict of the steps after it.
     let server = CapacityServer::start(2, Duration::from_millis(100), Some(4)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (code, s) = sweep_cli(
-        dir.path(),
+    let (code, s) = sweep(
+        &server,
         &[
-            "--target",
-            &server.url(),
-            "--api",
-            "tgi",
             "--rps",
             "60,10,15",
             "--step-duration",
             "3s",
-            "--cooldown",
-            "0s",
             "--no-early-stop",
             "--initial-warmup",
             "0s",
@@ -168,17 +164,13 @@ async fn fast_429s_and_an_overloaded_first_step_judge_only_themselves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_held_back_by_its_in_flight_cap_names_it() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     // Plenty of server (100 slots of 114 ms), but the client allows 2 in flight: at most
     // 17.5 req/s leave, against 30 scheduled.
     let server = CapacityServer::start(100, Duration::from_millis(114), None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (code, s) = sweep_cli(
-        dir.path(),
+    let (code, s) = sweep(
+        &server,
         &[
-            "--target",
-            &server.url(),
-            "--api",
-            "tgi",
             "--rps",
             "30",
             "--step-duration",
@@ -210,6 +202,7 @@ async fn a_client_held_back_by_its_in_flight_cap_names_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_statuses_gate_a_pipeline() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     // One at a time in 70 ms: capacity 14.3 req/s, so 10 is sustainable and 20 is not.
     let server = CapacityServer::start(1, Duration::from_millis(70), None).await;
     let base = |extra: &'static [&'static str]| {

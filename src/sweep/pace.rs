@@ -209,6 +209,29 @@ impl PaceData {
         ]
     }
 
+    /// The pace call of several repeats of one rate taken together: each repeat's windows (by
+    /// time within its own step), pooled, then fitted as one. Repeats are replicates of one
+    /// schedule, so three 3-request bursts give 9 points where each alone gives 3.
+    pub fn pooled(repeats: &[&PaceData], max_slope: f64) -> (Option<SlopeFit>, PaceCall) {
+        let mut pooled: [Vec<Point>; 3] = Default::default();
+        for r in repeats {
+            for (all, mine) in pooled.iter_mut().zip(r.windows()) {
+                all.extend(mine);
+            }
+        }
+        for w in &mut pooled {
+            w.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        let [after_fill, steady, all] = pooled.map(|w| SlopeFit::of(&w));
+        let (window, call) = call(after_fill, steady, all, max_slope);
+        let fit = match window {
+            Window::AfterFill => after_fill,
+            Window::Steady => steady,
+            Window::Whole => all,
+        };
+        (fit, call)
+    }
+
     /// The estimates a verdict reads, given the step's offered rate, its success ratio and the
     /// steepest latency growth (s/s) that still counts as keeping pace.
     pub fn estimate(&self, offered_rps: f64, success_ratio: f64, max_slope: f64) -> PaceEstimate {
@@ -462,6 +485,27 @@ mod tests {
         assert_eq!(e.arrival_rps, 1.0);
         let e = fifo(2, 2.0, 0.3).estimate(2.0, 1.0, MAX);
         assert_eq!((e.slope, e.call), (None, PaceCall::TooFew));
+    }
+
+    #[test]
+    fn repeats_pool_into_one_decision() {
+        // Three 3-request bursts of a flat 300 ms server with a few ms of jitter: each alone is
+        // too noisy for its 1 degree of freedom, the nine together are not.
+        let burst = |jitter_ms: [u64; 3]| {
+            let mut d = PaceData::default();
+            for (i, j) in jitter_ms.iter().enumerate() {
+                let t = i as u64 * 333_333_333;
+                d.add(t, t, 300_000_000 + j * 1_000_000, true);
+            }
+            d
+        };
+        let (a, b, c) = (burst([0, 6, 1]), burst([3, 0, 5]), burst([1, 4, 0]));
+        assert_eq!(a.estimate(3.0, 1.0, MAX).call, PaceCall::Transient);
+        let (fit, call) = PaceData::pooled(&[&a, &b, &c], MAX);
+        assert_eq!(call, PaceCall::KeptPace, "{fit:?}");
+        // FIFO bursts over capacity stay over it pooled.
+        let (x, y) = (fifo(4, 4.0, 0.3), fifo(4, 4.0, 0.3));
+        assert_eq!(PaceData::pooled(&[&x, &y], MAX).1, PaceCall::FellBehind);
     }
 
     #[test]

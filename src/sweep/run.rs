@@ -103,7 +103,8 @@ pub async fn drive<R: StepRunner>(cfg: &DriveConfig<'_>, runner: &mut R) -> Resu
         if failure.is_some() {
             break;
         }
-        let mut statuses = Vec::new();
+        // The rate's status as the summary folds it (repeats pooled when they cannot tell).
+        let mut status = Status::Undetermined;
         for p in planned.iter().filter(|p| p.rate_index == ri) {
             if !sc.warmup.is_zero()
                 && let Err(e) = warm_up(runner, rps, sc.warmup).await
@@ -152,7 +153,9 @@ pub async fn drive<R: StepRunner>(cfg: &DriveConfig<'_>, runner: &mut R) -> Resu
             // the final report will show (a step is judged on its own requests).
             let so_far = output::rebuild(cfg.dir)?;
             let row = so_far.steps.iter().find(|r| r.step == p.step);
-            statuses.push(row.map_or(Status::Undetermined, |r| r.status));
+            if let Some(rate) = so_far.rates.iter().find(|r| r.rate_index == ri) {
+                status = rate.status;
+            }
             bar.finish_with_message(format!(
                 "{} | {}",
                 live_figures(&data),
@@ -177,7 +180,7 @@ pub async fn drive<R: StepRunner>(cfg: &DriveConfig<'_>, runner: &mut R) -> Resu
                 }
             }
         }
-        rate_status.push(Status::fold(statuses));
+        rate_status.push(status);
         if verdict::should_stop(&rate_status, sc.early_stop) {
             if cfg.progress {
                 eprintln!(

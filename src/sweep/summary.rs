@@ -18,7 +18,7 @@ use crate::metrics::{Metrics, Percentiles, Summary};
 use crate::record::Record;
 use crate::scenario::{PlannedStep, Scenario};
 
-use super::pace::{PaceData, PaceEstimate, Window};
+use super::pace::{PaceCall, PaceData, PaceEstimate, SlopeFit, Window};
 use super::verdict::{self, Pcts, Reason, Status, StepFigures, VerdictRules};
 
 /// Quantiles (percent) of the latency distribution kept per step for the distribution chart.
@@ -170,9 +170,13 @@ pub struct RateRow {
     pub tpot_ms: Option<Ms>,
     pub output_tokens_per_s: f64,
     pub cost: CostRow,
-    /// Unsustainable if any repeat is, sustainable if every repeat is, else undetermined.
+    /// Unsustainable if any repeat is, sustainable if every repeat is; when some repeats could
+    /// not tell, the trend of all repeats pooled decides (`verdict::fold_repeats`).
     pub status: Status,
     pub sustainable: bool,
+    /// The latency trend of the repeats pooled, and its 95% margin (ms per s).
+    pub pooled_trend_ms_per_s: Option<f64>,
+    pub pooled_trend_margin_ms_per_s: Option<f64>,
     /// Every request of every repeat succeeded (the study's "max RPS" criterion).
     pub all_succeeded: bool,
 }
@@ -272,7 +276,13 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
         if reps.is_empty() {
             continue;
         }
-        rates.push(rate_row(ri, rps, &reps));
+        let paces: Vec<&PaceData> = reps
+            .iter()
+            .filter_map(|r| input.steps.get(&r.step))
+            .map(|d| &d.pace)
+            .collect();
+        let pooled = PaceData::pooled(&paces, sc.rules.max_slope());
+        rates.push(rate_row(ri, rps, &reps, pooled));
     }
     let flags: Vec<(f64, Status)> = rates.iter().map(|r| (r.target_rps, r.status)).collect();
     let headline = verdict::headline(&flags).map(|i| {
@@ -450,7 +460,14 @@ fn mean_opt(xs: impl Iterator<Item = Option<f64>>) -> Option<f64> {
     (!v.is_empty()).then(|| mean(v.into_iter()))
 }
 
-fn rate_row(rate_index: usize, rps: f64, reps: &[&StepRow]) -> RateRow {
+fn rate_row(
+    rate_index: usize,
+    rps: f64,
+    reps: &[&StepRow],
+    (pooled, call): (Option<SlopeFit>, PaceCall),
+) -> RateRow {
+    let statuses: Vec<Status> = reps.iter().map(|r| r.status).collect();
+    let status = verdict::fold_repeats(&statuses, call);
     let ms_opt = |f: fn(&StepRow) -> Option<Ms>| {
         let v: Vec<Ms> = reps.iter().filter_map(|r| f(r)).collect();
         (!v.is_empty()).then(|| Ms::mean_of(&v))
@@ -480,8 +497,10 @@ fn rate_row(rate_index: usize, rps: f64, reps: &[&StepRow]) -> RateRow {
             study_usd_per_1k_tokens: mean_opt(reps.iter().map(|r| r.cost.study_usd_per_1k_tokens)),
             window_usd_p90: mean_opt(reps.iter().map(|r| r.cost.window_usd_p90)),
         },
-        status: Status::fold(reps.iter().map(|r| r.status)),
-        sustainable: Status::fold(reps.iter().map(|r| r.status)) == Status::Sustainable,
+        status,
+        sustainable: status == Status::Sustainable,
+        pooled_trend_ms_per_s: pooled.map(|f| f.slope * 1e3),
+        pooled_trend_margin_ms_per_s: pooled.map(|f| f.margin * 1e3),
         all_succeeded: reps
             .iter()
             .all(|r| r.requests > 0 && r.success_ratio >= 1.0),

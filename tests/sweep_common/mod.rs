@@ -273,3 +273,8 @@ pub fn explain(s: &rpload::sweep::summary::SweepSummary) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Held by each timing-sensitive sweep test of a binary, so they run one at a time: cargo runs
+/// a binary's tests in parallel threads, and on a 2-core machine four sweeps beside each other
+/// make every client lag (which the verdict rightly flags).
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

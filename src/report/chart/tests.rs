@@ -71,6 +71,7 @@ fn summary(statuses: &[Status], slo: &str) -> SweepSummary {
                 status,
                 sustainable: status == Status::Sustainable,
                 all_succeeded: true,
+                ..RateRow::default()
             }
         })
         .collect();
