@@ -423,7 +423,15 @@ pub async fn run_cli(a: SweepArgs) -> Result<std::process::ExitCode> {
     if let Some(server) = server {
         server.shutdown().await;
     }
-    let summary = result?;
+    // Whatever fails once the sweep has started (rebuilding its files, say) is the run failing,
+    // not bad input.
+    let summary = result.map_err(|e| match exit::code(&e) {
+        exit::BAD_INPUT => e.context(RunFailed(format!(
+            "sweep stopped; what was measured is in {}",
+            prepared.dir.display()
+        ))),
+        _ => e,
+    })?;
     print!("{}", crate::report::table::sweep_table(&summary));
     println!("reports in {}", prepared.dir.display());
     let outcome = outcome(&summary, prepared.scenario.fail_under);
