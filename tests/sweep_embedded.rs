@@ -7,8 +7,10 @@ use rpload::cli::SweepArgs;
 async fn targetless_sweep_uses_the_embedded_server() {
     let dir = tempfile::tempdir().unwrap();
     let args = SweepArgs {
-        rps: Some("1,2".into()),
-        step_duration: Some("2s".into()),
+        // Enough requests a step (12 and 20), spaced wider than the CPU server's latency, for the
+        // verdict to tell: a 2-request step is undetermined, and a sweep of those exits 1.
+        rps: Some("3,5".into()),
+        step_duration: Some("4s".into()),
         cooldown: Some("0s".into()),
         max_new_tokens: Some(4),
         max_send_lag: Some("100ms".into()),
@@ -25,7 +27,11 @@ async fn targetless_sweep_uses_the_embedded_server() {
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    assert_eq!(
+        code,
+        std::process::ExitCode::SUCCESS,
+        "a step was sustainable"
+    );
     let csv = std::fs::read_to_string(dir.path().join("steps.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
