@@ -10,7 +10,7 @@ use std::fmt::Write;
 use crate::cost::fmt_sig;
 use crate::report::png;
 use crate::sweep::plan::fmt_rate;
-use crate::sweep::slo::{Clause, Family, Stat};
+use crate::sweep::slo::{Clause, Family};
 use crate::sweep::summary::{Ms, StepRow, SweepSummary};
 use crate::sweep::verdict::Status;
 
@@ -42,15 +42,7 @@ pub fn clause_value_ms(r: &StepRow, c: &Clause) -> Option<f64> {
         Family::Itl => r.itl_ms,
         Family::Tpot => r.tpot_ms,
     }?;
-    Some(match c.stat {
-        Stat::Mean => ms.mean,
-        Stat::P50 => ms.p50,
-        Stat::P90 => ms.p90,
-        Stat::P95 => ms.p95,
-        Stat::P99 => ms.p99,
-        Stat::P999 => ms.p999,
-        Stat::Max => ms.max,
-    })
+    Some(ms.get(c.stat))
 }
 
 /// What the verdict column says: `sustainable`, the failures, or `undetermined: ...`.

@@ -95,18 +95,6 @@ pub fn stat_list(stats: &[Stat]) -> String {
         .join(" / ")
 }
 
-fn ms_stat(m: &Ms, stat: Stat) -> f64 {
-    match stat {
-        Stat::Mean => m.mean,
-        Stat::P50 => m.p50,
-        Stat::P90 => m.p90,
-        Stat::P95 => m.p95,
-        Stat::P99 => m.p99,
-        Stat::P999 => m.p999,
-        Stat::Max => m.max,
-    }
-}
-
 fn threshold(c: &Clause) -> Threshold {
     Threshold {
         y: c.limit_ns / 1e6,
@@ -160,7 +148,7 @@ impl Lines<'_> {
             .s
             .rates
             .iter()
-            .map(|r| values(r).map_or(f64::NAN, |m| ms_stat(&m, stat)))
+            .map(|r| values(r).map_or(f64::NAN, |m| m.get(stat)))
             .collect();
         let name = if family.is_empty() {
             format!("{}{note}", stat.name())

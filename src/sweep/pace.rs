@@ -222,13 +222,7 @@ impl PaceData {
         for w in &mut pooled {
             w.sort_by(|a, b| a.0.total_cmp(&b.0));
         }
-        let [after_fill, steady, all] = pooled.map(|w| SlopeFit::of(&w));
-        let (window, call) = call(after_fill, steady, all, max_slope);
-        let fit = match window {
-            Window::AfterFill => after_fill,
-            Window::Steady => steady,
-            Window::Whole => all,
-        };
+        let (_, call, fit) = decide(&pooled, max_slope);
         (fit, call)
     }
 
@@ -236,13 +230,7 @@ impl PaceData {
     /// steepest latency growth (s/s) that still counts as keeping pace.
     pub fn estimate(&self, offered_rps: f64, success_ratio: f64, max_slope: f64) -> PaceEstimate {
         let arrival_rps = self.intended.rate().unwrap_or(offered_rps);
-        let [after_fill, steady, all] = self.windows().map(|w| SlopeFit::of(&w));
-        let (window, call) = call(after_fill, steady, all, max_slope);
-        let fit = match window {
-            Window::AfterFill => after_fill,
-            Window::Steady => steady,
-            Window::Whole => all,
-        };
+        let (window, call, fit) = decide(&self.windows(), max_slope);
         let slope = fit.map(|f| f.slope);
         let served_rps = arrival_rps * success_ratio / (1.0 + slope.unwrap_or(0.0).max(0.0));
         // Counted in successes, not kept points, so thinning does not change the figure.
@@ -329,6 +317,19 @@ pub enum PaceCall {
     /// Fewer than [`MIN_TREND_REQUESTS`] successes.
     #[default]
     TooFew,
+}
+
+/// Fits the three windows (after the fill, steady, whole), decides, and returns the window the
+/// decision rests on with its fit.
+fn decide(windows: &[Vec<Point>; 3], max_slope: f64) -> (Window, PaceCall, Option<SlopeFit>) {
+    let [after_fill, steady, all] = [0, 1, 2].map(|i| SlopeFit::of(&windows[i]));
+    let (window, call) = call(after_fill, steady, all, max_slope);
+    let fit = match window {
+        Window::AfterFill => after_fill,
+        Window::Steady => steady,
+        Window::Whole => all,
+    };
+    (window, call, fit)
 }
 
 /// The pace decision (module header): growth after the fill fails the step, since the drain it
@@ -510,17 +511,9 @@ mod tests {
 
     #[test]
     fn thinning_keeps_the_fit() {
-        let mut d = PaceData::default();
         // 200,000 requests of a FIFO server 10% over capacity, thinned to under 64K points.
-        let (rate, service) = (1100.0, 1.0 / 1000.0);
-        let mut free_at = 0.0f64;
-        for i in 0..200_000u64 {
-            let t = i as f64 / rate;
-            let end = t.max(free_at) + service;
-            free_at = end;
-            let ns = |s: f64| (s * 1e9) as u64;
-            d.add(ns(t), ns(t), ns(end - t), true);
-        }
+        let rate = 1100.0;
+        let d = fifo(200_000, rate, 1.0 / 1000.0);
         assert!(d.points.len() < MAX_POINTS);
         let e = d.estimate(rate, 1.0, MAX);
         assert_eq!(e.successes, 200_000);

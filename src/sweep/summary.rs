@@ -19,6 +19,7 @@ use crate::record::Record;
 use crate::scenario::{PlannedStep, Scenario};
 
 use super::pace::{PaceCall, PaceData, PaceEstimate, SlopeFit, Window};
+use super::slo::Stat;
 use super::verdict::{self, Pcts, Reason, Status, StepFigures, VerdictRules};
 
 /// Quantiles (percent) of the latency distribution kept per step for the distribution chart.
@@ -39,6 +40,19 @@ pub struct Ms {
 }
 
 impl Ms {
+    /// The statistic an SLO clause names.
+    pub fn get(&self, stat: Stat) -> f64 {
+        match stat {
+            Stat::Mean => self.mean,
+            Stat::P50 => self.p50,
+            Stat::P90 => self.p90,
+            Stat::P95 => self.p95,
+            Stat::P99 => self.p99,
+            Stat::P999 => self.p999,
+            Stat::Max => self.max,
+        }
+    }
+
     fn from_ns(p: &Percentiles) -> Self {
         let ms = |v: u64| v as f64 / 1e6;
         Self {
@@ -193,6 +207,21 @@ pub struct Headline {
     pub cost: CostRow,
 }
 
+impl Headline {
+    /// The headline figures of a rate row.
+    pub fn of(r: &RateRow) -> Self {
+        Headline {
+            target_rps: r.target_rps,
+            throughput_rps: r.throughput_rps,
+            served_rps: r.served_rps,
+            latency_p50_ms: r.latency_ms.p50,
+            latency_p90_ms: r.latency_ms.p90,
+            latency_p95_ms: r.latency_ms.p95,
+            cost: r.cost,
+        }
+    }
+}
+
 /// Everything the reports show.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SweepSummary {
@@ -285,18 +314,7 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
         rates.push(rate_row(ri, rps, &reps, pooled));
     }
     let flags: Vec<(f64, Status)> = rates.iter().map(|r| (r.target_rps, r.status)).collect();
-    let headline = verdict::headline(&flags).map(|i| {
-        let r = &rates[i];
-        Headline {
-            target_rps: r.target_rps,
-            throughput_rps: r.throughput_rps,
-            served_rps: r.served_rps,
-            latency_p50_ms: r.latency_ms.p50,
-            latency_p90_ms: r.latency_ms.p90,
-            latency_p95_ms: r.latency_ms.p95,
-            cost: r.cost,
-        }
-    });
+    let headline = verdict::headline(&flags).map(|i| Headline::of(&rates[i]));
     let study_max_rps = rates
         .iter()
         .filter(|r| r.all_succeeded)

@@ -109,15 +109,7 @@ fn summary(statuses: &[Status], slo: &str) -> SweepSummary {
     let headline = rates
         .iter()
         .rfind(|r| r.status == Status::Sustainable)
-        .map(|r| Headline {
-            target_rps: r.target_rps,
-            throughput_rps: r.throughput_rps,
-            served_rps: r.served_rps,
-            latency_p50_ms: r.latency_ms.p50,
-            latency_p90_ms: r.latency_ms.p90,
-            latency_p95_ms: r.latency_ms.p95,
-            cost: r.cost,
-        });
+        .map(Headline::of);
     SweepSummary {
         name: "pixels".into(),
         target: "http://127.0.0.1:9".into(),
