@@ -47,7 +47,7 @@ ulimit -n 65536 || true
 # about 100 ms once.
 rpload_run() {
     local rate=$1 dur=$2 out="$WORK/rpload-$1-$2.jsonl"
-    "$RPLOAD" attack --target "$URL" --rate "$rate" --duration "${dur}s" -o "$out"
+    "$RPLOAD" attack --api http --target "$URL" --rate "$rate" --duration "${dur}s" -o "$out"
     local steady
     steady=$(jq -r 'select(.intended_ns >= 1000000000) | .sent_ns - .intended_ns' "$out" \
         | sort -n | awk '{v[NR]=$1} END {i=int(NR*0.99); if (i<1) i=1; print v[i]/1000}')
@@ -92,7 +92,7 @@ oha_rps=$(oha -z "${STEP}s" -c 64 --no-tui --output-format json "$URL" 2>/dev/nu
 printf '| oha | closed loop, 64 connections | %.0f | |\n' "$oha_rps"
 hey_rps=$(hey -z "${STEP}s" -c 64 "$URL" | sed -n 's/^ *Requests\/sec: *//p')
 printf '| hey | closed loop, 64 connections | %.0f | |\n' "$hey_rps"
-read -r rl_closed _ < <("$RPLOAD" attack --target "$URL" --rate 0 --max-inflight 64 --duration "${STEP}s" -o "$WORK/closed.jsonl" && "$RPLOAD" report --type json "$WORK/closed.jsonl" | jq -r '[.throughput] | @tsv')
+read -r rl_closed _ < <("$RPLOAD" attack --api http --target "$URL" --rate 0 --max-inflight 64 --duration "${STEP}s" -o "$WORK/closed.jsonl" && "$RPLOAD" report --type json "$WORK/closed.jsonl" | jq -r '[.throughput] | @tsv')
 rm -f "$WORK/closed.jsonl"
 printf '| rpload | closed loop, 64 users | %.0f | |\n' "$rl_closed"
 
@@ -102,8 +102,8 @@ echo
 echo "| tool | 10 s | 60 s |"
 echo "|---|---:|---:|"
 rss() { /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -1; }
-r10=$(rss "$RPLOAD" attack --target "$URL" --rate 5000 --duration 10s -o /dev/null)
-r60=$(rss "$RPLOAD" attack --target "$URL" --rate 5000 --duration 60s -o /dev/null)
+r10=$(rss "$RPLOAD" attack --api http --target "$URL" --rate 5000 --duration 10s -o /dev/null)
+r60=$(rss "$RPLOAD" attack --api http --target "$URL" --rate 5000 --duration 60s -o /dev/null)
 printf '| rpload | %.1f MiB | %.1f MiB |\n' "$(echo "$r10/1024" | bc -l)" "$(echo "$r60/1024" | bc -l)"
 o10=$(rss oha -z 10s -q 5000 -c 200 --no-tui "$URL")
 o60=$(rss oha -z 60s -q 5000 -c 200 --no-tui "$URL")

@@ -1,20 +1,30 @@
 //! rpload: open-loop, token-aware load testing and cost benchmarking for LLM endpoints.
 //!
-//! Two trees share only the wire types:
+//! Layers, each importing only the ones below it (no module imports one above, no two import
+//! each other):
 //!
 //! ```text
-//! load side:   scenario -> prompts -> pacer -> attack -> api client -> Outcome -> Record (disk)
-//!                                                                         └-> Metrics -> Summary -> cost -> report
-//! server side: http (axum) -> validate -> scheduler (continuous | single) -> engine (candle GPT-NeoX)
+//! commands    the command line: flags of each subcommand, printing, exit status
+//! sweep       the driver (clock, order of events) -> a RunSink (the run folder) and an Observer
+//! report      renderers: Vegeta's text/json/hist/hdrplot; a sweep's csv, markdown, png, table
+//! analysis    pure judging: pace, verdict, per-step and per-rate summary, headline
+//! scenario    what the user writes: the file, rate plans, SLOs, verdict rules
+//! attack      options -> setup -> pacer thread -> api clients -> Record (one per request)
+//! server      http (axum) -> validate -> scheduler (continuous | single) -> engine (candle)
+//! cost        prices, the study's cost formulas, capacity plans
+//! base        metrics, record, prompts, pacer (pure schedule), exit, overlay, toml_error
 //! ```
 //!
-//! `run` dispatches one parsed command line; `main.rs` only prints its error.
+//! `attack` and `server` share only wire formats and never import each other. [`run`] builds
+//! the runtime for one parsed command line; `main.rs` only parses and prints its error.
 
+pub mod analysis;
 pub mod attack;
-pub mod cli;
+pub mod commands;
 pub mod cost;
 pub mod exit;
 pub mod metrics;
+pub mod overlay;
 pub mod pacer;
 pub mod prompts;
 pub mod record;
@@ -22,27 +32,21 @@ pub mod report;
 pub mod scenario;
 pub mod server;
 pub mod sweep;
+pub mod toml_error;
 
 use std::process::ExitCode;
 
 /// Runs one command to completion on a fresh tokio runtime.
-pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+pub fn run(cli: commands::Cli) -> anyhow::Result<ExitCode> {
     // The reference server's compute threads are set process-wide before any thread starts:
     // for `serve`, and for a target-less `sweep`, which runs the server in-process.
-    let server_cfg = match &cli.command {
-        cli::Command::Serve(args) => server::ServerConfig::from_args(args).ok(),
-        cli::Command::Sweep(args) if args.target.is_none() => {
-            sweep::run::embedded_server_config(args).ok()
-        }
-        _ => None,
-    };
-    if let Some(cfg) = server_cfg {
+    if let Some(cfg) = cli.command.server() {
         server::configure_process(&cfg);
     }
     // The attacker runs on one runtime thread beside its pacer thread: a request is a few
     // microseconds of work, and handing it between workers (futex wake-ups, context switches)
     // cost more than it saved; on 2 cores this took the open-loop ceiling from 20k to 30k req/s.
-    let mut builder = if matches!(cli.command, cli::Command::Attack(_)) {
+    let mut builder = if matches!(cli.command, commands::Command::Attack(_)) {
         tokio::runtime::Builder::new_current_thread()
     } else {
         tokio::runtime::Builder::new_multi_thread()
@@ -52,23 +56,6 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// The async body of [`run`], for callers that already own a runtime (tests).
-pub async fn run_async(cli: cli::Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        cli::Command::Attack(args) => attack::command::command(*args).await,
-        cli::Command::Report(args) if args.sweep.is_some() => {
-            let dir = args.sweep.as_deref().unwrap_or(std::path::Path::new("."));
-            print(sweep::commands::report_sweep_text(dir)?)
-        }
-        cli::Command::Report(args) => report::command(*args).await,
-        cli::Command::Serve(args) => server::run_cli(*args).await.map(|()| ExitCode::SUCCESS),
-        cli::Command::Sweep(args) => sweep::run::run_cli(*args).await,
-        cli::Command::Cost(args) => print(sweep::commands::cost_text(&args)?),
-        cli::Command::Plan(args) => print(sweep::commands::plan_text(&args)?),
-    }
-}
-
-/// Prints a command's whole text output.
-fn print(text: String) -> anyhow::Result<ExitCode> {
-    print!("{text}");
-    Ok(ExitCode::SUCCESS)
+pub async fn run_async(cli: commands::Cli) -> anyhow::Result<ExitCode> {
+    commands::run(cli).await
 }

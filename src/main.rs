@@ -5,7 +5,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = rpload::cli::Cli::parse();
+    let cli = rpload::commands::Cli::parse();
     match rpload::run(cli) {
         Ok(code) => code,
         Err(err) => {

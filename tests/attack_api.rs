@@ -189,6 +189,8 @@ async fn plain_http_get_and_record_keys() {
     let target = format!("http://{addr}/");
     let code = rpload::run_async(cli(&[
         "attack",
+        "--api",
+        "http",
         "--target",
         &target,
         "--rate",

@@ -135,7 +135,7 @@ async fn stopping_keeps_every_finished_record() {
     })
     .await;
     let target = format!("http://{addr}");
-    let cfg = rpload::attack::setup::config(&common::attack_args(&[
+    let cfg = rpload::commands::attack::config(&common::attack_args(&[
         "--api",
         "tgi",
         "--target",

@@ -4,8 +4,9 @@
 mod common;
 
 use common::{Model, sweep_records, write_run};
-use rpload::cli::{CostArgs, PlanArgs};
-use rpload::sweep::commands::{cost_text, plan_text};
+use rpload::commands::cost::text as cost_text;
+use rpload::commands::plan::text as plan_text;
+use rpload::commands::{CostArgs, PlanArgs};
 
 #[test]
 fn cost_prints_the_study_figure() {

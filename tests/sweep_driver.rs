@@ -8,11 +8,14 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use clap::Parser;
 use common::{Model, ModelRunner};
-use rpload::cli::SweepArgs;
+use rpload::commands::SweepArgs;
+use rpload::commands::sweep::prepare;
 use rpload::scenario::ScenarioFile;
 use rpload::sweep::output;
-use rpload::sweep::run::{DriveConfig, drive, prepare};
+use rpload::sweep::output::RunFolder;
+use rpload::sweep::run::{DriveConfig, Silent, drive};
 
 const MODEL: Model = Model {
     capacity: 30.0,
@@ -33,14 +36,12 @@ async fn run(
     sc: &rpload::scenario::Scenario,
     dir: &Path,
     runner: &mut ModelRunner,
-) -> anyhow::Result<rpload::sweep::summary::SweepSummary> {
+) -> anyhow::Result<rpload::analysis::summary::SweepSummary> {
     let cfg = DriveConfig {
         scenario: sc,
         price: sc.resolve_price().unwrap(),
-        dir,
-        progress: false,
     };
-    drive(&cfg, runner).await
+    drive(&cfg, runner, &mut RunFolder::new(dir), &mut Silent).await
 }
 
 #[tokio::test]
@@ -160,14 +161,21 @@ async fn a_target_that_dies_keeps_everything_measured() {
     }
 }
 
-fn args(out: &Path) -> SweepArgs {
-    SweepArgs {
-        target: Some("http://127.0.0.1:9".into()),
-        rps: Some("10..50".into()),
-        step: Some(10.0),
-        out: Some(out.to_path_buf()),
-        ..Default::default()
+/// A sweep's flags as the command line parses them: a base plan on a closed port, then
+/// `extra` (a repeated flag replaces the earlier one, as on the command line).
+fn args_with(out: &Path, extra: &[&str]) -> SweepArgs {
+    let out = out.to_str().unwrap();
+    let mut argv = vec!["rpload", "sweep", "--target", "http://127.0.0.1:9"];
+    argv.extend(["--rps", "10..50", "--step", "10", "--out", out]);
+    argv.extend_from_slice(extra);
+    match rpload::commands::Cli::parse_from(argv).command {
+        rpload::commands::Command::Sweep(a) => *a,
+        other => unreachable!("{other:?}"),
     }
+}
+
+fn args(out: &Path) -> SweepArgs {
+    args_with(out, &[])
 }
 
 fn prepare_err(a: &SweepArgs) -> String {
@@ -183,26 +191,14 @@ fn bad_input_is_caught_before_the_first_request() {
     let out = dir.path().join("out");
     assert!(prepare(&args(&out)).is_ok());
 
-    let e = prepare_err(&SweepArgs {
-        rps: Some("50..10".into()),
-        ..args(&out)
-    });
+    let e = prepare_err(&args_with(&out, &["--rps", "50..10"]));
     assert!(e.contains("reversed range"), "{e}");
-    let e = prepare_err(&SweepArgs {
-        rps: Some("10..".into()),
-        ..args(&out)
-    });
+    let e = prepare_err(&args_with(&out, &["--rps", "10.."]));
     assert!(e.contains("empty range"), "{e}");
-    let e = prepare_err(&SweepArgs {
-        step: Some(0.0),
-        ..args(&out)
-    });
+    let e = prepare_err(&args_with(&out, &["--step", "0"]));
     assert!(e.contains("step must be positive"), "{e}");
 
-    let e = prepare_err(&SweepArgs {
-        slo: Some("p95<2s,ttft_p95<500xs".into()),
-        ..args(&out)
-    });
+    let e = prepare_err(&args_with(&out, &["--slo", "p95<2s,ttft_p95<500xs"]));
     assert!(e.contains("unknown unit `xs`"), "{e}");
     assert!(
         e.contains("\n  p95<2s,ttft_p95<500xs\n                     ^^"),
@@ -215,10 +211,10 @@ fn bad_input_is_caught_before_the_first_request() {
         "target = \"http://127.0.0.1:9\"\n[sweep]\nrps = \"10\"\nrate_limit = 3\n",
     )
     .unwrap();
-    let e = prepare_err(&SweepArgs {
-        scenario: Some(scenario.clone()),
-        ..args(&out)
-    });
+    let e = prepare_err(&args_with(
+        &out,
+        &["--scenario", scenario.to_str().unwrap()],
+    ));
     assert!(
         e.contains(&format!(
             "{}:4:1: unknown field `rate_limit`",
@@ -227,10 +223,7 @@ fn bad_input_is_caught_before_the_first_request() {
         "{e}"
     );
 
-    let e = prepare_err(&SweepArgs {
-        instance: Some("g5.4xlarg".into()),
-        ..args(&out)
-    });
+    let e = prepare_err(&args_with(&out, &["--instance", "g5.4xlarg"]));
     assert!(
         e.contains("unknown instance `g5.4xlarg`") && e.contains("g5.4xlarge"),
         "{e}"
@@ -239,28 +232,19 @@ fn bad_input_is_caught_before_the_first_request() {
     // An output folder under a regular file cannot be created.
     let file = dir.path().join("a-file");
     std::fs::write(&file, "").unwrap();
-    let e = prepare_err(&SweepArgs {
-        out: Some(file.join("run")),
-        ..args(&out)
-    });
+    let e = prepare_err(&args_with(
+        &out,
+        &["--out", file.join("run").to_str().unwrap()],
+    ));
     assert!(e.contains("cannot create it"), "{e}");
 
     // Attack options are checked by the attacker's own setup, still before any request.
-    let e = prepare_err(&SweepArgs {
-        api: Some("grpc".into()),
-        ..args(&out)
-    });
+    let e = prepare_err(&args_with(&out, &["--api", "grpc"]));
     assert!(e.contains("grpc"), "{e}");
-    let e = prepare_err(&SweepArgs {
-        headers: vec!["no colon".into()],
-        ..args(&out)
-    });
+    let e = prepare_err(&args_with(&out, &["--header", "no colon"]));
     assert!(e.contains("Name: value"), "{e}");
 
-    let e = prepare_err(&SweepArgs {
-        prompts: Some("no/such/prompts.jsonl".into()),
-        ..args(&out)
-    });
+    let e = prepare_err(&args_with(&out, &["--prompts", "no/such/prompts.jsonl"]));
     assert!(
         e.contains("prompts: no/such/prompts.jsonl does not exist"),
         "{e}"
@@ -270,24 +254,30 @@ fn bad_input_is_caught_before_the_first_request() {
 #[test]
 fn the_embedded_default_asks_for_twenty_tokens_unless_told() {
     let dir = tempfile::tempdir().unwrap();
-    let embedded = SweepArgs {
-        target: None,
-        ..args(&dir.path().join("a"))
+    let a = dir.path().join("a");
+    let a = a.to_str().unwrap();
+    let embedded_with = |extra: &[&str]| {
+        let mut argv = vec![
+            "rpload", "sweep", "--rps", "10..50", "--step", "10", "--out", a,
+        ];
+        argv.extend_from_slice(extra);
+        match rpload::commands::Cli::parse_from(argv).command {
+            rpload::commands::Command::Sweep(a) => *a,
+            other => unreachable!("{other:?}"),
+        }
     };
+    let embedded = embedded_with(&[]);
     let p = prepare(&embedded).unwrap();
     assert_eq!(
-        p.scenario.file.max_new_tokens,
-        Some(rpload::sweep::run::EMBEDDED_MAX_NEW_TOKENS)
+        p.scenario.file.attack.max_new_tokens,
+        Some(rpload::commands::sweep::EMBEDDED_MAX_NEW_TOKENS)
     );
-    let told = SweepArgs {
-        max_new_tokens: Some(64),
-        ..embedded.clone()
-    };
+    let told = embedded_with(&["--max-new-tokens", "64"]);
     assert_eq!(
-        prepare(&told).unwrap().scenario.file.max_new_tokens,
+        prepare(&told).unwrap().scenario.file.attack.max_new_tokens,
         Some(64)
     );
     // A remote target keeps the attacker's own default.
     let remote = prepare(&args(&dir.path().join("b"))).unwrap();
-    assert_eq!(remote.scenario.file.max_new_tokens, None);
+    assert_eq!(remote.scenario.file.attack.max_new_tokens, None);
 }

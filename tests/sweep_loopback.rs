@@ -7,7 +7,9 @@ mod sweep_common;
 use std::time::Duration;
 
 use rpload::scenario::ScenarioFile;
-use rpload::sweep::run::{AttackRunner, DriveConfig, drive};
+use rpload::sweep::output::RunFolder;
+use rpload::sweep::run::{DriveConfig, Silent, drive};
+use rpload::sweep::runner::AttackRunner;
 use sweep_common::CapacityServer;
 
 /// Four slots of 100 ms each: capacity 40 req/s.
@@ -42,17 +44,19 @@ price_per_hour = 1.624
         .unwrap()
         .validate()
         .unwrap();
-    let mut runner = AttackRunner::new(&sc, &format!("http://{addr}"), None).unwrap();
+    let mut runner = AttackRunner::new(&sc, Some(&format!("http://{addr}")), None).unwrap();
     let cfg = DriveConfig {
         scenario: &sc,
         price: sc.resolve_price().unwrap(),
-        dir: dir.path(),
-        progress: false,
     };
-    let s = tokio::time::timeout(Duration::from_secs(60), drive(&cfg, &mut runner))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut folder = RunFolder::new(dir.path());
+    let s = tokio::time::timeout(
+        Duration::from_secs(60),
+        drive(&cfg, &mut runner, &mut folder, &mut Silent),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     drop(server);
 
     let verdicts: Vec<(f64, bool)> = s

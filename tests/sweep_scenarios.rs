@@ -17,8 +17,8 @@ fn every_shipped_scenario_validates_and_prices() {
         let file = ScenarioFile::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let sc = file.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(sc.resolve_price().unwrap().is_some(), "{name} has a price");
-        let prompts = file.prompts.as_deref().unwrap();
-        assert!(Path::new(prompts).exists(), "{name}: {prompts}");
+        let prompts = file.attack.prompts.as_deref().unwrap();
+        assert!(prompts.exists(), "{name}: {}", prompts.display());
     }
     assert_eq!(n, 5, "the study's four experiments and the OpenAI example");
     let tgi = ScenarioFile::load(Path::new("scenarios/study-classification-tgi.toml"))
@@ -28,6 +28,32 @@ fn every_shipped_scenario_validates_and_prices() {
     assert_eq!(tgi.plan.rates().first(), Some(&5.0));
     assert_eq!(tgi.plan.rates().last(), Some(&135.0));
     assert_eq!(tgi.repeat, 3);
+}
+
+/// Every committed run folder's `scenario.toml` still parses and validates, and writing it
+/// back and parsing that gives the same scenario (the as-run format is stable).
+#[test]
+fn every_committed_run_scenario_still_parses() {
+    fn folders(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders(&path, out);
+            } else if path.file_name().is_some_and(|n| n == "scenario.toml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    folders(Path::new("reports"), &mut found);
+    assert!(found.len() >= 13, "{found:?}");
+    for path in found {
+        let file = ScenarioFile::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        file.validate()
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let again = ScenarioFile::parse(&file.to_toml(), "again").unwrap();
+        assert_eq!(again, file, "{}", path.display());
+    }
 }
 
 #[test]

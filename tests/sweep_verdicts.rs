@@ -15,7 +15,7 @@ use sweep_common::{CapacityServer, ONE_AT_A_TIME, explain, statuses, sweep_cli};
 async fn sweep(
     server: &CapacityServer,
     rest: &[&str],
-) -> (u8, Option<rpload::sweep::summary::SweepSummary>) {
+) -> (u8, Option<rpload::analysis::summary::SweepSummary>) {
     let dir = tempfile::tempdir().unwrap();
     let url = server.url();
     let mut args = vec!["--target", &url, "--api", "tgi", "--cooldown", "0s"];

@@ -11,7 +11,7 @@
 //! This module measures; it computes no statistics (see `metrics`).
 
 pub mod api;
-pub mod command;
+pub mod options;
 pub mod setup;
 pub mod sse;
 

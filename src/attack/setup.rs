@@ -1,17 +1,20 @@
-//! Turns `attack` flags into a checked `AttackConfig`. Every problem with the input is found
-//! here, before the first request: unknown API, malformed rate or duration, unreadable prompts
-//! or targets, a template without its placeholder. Messages name the flag and the fix.
+//! Turns [`AttackOptions`] and a [`Schedule`] into a checked `AttackConfig`: the one place an
+//! attack's input is checked, for `attack`, `sweep` and scenario files alike. Every problem is
+//! found here, before the first request: unknown API, malformed rate or duration, unreadable
+//! prompts or targets, a template without its placeholder. Messages name the flag (a scenario
+//! file's key has the same name) and the fix.
 
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 
 use super::api::{self, Api, ApiKind, FastapiFormat, GenParams, TokenCounter, http::TargetsFormat};
+use super::options::AttackOptions;
 use super::{AttackConfig, ClientOptions, Requests};
-use crate::cli::AttackArgs;
-use crate::pacer::{self, Arrival};
+use crate::pacer::{self, Arrival, Rate};
 use crate::prompts::{DEFAULT_PROMPT, PromptSet};
 
 #[derive(Debug, thiserror::Error)]
@@ -67,26 +70,53 @@ pub enum SetupError {
     },
 }
 
-/// Checks the flags and loads every file they name.
-pub fn config(args: &AttackArgs) -> Result<AttackConfig, SetupError> {
-    let kind = ApiKind::from_str(&args.api)?;
-    let rate = pacer::parse_rate(&args.rate).map_err(SetupError::Rate)?;
-    let duration =
-        pacer::parse_duration(&args.duration).map_err(|source| SetupError::Duration {
-            flag: "duration",
-            source,
-        })?;
-    let timeout = pacer::parse_duration(&args.timeout).map_err(|source| SetupError::Duration {
+/// When requests are due: `attack`'s `--rate` and `--duration`, or one step of a sweep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Schedule {
+    pub rate: Rate,
+    pub duration: Duration,
+}
+
+impl Schedule {
+    /// `attack`'s `--rate` and `--duration` text.
+    pub fn parse(rate: &str, duration: &str) -> Result<Self, SetupError> {
+        Ok(Self {
+            rate: pacer::parse_rate(rate).map_err(SetupError::Rate)?,
+            duration: pacer::parse_duration(duration).map_err(|source| SetupError::Duration {
+                flag: "duration",
+                source,
+            })?,
+        })
+    }
+
+    /// A constant `rps` for `duration`: a sweep's step.
+    pub fn step(rps: f64, duration: Duration) -> Self {
+        Self {
+            rate: Rate {
+                freq: rps,
+                per: Duration::from_secs(1),
+            },
+            duration,
+        }
+    }
+}
+
+/// Checks the options and loads every file they name.
+pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig, SetupError> {
+    let kind = ApiKind::from_str(args.api())?;
+    let Schedule { rate, duration } = *schedule;
+    let timeout = pacer::parse_duration(args.timeout()).map_err(|source| SetupError::Duration {
         flag: "timeout",
         source,
     })?;
-    let arrival = match args.arrival.as_str() {
+    let arrival = match args.arrival() {
         "constant" => Arrival::Constant,
-        "poisson" => Arrival::Poisson { seed: args.seed },
+        "poisson" => Arrival::Poisson { seed: args.seed() },
         other => return Err(SetupError::Arrival(other.to_owned())),
     };
-    let strip_prompt = args.strip_prompt.parse()?;
-    if args.max_inflight == 0 {
+    let strip_prompt = args.strip_prompt().parse()?;
+    let max_inflight = args.max_inflight();
+    if max_inflight == 0 {
         return Err(SetupError::Inflight);
     }
     if rate.is_unlimited() && duration.is_zero() && args.max_requests.is_none() {
@@ -95,7 +125,7 @@ pub fn config(args: &AttackArgs) -> Result<AttackConfig, SetupError> {
     if args.max_rate.is_some() && !rate.is_unlimited() {
         return Err(SetupError::MaxRate);
     }
-    if kind != ApiKind::Http && args.max_new_tokens == 0 {
+    if kind != ApiKind::Http && args.max_new_tokens() == 0 {
         return Err(SetupError::MaxNewTokens);
     }
     let mut headers = HeaderMap::new();
@@ -115,8 +145,8 @@ pub fn config(args: &AttackArgs) -> Result<AttackConfig, SetupError> {
         let target = args.target.as_deref().ok_or(SetupError::NoTarget)?;
         let url = api_url(target, kind)?;
         let fastapi = FastapiFormat {
-            body_template: args.body_template.clone(),
-            text_pointer: args.text_pointer.clone(),
+            body_template: args.body_template().to_owned(),
+            text_pointer: args.text_pointer().to_owned(),
             tokens_pointer: args.tokens_pointer.clone(),
             strip_prompt,
         };
@@ -125,16 +155,18 @@ pub fn config(args: &AttackArgs) -> Result<AttackConfig, SetupError> {
         }
         let count = |t: &str| counter.count(t);
         let prompts = match (&args.prompts, &args.prompt) {
-            (Some(path), _) => PromptSet::load(path, args.seed, &count)?,
-            (None, Some(p)) => PromptSet::new(vec![p.clone()], args.seed, &count),
-            (None, None) => PromptSet::new(vec![DEFAULT_PROMPT.to_owned()], args.seed, &count),
+            (Some(path), _) => PromptSet::load(path, args.seed(), &count)?,
+            (None, Some(p)) => PromptSet::new(vec![p.clone()], args.seed(), &count),
+            (None, None) => PromptSet::new(vec![DEFAULT_PROMPT.to_owned()], args.seed(), &count),
         };
         let params = GenParams {
-            max_new_tokens: args.max_new_tokens,
-            temperature: args.temperature,
-            top_p: args.top_p,
+            max_new_tokens: args.max_new_tokens(),
+            // The wire carries f32 (TGI's and OpenAI's schemas); options keep f64 so a
+            // scenario's `0.7` is written back as 0.7.
+            temperature: args.temperature.map(|t| t as f32),
+            top_p: args.top_p.map(|t| t as f32),
             top_k: args.top_k,
-            repetition_penalty: args.repetition_penalty,
+            repetition_penalty: args.repetition_penalty.map(|t| t as f32),
             seed: args.gen_seed,
             stop: args.stop.clone(),
             ignore_eos: args.ignore_eos,
@@ -158,7 +190,7 @@ pub fn config(args: &AttackArgs) -> Result<AttackConfig, SetupError> {
         arrival,
         duration,
         max_requests: args.max_requests,
-        max_inflight: args.max_inflight,
+        max_inflight,
         max_rate: args.max_rate,
         timeout: if timeout.is_zero() {
             std::time::Duration::from_secs(365 * 24 * 3600)
@@ -169,17 +201,17 @@ pub fn config(args: &AttackArgs) -> Result<AttackConfig, SetupError> {
             keepalive: !args.no_keepalive,
             http2: !args.http1,
             insecure: args.insecure,
-            max_idle_per_host: args.max_inflight.min(10_000),
+            max_idle_per_host: max_inflight.min(10_000),
         },
         counter,
-        name: args.name.clone(),
+        name: args.name().to_owned(),
         step: None,
     })
 }
 
-fn http_requests(args: &AttackArgs, headers: HeaderMap) -> Result<Requests, SetupError> {
+fn http_requests(args: &AttackOptions, headers: HeaderMap) -> Result<Requests, SetupError> {
     if let Some(path) = &args.targets {
-        let format = match args.format.as_str() {
+        let format = match args.format() {
             "http" => TargetsFormat::Http,
             "json" => TargetsFormat::Json,
             other => return Err(SetupError::Format(other.to_owned())),
@@ -193,7 +225,7 @@ fn http_requests(args: &AttackArgs, headers: HeaderMap) -> Result<Requests, Setu
         Some(p) => read_body(p)?,
         None => Vec::new(),
     };
-    let spec = api::http::single(&args.method, url, headers, body).map_err(|message| {
+    let spec = api::http::single(args.method(), url, headers, body).map_err(|message| {
         SetupError::Target {
             url: url.to_owned(),
             message,
@@ -229,20 +261,6 @@ pub fn api_url(target: &str, kind: ApiKind) -> Result<String, SetupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    fn args(extra: &[&str]) -> AttackArgs {
-        let mut argv = vec!["rpload", "attack"];
-        argv.extend_from_slice(extra);
-        match crate::cli::Cli::parse_from(argv).command {
-            crate::cli::Command::Attack(a) => *a,
-            _ => unreachable!(),
-        }
-    }
-
-    fn err(extra: &[&str]) -> String {
-        config(&args(extra)).unwrap_err().to_string()
-    }
 
     #[test]
     fn api_paths_are_filled_in() {
@@ -255,78 +273,5 @@ mod tests {
             "http://h:1/custom/predict"
         );
         assert!(api_url("127.0.0.1:8080", ApiKind::Tgi).is_err());
-    }
-
-    #[test]
-    fn bad_input_is_named_before_any_request() {
-        let t = ["--target", "http://127.0.0.1:9"];
-        assert!(err(&["--api", "grpc", "--target", "http://x"]).contains("unknown --api \"grpc\""));
-        assert!(err(&[&t[..], &["--rate", "fast"]].concat()).starts_with("--rate: invalid rate"));
-        assert!(
-            err(&[&t[..], &["--duration", "10"]].concat())
-                .starts_with("--duration: invalid duration")
-        );
-        assert!(err(&[&t[..], &["--arrival", "burst"]].concat()).contains("constant or poisson"));
-        assert!(
-            err(&[&t[..], &["--rate", "0", "--duration", "0"]].concat()).contains("closed loop")
-        );
-        assert!(err(&[&t[..], &["--max-rate", "5"]].concat()).contains("--rate 0"));
-        assert!(err(&["--api", "tgi"]).contains("no target"));
-        assert!(err(&[&t[..], &["-H", "nocolon"]].concat()).starts_with("--header:"));
-        let e = err(&[
-            "--api",
-            "tgi",
-            "--target",
-            "http://127.0.0.1:9",
-            "--prompts",
-            "/nonexistent/p.jsonl",
-        ]);
-        assert!(e.contains("/nonexistent/p.jsonl"), "{e}");
-        let e = err(&[
-            "--api",
-            "fastapi",
-            "--target",
-            "http://127.0.0.1:9",
-            "--body-template",
-            "{}",
-        ]);
-        assert!(e.contains("{{prompt}}"), "{e}");
-        let e = err(&[
-            "--api",
-            "fastapi",
-            "--target",
-            "http://127.0.0.1:9",
-            "--strip-prompt",
-            "sometimes",
-        ]);
-        assert!(
-            e.starts_with("--strip-prompt \"sometimes\" is not known; use auto"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn a_valid_llm_attack() {
-        let c = config(&args(&[
-            "--api",
-            "openai-chat",
-            "--target",
-            "http://127.0.0.1:9",
-            "--rate",
-            "5/s",
-            "--duration",
-            "2s",
-            "--stream",
-            "--max-new-tokens",
-            "8",
-        ]))
-        .unwrap();
-        assert_eq!(c.rate.per_second(), 5.0);
-        let Requests::Api { api, prompts } = c.requests else {
-            panic!("expected an API attack")
-        };
-        assert_eq!(&*api.url, "http://127.0.0.1:9/v1/chat/completions");
-        assert!(api.params.stream);
-        assert_eq!(prompts.len(), 1);
     }
 }

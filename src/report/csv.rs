@@ -2,8 +2,8 @@
 //! section 3, in that order; more follow. Fixed decimal places so reruns diff cleanly; an
 //! empty cell means "not measured" (no streaming data, no price, nothing succeeded).
 
+use crate::analysis::summary::{Ms, SweepSummary};
 use crate::cost::fmt_sig;
-use crate::sweep::summary::{Ms, SweepSummary};
 
 /// The contract columns, in order (tests check the header starts with these).
 pub const STEP_COLUMNS: [&str; 17] = [

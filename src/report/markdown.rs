@@ -7,12 +7,12 @@
 
 use std::fmt::Write;
 
+use crate::analysis::summary::{Ms, StepRow, SweepSummary};
+use crate::analysis::verdict::Status;
 use crate::cost::fmt_sig;
 use crate::report::png;
-use crate::sweep::plan::fmt_rate;
-use crate::sweep::slo::{Clause, Family};
-use crate::sweep::summary::{Ms, StepRow, SweepSummary};
-use crate::sweep::verdict::Status;
+use crate::scenario::plan::fmt_rate;
+use crate::scenario::slo::{Clause, Family};
 
 /// A latency as people read it: `850.2 ms`, `1.44 s`.
 pub fn fmt_latency_ms(ms: f64) -> String {

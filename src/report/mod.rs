@@ -1,7 +1,7 @@
-//! Renderers. `rpload report` reads result files into one `Metrics` (several files merge
-//! exactly) and renders it as Vegeta's report types: `text`, `json`, `hist[...]` and `hdrplot`.
-//! A sweep's folder is rendered by `csv`, `markdown`, `png` and `table`. Renderers format; they
-//! compute no statistics of their own.
+//! Renderers. Result files are read into one `Metrics` (several files merge exactly) and
+//! rendered as Vegeta's report types: `text`, `json`, `hist[...]` and `hdrplot`. A sweep's
+//! numbers (`analysis::summary`) are rendered by `csv`, `markdown`, `png` and `table`.
+//! Renderers format; they compute no statistics of their own and judge nothing.
 
 mod chart;
 pub mod csv;
@@ -15,11 +15,7 @@ pub mod text_backend;
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use anyhow::Context;
-
-use crate::cli::ReportArgs;
 use crate::metrics::Metrics;
 
 /// The report types `--type` accepts.
@@ -105,20 +101,6 @@ pub fn render(kind: &ReportType, metrics: &Metrics, out: &mut dyn Write) -> std:
         ReportType::Hist(bounds) => hist::render(&metrics.latency, bounds, out),
         ReportType::HdrPlot => hdrplot::render(&metrics.latency, out),
     }
-}
-
-pub async fn command(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let kind: ReportType = args.kind.parse()?;
-    let metrics = load(&args.files)?;
-    let mut out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    render(&kind, &metrics, &mut out)?;
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

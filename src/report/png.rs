@@ -18,9 +18,9 @@ use plotters::style::RGBColor;
 use super::chart::{
     self, COLORS, Panel, PanelLayout, Series, StatusKey, Stroke, Threshold, XUnit, YUnit,
 };
-use crate::sweep::plan::fmt_rate;
-use crate::sweep::slo::{Clause, Family, Stat};
-use crate::sweep::summary::{Ms, RateRow, SweepSummary};
+use crate::analysis::summary::{Ms, RateRow, SweepSummary};
+use crate::scenario::plan::fmt_rate;
+use crate::scenario::slo::{Clause, Family, Stat};
 
 pub use super::chart::{ChartError, SLO_COLOR};
 

@@ -4,10 +4,10 @@
 
 use std::fmt::Write;
 
+use crate::analysis::summary::SweepSummary;
 use crate::cost::fmt_sig;
 use crate::report::markdown::{clause_value_ms, fmt_latency_ms, verdict_text};
-use crate::sweep::plan::fmt_rate;
-use crate::sweep::summary::SweepSummary;
+use crate::scenario::plan::fmt_rate;
 
 /// Renders the table.
 pub fn sweep_table(s: &SweepSummary) -> String {

@@ -5,14 +5,15 @@
 //! http (axum) -> validate -> scheduler (continuous | single, own OS thread) -> engine (candle)
 //! ```
 //!
-//! Owns [`ServerConfig`] (checked flags), wiring, and the three ways to run: [`serve`] on a bound
-//! listener until a shutdown future resolves (tests bind port 0), [`run_cli`] for the command,
-//! and [`spawn_embedded`] for a target-less `sweep`. Must not bind ports inside [`serve`] or do
-//! model math.
+//! Owns [`ServerConfig`] (checked [`ServerOptions`]), wiring, and the ways to run: [`build`]
+//! then [`serve`] on a bound listener until a shutdown future resolves (tests bind port 0;
+//! `commands::serve` binds the user's address), and [`spawn_embedded`] for a target-less
+//! `sweep`. Must not bind ports inside [`serve`] or do model math.
 
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod options;
 pub mod scheduler;
 pub mod validate;
 
@@ -26,8 +27,8 @@ use candle_core::DType;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::cli::ServeArgs;
 use engine::{DeviceKind, ModelSpec};
+pub use options::ServerOptions;
 use scheduler::{BatchLimits, SchedulerHandle, SchedulerKind};
 
 /// TGI's defaults for what `rpload serve` does not expose as flags.
@@ -106,32 +107,33 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Checks the flags of `rpload serve` (or of a sweep that starts the embedded server).
-    pub fn from_args(args: &ServeArgs) -> Result<Self, ConfigError> {
-        let model = if engine::presets::NAMES.contains(&args.model.as_str()) {
+    /// Checks the options of `rpload serve` (or of a sweep that starts the embedded server).
+    pub fn from_options(opts: &ServerOptions) -> Result<Self, ConfigError> {
+        let name = opts.model();
+        let model = if engine::presets::NAMES.contains(&name) {
             ModelSpec::Preset {
-                name: args.model.clone(),
-                seed: args.seed,
+                name: name.to_string(),
+                seed: opts.weights_seed(),
             }
         } else {
-            let dir = PathBuf::from(&args.model);
+            let dir = PathBuf::from(name);
             if !dir.join("config.json").is_file() {
-                return Err(ConfigError::Model(args.model.clone()));
+                return Err(ConfigError::Model(name.to_string()));
             }
             ModelSpec::Folder(dir)
         };
-        let engine = match args.engine.as_str() {
+        let engine = match opts.engine() {
             "continuous" => SchedulerKind::Continuous,
             "single" => SchedulerKind::Single,
             other => return Err(ConfigError::Engine(other.to_string())),
         };
-        let dtype = match args.dtype.as_str() {
+        let dtype = match opts.dtype() {
             "f32" => DType::F32,
             "f16" => DType::F16,
             "bf16" => DType::BF16,
             other => return Err(ConfigError::Dtype(other.to_string())),
         };
-        let device = match args.device.as_str() {
+        let device = match opts.device() {
             "cpu" => DeviceKind::Cpu,
             "cuda" => DeviceKind::Cuda,
             other => return Err(ConfigError::Device(other.to_string())),
@@ -141,12 +143,12 @@ impl ServerConfig {
             engine,
             dtype,
             device,
-            max_concurrent_requests: args.max_concurrent_requests,
-            max_input_tokens: args.max_input_tokens,
-            max_total_tokens: args.max_total_tokens,
-            max_batch_total_tokens: args.max_batch_total_tokens,
-            max_batch_size: args.max_batch_size,
-            threads: args.threads,
+            max_concurrent_requests: opts.max_concurrent_requests(),
+            max_input_tokens: opts.max_input_tokens,
+            max_total_tokens: opts.max_total_tokens,
+            max_batch_total_tokens: opts.max_batch_total_tokens,
+            max_batch_size: opts.max_batch_size,
+            threads: opts.threads,
         };
         cfg.check_flags()?;
         Ok(cfg)
@@ -180,6 +182,17 @@ impl ServerConfig {
             }
             _ => Ok(()),
         }
+    }
+
+    /// `` `tiny` (f32, cpu, engine continuous) ``, for log lines.
+    pub fn describe(&self) -> String {
+        format!(
+            "`{}` ({}, {}, engine {})",
+            self.model.id(),
+            dtype_name(self.dtype),
+            self.device.name(),
+            self.engine.name()
+        )
     }
 
     /// Threads for the model's math; see [`ServerConfig::threads`].
@@ -303,7 +316,7 @@ pub fn configure_process(cfg: &ServerConfig) {
 }
 
 /// Loads the model (on a blocking thread), starts the scheduler worker and builds the router.
-async fn build(cfg: ServerConfig) -> anyhow::Result<axum::Router> {
+pub async fn build(cfg: ServerConfig) -> anyhow::Result<axum::Router> {
     let (spec, dtype, device) = (cfg.model.clone(), cfg.dtype, cfg.device);
     let loaded = tokio::task::spawn_blocking(move || engine::load(&spec, dtype, device))
         .await
@@ -360,39 +373,15 @@ async fn build(cfg: ServerConfig) -> anyhow::Result<axum::Router> {
     }))
 }
 
-/// Serves on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Serves `router` (from [`build`]) on `listener` until `shutdown` resolves, then drains
+/// in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    cfg: ServerConfig,
+    router: axum::Router,
 ) -> anyhow::Result<()> {
-    let router = build(cfg).await?;
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving http")
-}
-
-/// Runs the server from its command-line flags until Ctrl-C.
-pub async fn run_cli(args: ServeArgs) -> anyhow::Result<()> {
-    let cfg = ServerConfig::from_args(&args)?;
-    let listener = TcpListener::bind((args.host.as_str(), args.port))
-        .await
-        .with_context(|| format!("binding {}:{} (pick another --port)", args.host, args.port))?;
-    let addr = listener.local_addr()?;
-    eprintln!(
-        "rpload serve: loading `{}` ({}, {}, engine {})",
-        cfg.model.id(),
-        dtype_name(cfg.dtype),
-        cfg.device.name(),
-        cfg.engine.name()
-    );
-    let router = build(cfg).await?;
-    eprintln!("rpload serve: listening on http://{addr} (Ctrl-C stops)");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
         .await
         .context("serving http")
 }
@@ -442,18 +431,27 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    fn args(extra: &[&str]) -> ServeArgs {
-        let mut argv = vec!["rpload", "serve"];
+    /// The options as `rpload serve` parses them from its flags.
+    fn args(extra: &[&str]) -> ServerOptions {
+        #[derive(Parser)]
+        struct Serve {
+            #[arg(long)]
+            model: Option<String>,
+            #[command(flatten)]
+            opts: ServerOptions,
+        }
+        let mut argv = vec!["serve"];
         argv.extend_from_slice(extra);
-        match crate::cli::Cli::parse_from(argv).command {
-            crate::cli::Command::Serve(a) => *a,
-            other => unreachable!("parsed a serve command line into {other:?}"),
+        let s = Serve::parse_from(argv);
+        ServerOptions {
+            model: s.model,
+            ..s.opts
         }
     }
 
     #[test]
     fn defaults_are_the_embedded_server() {
-        let cfg = ServerConfig::from_args(&args(&[])).unwrap();
+        let cfg = ServerConfig::from_options(&args(&[])).unwrap();
         assert_eq!(cfg, ServerConfig::default());
         assert_eq!(cfg.compute_threads(), 1);
     }
@@ -496,7 +494,7 @@ mod tests {
             ),
         ];
         for (flags, want) in cases {
-            let err = ServerConfig::from_args(&args(flags))
+            let err = ServerConfig::from_options(&args(flags))
                 .unwrap_err()
                 .to_string();
             assert!(err.starts_with(want), "{flags:?}: {err}");
@@ -525,7 +523,7 @@ mod tests {
     #[cfg(not(feature = "cuda"))]
     #[tokio::test]
     async fn cuda_without_the_feature_says_how_to_rebuild() {
-        let cfg = ServerConfig::from_args(&args(&["--device", "cuda"])).unwrap();
+        let cfg = ServerConfig::from_options(&args(&["--device", "cuda"])).unwrap();
         let err = format!("{:#}", build(cfg).await.err().unwrap());
         assert!(
             err.contains("rebuild with `cargo build --release --features cuda`"),

@@ -11,12 +11,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::record;
+use std::fs::File;
+use std::io::BufWriter;
+
+use super::run::RunSink;
+use crate::record::{self, Record, RecordWriter};
 use crate::report;
 use crate::scenario::ScenarioFile;
 
-use super::slo::Slo;
-use super::summary::{self, StepData, SweepInput, SweepSummary};
+use crate::analysis::summary::{self, StepData, SweepInput, SweepSummary};
+use crate::scenario::slo::Slo;
 
 pub const SCENARIO_TOML: &str = "scenario.toml";
 pub const RESULTS_JSONL: &str = "results.jsonl";
@@ -44,6 +48,51 @@ pub fn prepare_dir(dir: &Path) -> Result<()> {
     })?;
     let _ = std::fs::remove_file(probe);
     Ok(())
+}
+
+/// The run folder as the driver's sink: `scenario.toml` at the start, every record appended to
+/// `results.jsonl` (flushed as it comes, so a crash loses nothing that ended), and the derived
+/// files rebuilt after each step.
+pub struct RunFolder {
+    dir: PathBuf,
+    writer: Option<RecordWriter<BufWriter<File>>>,
+}
+
+impl RunFolder {
+    /// A sink writing into `dir` (made writable by [`prepare_dir`] first).
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            writer: None,
+        }
+    }
+}
+
+impl RunSink for RunFolder {
+    fn begin(&mut self, as_run: &ScenarioFile) -> Result<()> {
+        prepare_dir(&self.dir)?;
+        write_scenario(&self.dir, as_run)?;
+        let path = self.dir.join(RESULTS_JSONL);
+        let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        self.writer = Some(RecordWriter::new(BufWriter::new(file)));
+        Ok(())
+    }
+
+    fn record(&mut self, record: &Record) -> std::io::Result<()> {
+        let w = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the run folder was not started"))?;
+        w.write(record).and_then(|()| w.flush())
+    }
+
+    fn rebuild(&mut self) -> Result<SweepSummary> {
+        rebuild(&self.dir)
+    }
+
+    fn location(&self) -> String {
+        self.dir.display().to_string()
+    }
 }
 
 /// Writes the scenario as run.

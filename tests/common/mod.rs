@@ -238,27 +238,27 @@ async fn predict(State(b): State<Arc<Behaviour>>, axum::Json(body): axum::Json<V
 }
 
 /// Parses a whole `rpload` command line (without the program name).
-pub fn cli(argv: &[&str]) -> rpload::cli::Cli {
+pub fn cli(argv: &[&str]) -> rpload::commands::Cli {
     use clap::Parser;
     let mut all = vec!["rpload"];
     all.extend_from_slice(argv);
-    rpload::cli::Cli::parse_from(all)
+    rpload::commands::Cli::parse_from(all)
 }
 
 /// Parses `rpload attack` flags.
-pub fn attack_args(argv: &[&str]) -> rpload::cli::AttackArgs {
+pub fn attack_args(argv: &[&str]) -> rpload::commands::AttackArgs {
     use clap::Parser;
     let mut all = vec!["rpload", "attack"];
     all.extend_from_slice(argv);
-    match rpload::cli::Cli::parse_from(all).command {
-        rpload::cli::Command::Attack(a) => *a,
+    match rpload::commands::Cli::parse_from(all).command {
+        rpload::commands::Command::Attack(a) => *a,
         _ => unreachable!(),
     }
 }
 
 /// Runs an attack in-process and returns its records, sorted by seq.
 pub async fn attack(argv: &[&str]) -> Vec<rpload::record::Record> {
-    let cfg = rpload::attack::setup::config(&attack_args(argv)).expect("valid attack flags");
+    let cfg = rpload::commands::attack::config(&attack_args(argv)).expect("valid attack flags");
     let mut records = Vec::new();
     rpload::attack::run(cfg, rpload::attack::Control::default(), &mut records)
         .await

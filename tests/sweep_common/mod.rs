@@ -226,12 +226,12 @@ impl Drop for CapacityServer {
 pub async fn sweep_cli(
     dir: &Path,
     args: &[&str],
-) -> (u8, Option<rpload::sweep::summary::SweepSummary>) {
+) -> (u8, Option<rpload::analysis::summary::SweepSummary>) {
     use clap::Parser;
     let out = dir.display().to_string();
     let mut argv = vec!["rpload", "sweep", "-q", "--out", &out];
     argv.extend_from_slice(args);
-    let cli = rpload::cli::Cli::try_parse_from(argv).expect("flags parse");
+    let cli = rpload::commands::Cli::try_parse_from(argv).expect("flags parse");
     let code = match rpload::run_async(cli).await {
         Ok(code) => {
             if code == std::process::ExitCode::SUCCESS {
@@ -247,7 +247,7 @@ pub async fn sweep_cli(
 }
 
 /// `(offered rate, status)` of every step, for assertion messages too.
-pub fn statuses(s: &rpload::sweep::summary::SweepSummary) -> Vec<(f64, &'static str)> {
+pub fn statuses(s: &rpload::analysis::summary::SweepSummary) -> Vec<(f64, &'static str)> {
     s.steps
         .iter()
         .map(|r| (r.target_rps, r.status.as_str()))
@@ -255,7 +255,7 @@ pub fn statuses(s: &rpload::sweep::summary::SweepSummary) -> Vec<(f64, &'static 
 }
 
 /// Every step's rate, served rate and verdict, for assertion messages.
-pub fn explain(s: &rpload::sweep::summary::SweepSummary) -> String {
+pub fn explain(s: &rpload::analysis::summary::SweepSummary) -> String {
     s.steps
         .iter()
         .map(|r| {

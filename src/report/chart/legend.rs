@@ -5,8 +5,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{FAMILY, MARKER, Rect, Stroke, draw_line, mark};
+use crate::analysis::verdict::Status;
 use crate::report::text_backend::TextBackend;
-use crate::sweep::verdict::Status;
 
 /// Legend text size and line height; entries wrap to the column.
 const LEGEND_FONT: i32 = 15;

@@ -21,9 +21,9 @@ use plotters::element::{DashedPathElement, DynElement, IntoDynElement};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+use crate::analysis::verdict::Status;
 use crate::cost::fmt_sig;
 use crate::report::text_backend::TextBackend;
-use crate::sweep::verdict::Status;
 
 use axis::{Ticked, nines_label, y_ticks};
 pub(crate) use axis::{XUnit, YUnit, nines, trim};

@@ -8,11 +8,12 @@ use std::path::Path;
 use plotters::style::RGBColor;
 
 use super::{COLORS, PanelLayout, Rect, SLO_COLOR, UNDETERMINED_COLOR};
+use crate::analysis::summary::{CostRow, Headline, Ms, RateRow, StepRow, SweepSummary};
+use crate::analysis::verdict::Status;
 use crate::cost::Price;
 use crate::report::png::{Drawn, draw_all};
-use crate::sweep::slo::Slo;
-use crate::sweep::summary::{CostRow, Headline, Ms, RateRow, StepRow, SweepSummary};
-use crate::sweep::verdict::{Status, VerdictRules};
+use crate::scenario::rules::VerdictRules;
+use crate::scenario::slo::Slo;
 
 /// Percentiles growing from `b` ms the way real ones do.
 fn ms(b: f64) -> Ms {

@@ -11,17 +11,17 @@
 //! reasoning. Pure: numbers in, verdicts out.
 
 use std::fmt;
-use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 mod reasons;
 
 pub use reasons::{Doubt, Failure, Reason};
 
 use super::pace::{PaceCall, PaceEstimate};
-use super::slo::{Family, Slo, Stat};
 use crate::metrics::send_lag_allowance_ns;
+use crate::scenario::rules::VerdictRules;
+use crate::scenario::slo::{Family, Stat};
 
 /// Percentiles of one timing distribution, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
@@ -87,43 +87,6 @@ impl StepFigures {
             Some(d) => d.as_nanos() as f64,
             None => send_lag_allowance_ns(self.offered_rps, self.latency.p50 as u64) as f64,
         }
-    }
-}
-
-/// The thresholds of a verdict.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct VerdictRules {
-    pub min_success_ratio: f64,
-    /// Served rate over the arrival rate (the pace bound).
-    pub min_served_ratio: f64,
-    /// An explicit send-lag p99 bound (`--max-send-lag`); None derives it per step.
-    #[serde(serialize_with = "ser_opt_duration_ms", rename = "max_send_lag_p99_ms")]
-    pub max_send_lag: Option<Duration>,
-    pub slo: Slo,
-}
-
-fn ser_opt_duration_ms<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_f64(d.as_secs_f64() * 1e3),
-        None => s.serialize_none(),
-    }
-}
-
-impl Default for VerdictRules {
-    fn default() -> Self {
-        Self {
-            min_success_ratio: 0.99,
-            min_served_ratio: 0.95,
-            max_send_lag: None,
-            slo: Slo::default(),
-        }
-    }
-}
-
-impl VerdictRules {
-    /// The latency growth (s/s) at which the served rate falls to `min_served_ratio`.
-    pub fn max_slope(&self) -> f64 {
-        1.0 / self.min_served_ratio - 1.0
     }
 }
 

@@ -3,8 +3,11 @@
 //! and the client, SLO, stop and outcome rules.
 
 use super::*;
-use crate::sweep::pace::PaceCall;
-use crate::sweep::pace::PaceData;
+use std::time::Duration;
+
+use crate::analysis::pace::PaceCall;
+use crate::analysis::pace::PaceData;
+use crate::scenario::slo::Slo;
 
 /// One simulated request: intended send (s), latency (s), success.
 type Req = (f64, f64, bool);

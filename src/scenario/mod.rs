@@ -1,11 +1,12 @@
-//! Scenario files (TOML): one experiment a user can copy. Parsed strictly (an unknown key is an
-//! error with `file:line`), merged with command-line overrides, and validated into a
-//! [`Scenario`] before anything touches the network.
+//! Scenarios: one experiment a user can copy, and everything that decides how it is judged.
+//! [`ScenarioFile`] (the TOML, parsed strictly, layered under the command line) is validated
+//! into a [`Scenario`] before anything touches the network. This module also owns the parts a
+//! user writes that the judging reads: [`plan`] (rate plans), [`slo`] (objectives), [`rules`]
+//! (the verdict's thresholds), and [`caret`] (errors that point at the bad character).
 //!
-//! Inputs: the TOML text and a [`ScenarioFile`] of overrides built from the CLI. Output: the
-//! checked [`Scenario`], plus the merged [`ScenarioFile`] that `sweep` writes as
-//! `scenario.toml` (the scenario as run). Must not touch the network; prices are resolved by
-//! `cost` through [`Scenario::resolve_price`].
+//! Below `analysis`, `sweep` and `report`, which read it; above `attack` (whose options it
+//! holds), `server` (the `[serve]` table) and `cost` (prices). Must not touch the network;
+//! prices are resolved through [`Scenario::resolve_price`].
 //!
 //! ```toml
 //! name = "RedPajama-3B classification on TGI"
@@ -28,19 +29,22 @@
 //! tokens_per_request = 104
 //! ```
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+pub mod caret;
+mod file;
+pub mod plan;
+pub mod rules;
+pub mod slo;
+
+pub use file::{CostSection, RateSpec, ScenarioFile, SweepSection};
 
 use crate::attack::api::ApiKind;
 use crate::cost::{Catalog, CostError, Price};
-use crate::sweep::caret::CaretError;
-use crate::sweep::plan::RatePlan;
-use crate::sweep::slo::{Family, Slo};
-use crate::sweep::verdict::VerdictRules;
+use caret::CaretError;
+use plan::RatePlan;
+use rules::VerdictRules;
+use slo::{Family, Slo};
 
 /// Everything that can be wrong with a scenario, found before the first request.
 #[derive(Debug, thiserror::Error)]
@@ -70,252 +74,7 @@ pub enum ScenarioError {
     Cost(#[from] CostError),
 }
 
-/// The TOML shape of a scenario; every field optional so files and CLI overrides merge.
-/// Attack options sit at the top level, named like `rpload attack`'s flags.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScenarioFile {
-    /// A short title for reports.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Base URL of the endpoint; absent: the embedded reference server.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    /// Wire format: tgi, tgi-stream, openai-chat, openai-completions, fastapi, http.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub api: Option<String>,
-    /// Model name sent to OpenAI-style APIs.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    /// Prompt set: a JSONL file (`{"prompt": ...}` per line).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prompts: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_new_tokens: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub top_p: Option<f64>,
-    /// Ask the server to stream tokens (needed for TTFT and ITL).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stream: Option<bool>,
-    /// Seed for the prompt draw and Poisson arrivals.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
-    /// Per-request timeout (`30s`, Vegeta's default).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<String>,
-    /// Requests in flight at once; a tick that finds them all busy is counted as "capped".
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_inflight: Option<u32>,
-    /// Arrival process: constant (Vegeta's) or poisson.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub arrival: Option<String>,
-    /// Extra HTTP headers.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub top_k: Option<u32>,
-    /// Stop sequences.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub stop: Vec<String>,
-    /// Generate `max_new_tokens` whatever the model says (servers that support it).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ignore_eos: Option<bool>,
-    /// A tokenizer.json to count tokens the server does not report.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tokenizer: Option<String>,
-    /// FastAPI-style APIs: the request body with a `{{prompt}}` placeholder.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub body_template: Option<String>,
-    /// FastAPI-style APIs: JSON pointer to the generated text in the answer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub text_pointer: Option<String>,
-    /// FastAPI-style APIs: JSON pointer to a generated-token count, if the answer has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tokens_pointer: Option<String>,
-    /// FastAPI-style APIs: `auto` (remove a prompt the answer starts with before counting),
-    /// `always` (require that echo) or `never` (count the whole answer).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub strip_prompt: Option<String>,
-    /// Accept invalid TLS certificates.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub insecure: Option<bool>,
-    #[serde(default, skip_serializing_if = "SweepSection::is_empty")]
-    pub sweep: SweepSection,
-    #[serde(default, skip_serializing_if = "CostSection::is_empty")]
-    pub cost: CostSection,
-}
-
-/// `[sweep]`: the rate plan and verdict settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SweepSection {
-    /// `"10..150"` (with `step`), `"10,20,40"`, `"log:1..1000:12"`, or an array of numbers.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rps: Option<RateSpec>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub step: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub step_duration: Option<String>,
-    /// Unmeasured traffic at the step's rate before each step.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub warmup: Option<String>,
-    /// Unmeasured traffic at the first step's rate before the sweep starts (kernel JIT,
-    /// connections, caches); default `2s`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub initial_warmup: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cooldown: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub repeat: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub early_stop: Option<bool>,
-    /// `"p95<2s,ttft_p95<500ms"`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub slo: Option<String>,
-    /// Largest send-lag p99 for "the client kept up"; absent: derived per step from the
-    /// schedule and the latency (`scenarios/README.md`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_send_lag: Option<String>,
-    /// Exit 1 when the highest sustainable rate is below this (req/s).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fail_under: Option<f64>,
-}
-
-impl SweepSection {
-    fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-}
-
-/// A rate plan in TOML: a string spec or a list of rates.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum RateSpec {
-    Text(String),
-    List(Vec<f64>),
-}
-
-impl fmt::Display for RateSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RateSpec::Text(s) => f.write_str(s),
-            RateSpec::List(v) => {
-                let parts: Vec<String> = v.iter().map(|x| x.to_string()).collect();
-                f.write_str(&parts.join(","))
-            }
-        }
-    }
-}
-
-/// `[cost]`: what the instance costs and the study's token assumption.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CostSection {
-    /// A catalog name (`g5.4xlarge`, `g5.4xlarge@eu-west-1`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub instance: Option<String>,
-    /// USD per hour; with `instance` too, this price wins and the name is a label.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub price_per_hour: Option<f64>,
-    /// Extra pricing catalogs (same format as scenarios/pricing.toml).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pricing: Vec<String>,
-    /// Input + output tokens per request for the study's formula (104 classification,
-    /// 150 summarization); when absent the formula uses the measured mean.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tokens_per_request: Option<f64>,
-}
-
-impl CostSection {
-    fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-}
-
 impl ScenarioFile {
-    /// Parses scenario text; `origin` (a path) prefixes errors as `origin:line:column`.
-    pub fn parse(text: &str, origin: &str) -> Result<Self, ScenarioError> {
-        toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-            ScenarioError::Toml {
-                path: origin.to_string(),
-                line,
-                column,
-                message: first_line(e.message()),
-            }
-        })
-    }
-
-    /// Reads and parses a scenario file.
-    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&text, &path.display().to_string())
-    }
-
-    /// Overlays every field set in `over` (the command line) onto `self`.
-    pub fn merge(mut self, over: ScenarioFile) -> Self {
-        macro_rules! take {
-            ($($f:ident).+) => { if over.$($f).+.is_some() { self.$($f).+ = over.$($f).+; } };
-        }
-        take!(name);
-        take!(description);
-        take!(target);
-        take!(api);
-        take!(model);
-        take!(prompts);
-        take!(max_new_tokens);
-        take!(temperature);
-        take!(top_p);
-        take!(stream);
-        take!(seed);
-        take!(timeout);
-        take!(max_inflight);
-        take!(arrival);
-        self.headers.extend(over.headers);
-        take!(top_k);
-        if !over.stop.is_empty() {
-            self.stop = over.stop;
-        }
-        take!(ignore_eos);
-        take!(tokenizer);
-        take!(body_template);
-        take!(text_pointer);
-        take!(tokens_pointer);
-        take!(strip_prompt);
-        take!(insecure);
-        take!(sweep.rps);
-        take!(sweep.step);
-        take!(sweep.step_duration);
-        take!(sweep.warmup);
-        take!(sweep.initial_warmup);
-        take!(sweep.cooldown);
-        take!(sweep.repeat);
-        take!(sweep.early_stop);
-        take!(sweep.slo);
-        take!(sweep.max_send_lag);
-        take!(sweep.fail_under);
-        // A price on the command line replaces the file's whole price, not half of it.
-        if over.cost.instance.is_some() || over.cost.price_per_hour.is_some() {
-            self.cost.instance = over.cost.instance;
-            self.cost.price_per_hour = over.cost.price_per_hour;
-        }
-        self.cost.pricing.extend(over.cost.pricing);
-        take!(cost.tokens_per_request);
-        self
-    }
-
-    /// TOML text of this scenario (the "scenario as run" file).
-    pub fn to_toml(&self) -> String {
-        toml::to_string(self).expect("scenario fields are all TOML-representable")
-    }
-
     /// Checks every field and builds the validated scenario. Prices are left to
     /// [`Scenario::resolve_price`] so that `report` can rebuild without the catalog.
     pub fn validate(&self) -> Result<Scenario, ScenarioError> {
@@ -347,8 +106,8 @@ impl ScenarioFile {
             Some(text) => Some(opt_duration("max_send_lag", Some(text), "0s")?),
             None => None,
         };
-        let api = self.api.clone().unwrap_or_else(|| "tgi".into());
-        check_slo_measurable(&slo, &api, self.stream == Some(true))?;
+        let api = self.attack.api().to_string();
+        check_slo_measurable(&slo, &api, self.attack.stream)?;
         if let Some(f) = sw.fail_under {
             let top = plan.rates().iter().copied().fold(0.0, f64::max);
             if !(f.is_finite() && f >= 0.0 && f <= top) {
@@ -360,7 +119,7 @@ impl ScenarioFile {
                 ));
             }
         }
-        if let Some(t) = &self.target
+        if let Some(t) = &self.attack.target
             && !(t.starts_with("http://") || t.starts_with("https://"))
         {
             return Err(invalid(
@@ -368,11 +127,11 @@ impl ScenarioFile {
                 &format!("`{t}` must start with http:// or https://"),
             ));
         }
-        let timeout = opt_duration("timeout", self.timeout.as_deref(), "30s")?;
+        let timeout = opt_duration("timeout", Some(self.attack.timeout()), "30s")?;
         if timeout.is_zero() {
             return Err(invalid("timeout", "must be above zero, e.g. 30s"));
         }
-        if self.max_inflight == Some(0) {
+        if self.attack.max_inflight == Some(0) {
             return Err(invalid("max_inflight", "must be at least 1"));
         }
         if let Some(t) = self.cost.tokens_per_request
@@ -384,8 +143,8 @@ impl ScenarioFile {
             ));
         }
         Ok(Scenario {
-            name: self.name.clone().unwrap_or_else(|| "sweep".into()),
-            target: self.target.clone(),
+            name: self.attack.name.clone().unwrap_or_else(|| "sweep".into()),
+            target: self.attack.target.clone(),
             api,
             timeout,
             plan,
@@ -534,47 +293,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     })
 }
 
-/// 1-based line and column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
-    (line, column)
-}
-
-/// A toml error as `line L, column C: message` (for files whose errors are not ScenarioError).
-pub fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
-    match e.span() {
-        Some(s) => {
-            let (l, c) = line_col(text, s.start);
-            format!("line {l}, column {c}: {}", first_line(e.message()))
-        }
-        None => first_line(e.message()),
-    }
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").trim().to_string()
-}
-
-/// Resolves a path from a scenario: as given if it exists from the working directory, else
-/// next to the scenario file.
-pub fn resolve_relative(path: &str, scenario_file: Option<&Path>) -> PathBuf {
-    let p = PathBuf::from(path);
-    if p.is_absolute() || p.exists() {
-        return p;
-    }
-    match scenario_file.and_then(Path::parent) {
-        Some(dir) if dir.join(&p).exists() => dir.join(p),
-        _ => p,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,7 +376,10 @@ tokens_per_request = 104
         assert_eq!(s.resolve_price().unwrap().unwrap().usd_per_hour, 1.624);
 
         let over = ScenarioFile {
-            target: Some("http://10.0.0.1:80".into()),
+            attack: crate::attack::options::AttackOptions {
+                target: Some("http://10.0.0.1:80".into()),
+                ..Default::default()
+            },
             sweep: SweepSection {
                 rps: Some(RateSpec::Text("10,20".into())),
                 repeat: Some(1),
@@ -676,7 +397,7 @@ tokens_per_request = 104
         assert_eq!(s.target.as_deref(), Some("http://10.0.0.1:80"));
         assert_eq!(merged.cost.instance, None);
         assert_eq!(s.resolve_price().unwrap().unwrap().usd_per_hour, 2.0);
-        assert_eq!(merged.max_new_tokens, Some(20));
+        assert_eq!(merged.attack.max_new_tokens, Some(20));
 
         // The as-run text parses back to the same thing.
         let again = ScenarioFile::parse(&merged.to_toml(), "as-run").unwrap();

@@ -19,8 +19,9 @@ use crate::record::Record;
 use crate::scenario::{PlannedStep, Scenario};
 
 use super::pace::{PaceCall, PaceData, PaceEstimate, SlopeFit, Window};
-use super::slo::Stat;
-use super::verdict::{self, Pcts, Reason, Status, StepFigures, VerdictRules};
+use super::verdict::{self, Pcts, Reason, Status, StepFigures};
+use crate::scenario::rules::VerdictRules;
+use crate::scenario::slo::Stat;
 
 /// Quantiles (percent) of the latency distribution kept per step for the distribution chart.
 pub const DISTRIBUTION_QUANTILES: [f64; 13] = [
@@ -278,9 +279,7 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
         .iter()
         .map(|(idx, d)| (*idx, d.metrics.summary()))
         .collect();
-    let max_inflight = Some(u64::from(
-        sc.file.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT),
-    ));
+    let max_inflight = Some(sc.file.attack.max_inflight() as u64);
     let rows: Vec<StepRow> = summaries
         .iter()
         .filter_map(|(idx, s)| {
@@ -337,9 +336,6 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
         steps: rows,
     }
 }
-
-/// `--max-inflight`'s default (`cli::AttackArgs`), for naming the cap in verdicts.
-const DEFAULT_MAX_INFLIGHT: u32 = 10_000;
 
 /// The verdict inputs of one step: its summary's success-only timings and its pace.
 pub fn figures(

@@ -6,8 +6,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::sweep::pace::MIN_TREND_REQUESTS;
-use crate::sweep::slo::Clause;
+use crate::analysis::pace::MIN_TREND_REQUESTS;
+use crate::scenario::slo::Clause;
 
 /// One reason as data (`summary.json`): the rule, what was measured, its limit, the sentence.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,5 +1,6 @@
-//! `rpload attack`: flags -> config, results file, progress line, Ctrl-C handling, run, and
-//! the exit status (`--fail-on-errors`; `exit` has the table).
+//! `rpload attack`: its flags (the shared [`AttackOptions`] plus the schedule and the results
+//! file), the results file, the progress line, Ctrl-C handling, and the exit status
+//! (`--fail-on-errors`; `exit` has the table).
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -8,15 +9,44 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use clap::Args;
 
-use super::{AttackConfig, Control, Sink, setup};
-use crate::cli::AttackArgs;
+use crate::attack::options::AttackOptions;
+use crate::attack::setup::{self, Schedule, SetupError};
+use crate::attack::{AttackConfig, Control, Progress, Sink};
 use crate::exit::{self, Interrupted, RunFailed};
 use crate::metrics::Metrics;
 use crate::record::{Record, RecordWriter};
 
-pub async fn command(args: AttackArgs) -> anyhow::Result<ExitCode> {
-    let cfg = setup::config(&args)?;
+/// Flags of `rpload attack`: the options every attack shares, then this command's schedule
+/// (a sweep sets rate and duration per step instead) and output.
+#[derive(Debug, Clone, Args)]
+pub struct AttackArgs {
+    #[command(flatten)]
+    pub options: AttackOptions,
+    /// Requests per period: `50`, `50/s`, `1/5s`. 0 runs a closed loop of --max-inflight users.
+    #[arg(long, short = 'r', default_value = "50/1s")]
+    pub rate: String,
+    /// How long to schedule requests (`10s`, `1m30s`; 0 = until Ctrl-C or --max-requests).
+    #[arg(long, short = 'd', default_value = "10s")]
+    pub duration: String,
+    /// Results file (JSON lines); `-` or omitted writes to stdout.
+    #[arg(long, short = 'o')]
+    pub output: Option<std::path::PathBuf>,
+    /// Exit 1 when more than this share of requests failed, e.g. 5% or 0.05 (for CI gates).
+    #[arg(long, value_name = "RATIO")]
+    pub fail_on_errors: Option<String>,
+}
+
+/// The checked attack these flags describe; every problem is found here, before a request.
+pub fn config(args: &AttackArgs) -> Result<AttackConfig, SetupError> {
+    let schedule = Schedule::parse(&args.rate, &args.duration)?;
+    setup::config(&args.options, &schedule)
+}
+
+/// `rpload attack`.
+pub async fn run(args: AttackArgs) -> anyhow::Result<ExitCode> {
+    let cfg = config(&args)?;
     let fail_on_errors = args
         .fail_on_errors
         .as_deref()
@@ -38,7 +68,7 @@ pub async fn command(args: AttackArgs) -> anyhow::Result<ExitCode> {
         errors: 0,
     };
     let kept = "every finished request before it was written";
-    let stats = super::run(cfg, control, &mut sink)
+    let stats = crate::attack::run(cfg, control, &mut sink)
         .await
         .map_err(|e| e.context(RunFailed(format!("the attack stopped; {kept}"))))?;
     sink.writer
@@ -131,13 +161,13 @@ impl<W: Write> Sink for FileSink<W> {
 struct ProgressLine {
     bar: Option<indicatif::ProgressBar>,
     metrics: Metrics,
-    progress: Arc<super::Progress>,
+    progress: Arc<Progress>,
     started: Instant,
     last_draw: Instant,
 }
 
 impl ProgressLine {
-    fn new(cfg: &AttackConfig, progress: Arc<super::Progress>) -> Self {
+    fn new(cfg: &AttackConfig, progress: Arc<Progress>) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_style(
@@ -184,5 +214,98 @@ impl ProgressLine {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attack::Requests;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> AttackArgs {
+        let mut argv = vec!["rpload", "attack"];
+        argv.extend_from_slice(extra);
+        match crate::commands::Cli::parse_from(argv).command {
+            crate::commands::Command::Attack(a) => *a,
+            _ => unreachable!(),
+        }
+    }
+
+    fn err(extra: &[&str]) -> String {
+        config(&args(extra)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_input_is_named_before_any_request() {
+        let t = ["--target", "http://127.0.0.1:9"];
+        assert!(err(&["--api", "grpc", "--target", "http://x"]).contains("unknown --api \"grpc\""));
+        assert!(err(&[&t[..], &["--rate", "fast"]].concat()).starts_with("--rate: invalid rate"));
+        assert!(
+            err(&[&t[..], &["--duration", "10"]].concat())
+                .starts_with("--duration: invalid duration")
+        );
+        assert!(err(&[&t[..], &["--arrival", "burst"]].concat()).contains("constant or poisson"));
+        assert!(
+            err(&[&t[..], &["--rate", "0", "--duration", "0"]].concat()).contains("closed loop")
+        );
+        assert!(err(&[&t[..], &["--max-rate", "5"]].concat()).contains("--rate 0"));
+        assert!(err(&["--api", "tgi"]).contains("no target"));
+        assert!(err(&[&t[..], &["-H", "nocolon"]].concat()).starts_with("--header:"));
+        let e = err(&[
+            "--api",
+            "tgi",
+            "--target",
+            "http://127.0.0.1:9",
+            "--prompts",
+            "/nonexistent/p.jsonl",
+        ]);
+        assert!(e.contains("/nonexistent/p.jsonl"), "{e}");
+        let e = err(&[
+            "--api",
+            "fastapi",
+            "--target",
+            "http://127.0.0.1:9",
+            "--body-template",
+            "{}",
+        ]);
+        assert!(e.contains("{{prompt}}"), "{e}");
+        let e = err(&[
+            "--api",
+            "fastapi",
+            "--target",
+            "http://127.0.0.1:9",
+            "--strip-prompt",
+            "sometimes",
+        ]);
+        assert!(
+            e.starts_with("--strip-prompt \"sometimes\" is not known; use auto"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_valid_llm_attack() {
+        let c = config(&args(&[
+            "--api",
+            "openai-chat",
+            "--target",
+            "http://127.0.0.1:9",
+            "--rate",
+            "5/s",
+            "--duration",
+            "2s",
+            "--stream",
+            "--max-new-tokens",
+            "8",
+        ]))
+        .unwrap();
+        assert_eq!(c.rate.per_second(), 5.0);
+        let Requests::Api { api, prompts } = c.requests else {
+            panic!("expected an API attack")
+        };
+        assert_eq!(&*api.url, "http://127.0.0.1:9/v1/chat/completions");
+        assert!(api.params.stream);
+        assert_eq!(prompts.len(), 1);
     }
 }

@@ -1,0 +1,383 @@
+//! [`AttackOptions`]: every option of an attack, in one struct that `rpload attack` and
+//! `rpload sweep` flatten into their command lines and that scenario files hold at their top
+//! level. One name, one type and one default per option; [`super::setup`] checks the values.
+//!
+//! Fields are `Option`s (or `false` / empty) so that a scenario file and the command line can
+//! be layered: a flag the user did not type must not overwrite the file's value with a default.
+//! The defaults therefore live in the accessors below, once, and each flag's help text states
+//! its default (a test holds the two together).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::api::FASTAPI_BODY_TEMPLATE;
+
+/// The options of one attack (everything but the schedule: `attack`'s `--rate`/`--duration`,
+/// or a sweep's plan).
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttackOptions {
+    /// A name for the run: the `attack` field of every record and the title of a sweep's
+    /// reports.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Target URL. For LLM APIs a bare host (`http://127.0.0.1:8080`) gets the API's usual path
+    /// (/generate, /generate_stream, /v1/completions, /v1/chat/completions, /predict). A sweep
+    /// without one starts the embedded reference server.
+    #[arg(long, short = 't')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Wire format: tgi, tgi-stream, openai-completions, openai-chat, fastapi or http
+    /// [default: tgi; http with --targets].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+    /// Plain HTTP only: a Vegeta targets file (instead of --target).
+    #[arg(long, conflicts_with = "target")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub targets: Option<PathBuf>,
+    /// Targets file format: http or json (Vegeta's) [default: http].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// http: method for --target [default: GET].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// http: request body file for --target.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<PathBuf>,
+    /// Arrival process: constant (evenly spaced) or poisson (exponential gaps, seeded)
+    /// [default: constant].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<String>,
+    /// Seed for Poisson arrivals and the prompt draw [default: 0].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Stop scheduling after this many requests (in a sweep: per step).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u64>,
+    /// Requests in flight at once; later ones wait (and are flagged `capped`) [default: 10000].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_inflight: Option<usize>,
+    /// Closed loop (`attack --rate 0`) only: cap the users' combined rate, requests per second.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rate: Option<f64>,
+    /// Whole-exchange timeout per request; 0 means none in `attack` [default: 30s].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Extra request header `Name: value`; repeatable. In a scenario file: a list of such
+    /// strings, or a `[headers]` table.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "header_lines"
+    )]
+    pub headers: Vec<String>,
+    /// Skip TLS certificate verification.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub insecure: bool,
+    /// Open a new connection for every request.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_keepalive: bool,
+    /// Never negotiate HTTP/2.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub http1: bool,
+    /// Prompts, one JSON object `{"prompt": "..."}` per line, drawn deterministically by --seed.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<PathBuf>,
+    /// A single prompt to send (when no --prompts file is given).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// HuggingFace tokenizer.json to count tokens the server does not report.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<PathBuf>,
+    /// Tokens to generate per request [default: 64; 20 against the embedded server].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_new_tokens: Option<u32>,
+    /// Sampling temperature (omitted: the server's default; TGI: greedy).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling: keep the smallest set of tokens whose probability reaches P
+    /// (omitted: the server's default).
+    #[arg(long, value_name = "P")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// Sample among the K most likely tokens only (omitted: the server's default).
+    #[arg(long, value_name = "K")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
+    /// Penalty on tokens already generated, 1.0 for none (TGI and FastAPI-style servers that
+    /// take it; omitted: the server's default).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repetition_penalty: Option<f64>,
+    /// Generation seed sent to the server (not the prompt draw: that is --seed).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gen_seed: Option<u64>,
+    /// Stop sequence; repeatable.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+    /// Ask the server to ignore end-of-sequence, for fixed output lengths.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ignore_eos: bool,
+    /// OpenAI kinds: stream the answer (SSE with a usage chunk) to measure TTFT and ITL.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stream: bool,
+    /// OpenAI kinds: the `model` field.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// fastapi: request body with {{prompt}} (and optionally {{max_new_tokens}}). The default
+    /// sends max_new_tokens too: FastAPI (pydantic) apps ignore fields they do not declare, and
+    /// `rpload serve`'s /predict honours it [default: {"prompt": "{{prompt}}", "max_new_tokens":
+    /// {{max_new_tokens}}}].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_template: Option<String>,
+    /// fastapi: JSON pointer to the generated text [default: /prediction].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_pointer: Option<String>,
+    /// fastapi: JSON pointer to a generated-token count, if the app returns one.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_pointer: Option<String>,
+    /// fastapi: an answer that starts with the prompt (prompt + continuation, as the study's
+    /// app and `rpload serve` answer): auto removes it before counting output tokens, always
+    /// requires it (an answer without it is a `body` error), never counts the whole answer
+    /// [default: auto].
+    #[arg(long, value_name = "auto|always|never")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strip_prompt: Option<String>,
+}
+
+pub const DEFAULT_API: &str = "tgi";
+pub const DEFAULT_FORMAT: &str = "http";
+pub const DEFAULT_METHOD: &str = "GET";
+pub const DEFAULT_ARRIVAL: &str = "constant";
+pub const DEFAULT_MAX_INFLIGHT: usize = 10_000;
+pub const DEFAULT_TIMEOUT: &str = "30s";
+pub const DEFAULT_MAX_NEW_TOKENS: u32 = 64;
+pub const DEFAULT_TEXT_POINTER: &str = "/prediction";
+pub const DEFAULT_STRIP_PROMPT: &str = "auto";
+
+/// The resolved defaults: the only place an unset option gets its value.
+impl AttackOptions {
+    /// A targets file can only be plain HTTP, so it implies `--api http`.
+    pub fn api(&self) -> &str {
+        match (&self.api, &self.targets) {
+            (Some(api), _) => api,
+            (None, Some(_)) => "http",
+            (None, None) => DEFAULT_API,
+        }
+    }
+
+    pub fn format(&self) -> &str {
+        self.format.as_deref().unwrap_or(DEFAULT_FORMAT)
+    }
+
+    pub fn method(&self) -> &str {
+        self.method.as_deref().unwrap_or(DEFAULT_METHOD)
+    }
+
+    pub fn arrival(&self) -> &str {
+        self.arrival.as_deref().unwrap_or(DEFAULT_ARRIVAL)
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed.unwrap_or(0)
+    }
+
+    pub fn max_inflight(&self) -> usize {
+        self.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT)
+    }
+
+    pub fn timeout(&self) -> &str {
+        self.timeout.as_deref().unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    pub fn max_new_tokens(&self) -> u32 {
+        self.max_new_tokens.unwrap_or(DEFAULT_MAX_NEW_TOKENS)
+    }
+
+    pub fn body_template(&self) -> &str {
+        self.body_template
+            .as_deref()
+            .unwrap_or(FASTAPI_BODY_TEMPLATE)
+    }
+
+    pub fn text_pointer(&self) -> &str {
+        self.text_pointer.as_deref().unwrap_or(DEFAULT_TEXT_POINTER)
+    }
+
+    pub fn strip_prompt(&self) -> &str {
+        self.strip_prompt.as_deref().unwrap_or(DEFAULT_STRIP_PROMPT)
+    }
+
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or("")
+    }
+
+    /// `self` with every option `over` sets laid on top: the command line over a scenario
+    /// file. Lists replace, except headers, which add up (a `-H` adds to the file's headers).
+    pub fn overlaid(&self, over: &AttackOptions) -> AttackOptions {
+        let mut merged: AttackOptions = crate::overlay::overlay(self, over);
+        merged.headers = self.headers.iter().chain(&over.headers).cloned().collect();
+        merged
+    }
+
+    /// File paths resolved next to `scenario_file` when they do not exist from the working
+    /// directory, so a scenario can name files beside itself.
+    pub fn with_paths_beside(&self, scenario_file: Option<&std::path::Path>) -> AttackOptions {
+        let near = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| resolve_relative(&p.to_string_lossy(), scenario_file))
+        };
+        AttackOptions {
+            targets: near(&self.targets),
+            body: near(&self.body),
+            prompts: near(&self.prompts),
+            tokenizer: near(&self.tokenizer),
+            ..self.clone()
+        }
+    }
+}
+
+/// Resolves a path from a scenario: as given if it exists from the working directory, else
+/// next to the scenario file.
+pub fn resolve_relative(path: &str, scenario_file: Option<&std::path::Path>) -> PathBuf {
+    let p = PathBuf::from(path);
+    if p.is_absolute() || p.exists() {
+        return p;
+    }
+    match scenario_file.and_then(std::path::Path::parent) {
+        Some(dir) if dir.join(&p).exists() => dir.join(p),
+        _ => p,
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Headers in a scenario: `["Name: value", ...]`, or a `[headers]` table (the older form).
+fn header_lines<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Headers {
+        Lines(Vec<String>),
+        Table(std::collections::BTreeMap<String, String>),
+    }
+    Ok(match Headers::deserialize(d)? {
+        Headers::Lines(lines) => lines,
+        Headers::Table(t) => t.into_iter().map(|(k, v)| format!("{k}: {v}")).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Args, Command};
+
+    /// Each flag's `[default: ...]` help text is what its accessor resolves to.
+    #[test]
+    fn help_states_the_resolved_defaults() {
+        let none = AttackOptions::default();
+        let expected: &[(&str, String)] = &[
+            ("api", format!("{}; http with --targets", none.api())),
+            ("format", none.format().to_string()),
+            ("method", none.method().to_string()),
+            ("arrival", none.arrival().to_string()),
+            ("seed", none.seed().to_string()),
+            ("max_inflight", none.max_inflight().to_string()),
+            ("timeout", none.timeout().to_string()),
+            (
+                "max_new_tokens",
+                format!("{}; 20 against the embedded server", none.max_new_tokens()),
+            ),
+            ("body_template", none.body_template().to_string()),
+            ("text_pointer", none.text_pointer().to_string()),
+            ("strip_prompt", none.strip_prompt().to_string()),
+        ];
+        let cmd = AttackOptions::augment_args(Command::new("t"));
+        for arg in cmd.get_arguments() {
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            assert!(
+                !help.trim().is_empty(),
+                "--{} has no help text",
+                arg.get_id()
+            );
+            let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+            let stated = flat
+                .rsplit_once("[default: ")
+                .map(|(_, d)| d.trim_end_matches(['.', ']']).to_string());
+            let want = expected.iter().find(|(id, _)| *id == arg.get_id().as_str());
+            match (want, stated) {
+                (Some((_, want)), Some(stated)) => {
+                    assert_eq!(&stated, want, "--{}'s help", arg.get_id())
+                }
+                (Some((id, _)), None) => panic!("--{id}'s help does not state its default"),
+                (None, Some(s)) => {
+                    panic!("--{} states a default {s} no accessor has", arg.get_id())
+                }
+                (None, None) => {}
+            }
+        }
+        assert_eq!(
+            AttackOptions {
+                targets: Some("t".into()),
+                ..none
+            }
+            .api(),
+            "http"
+        );
+    }
+
+    #[test]
+    fn the_command_line_lays_over_a_file() {
+        let file = AttackOptions {
+            api: Some("tgi".into()),
+            max_new_tokens: Some(20),
+            headers: vec!["A: 1".into()],
+            stop: vec!["x".into()],
+            stream: true,
+            ..Default::default()
+        };
+        let flags = AttackOptions {
+            max_new_tokens: Some(8),
+            headers: vec!["B: 2".into()],
+            ..Default::default()
+        };
+        let m = file.overlaid(&flags);
+        assert_eq!(m.api.as_deref(), Some("tgi"));
+        assert_eq!(m.max_new_tokens, Some(8));
+        assert_eq!(m.headers, ["A: 1", "B: 2"]);
+        assert_eq!(m.stop, ["x"]);
+        assert!(m.stream);
+        let table: AttackOptions = toml::from_str("[headers]\nB = \"2\"\nA = \"1\"\n").unwrap();
+        assert_eq!(table.headers, ["A: 1", "B: 2"]);
+    }
+}

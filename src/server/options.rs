@@ -1,0 +1,133 @@
+//! [`ServerOptions`]: the reference server's settings, in one struct that `rpload serve` and a
+//! target-less `rpload sweep` flatten into their command lines and that a scenario's
+//! `[serve]` table holds. [`super::ServerConfig::from_options`] checks them.
+//!
+//! The model is not here: `serve` takes it as `--model`, while in a sweep `--model` is the
+//! OpenAI `model` field of the attack, so the sweep calls it `--serve-model`. Like the attack's
+//! options, fields are unset until the user sets them and the defaults live in the accessors.
+
+use serde::{Deserialize, Serialize};
+
+/// What model the embedded server runs and how.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerOptions {
+    /// The model: a preset (tiny, pythia-70m, redpajama-3b, redpajama-7b) with seeded random
+    /// weights, or a local HuggingFace folder. Set by `serve --model` / `sweep --serve-model`.
+    #[arg(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Scheduling engine: continuous (TGI-like batching) or single (one request at a time,
+    /// FastAPI-like) [default: continuous].
+    #[arg(long, alias = "serve-engine")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// Weight and activation dtype: f32, f16 or bf16 [default: f32].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<String>,
+    /// Device: cpu, or cuda (needs a build with `--features cuda`) [default: cpu].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Seed for the random weights of presets [default: 0].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weights_seed: Option<u64>,
+    /// Requests admitted at once (queued or running); more get 429 `overloaded`
+    /// [default: 128].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_requests: Option<usize>,
+    /// Longest prompt in tokens (default: the model's context minus one).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_input_tokens: Option<usize>,
+    /// Prompt plus generated tokens, per request (default: the model's context).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_total_tokens: Option<usize>,
+    /// Tokens (prompt + max_new_tokens) resident in the running batch at once (default: TGI's
+    /// 16000, or --max-total-tokens if larger).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_batch_total_tokens: Option<usize>,
+    /// Sequences in the running batch at once (default: --max-concurrent-requests).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_batch_size: Option<usize>,
+    /// Threads for the model's math (default: 1 for tiny, leaving a core to the load generator;
+    /// otherwise every core).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+}
+
+pub const DEFAULT_MODEL: &str = "tiny";
+pub const DEFAULT_ENGINE: &str = "continuous";
+pub const DEFAULT_DTYPE: &str = "f32";
+pub const DEFAULT_DEVICE: &str = "cpu";
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 128;
+
+/// The resolved defaults: the only place an unset option gets its value.
+impl ServerOptions {
+    pub fn model(&self) -> &str {
+        self.model.as_deref().unwrap_or(DEFAULT_MODEL)
+    }
+
+    pub fn engine(&self) -> &str {
+        self.engine.as_deref().unwrap_or(DEFAULT_ENGINE)
+    }
+
+    pub fn dtype(&self) -> &str {
+        self.dtype.as_deref().unwrap_or(DEFAULT_DTYPE)
+    }
+
+    pub fn device(&self) -> &str {
+        self.device.as_deref().unwrap_or(DEFAULT_DEVICE)
+    }
+
+    pub fn weights_seed(&self) -> u64 {
+        self.weights_seed.unwrap_or(0)
+    }
+
+    pub fn max_concurrent_requests(&self) -> usize {
+        self.max_concurrent_requests
+            .unwrap_or(DEFAULT_MAX_CONCURRENT_REQUESTS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Args, Command};
+
+    #[test]
+    fn help_states_the_resolved_defaults() {
+        let none = ServerOptions::default();
+        let expected = [
+            ("engine", none.engine().to_string()),
+            ("dtype", none.dtype().to_string()),
+            ("device", none.device().to_string()),
+            ("weights_seed", none.weights_seed().to_string()),
+            (
+                "max_concurrent_requests",
+                none.max_concurrent_requests().to_string(),
+            ),
+        ];
+        let cmd = ServerOptions::augment_args(Command::new("t"));
+        for (id, want) in expected {
+            let arg = cmd.get_arguments().find(|a| a.get_id() == id).unwrap();
+            let help = arg.get_help().unwrap().to_string();
+            let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+            let flat = flat.trim_end_matches('.');
+            assert!(
+                flat.ends_with(&format!("[default: {want}]")),
+                "--{id}: {flat}"
+            );
+        }
+        for arg in cmd.get_arguments() {
+            assert!(arg.get_help().is_some(), "--{} has no help", arg.get_id());
+        }
+    }
+}

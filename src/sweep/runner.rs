@@ -1,0 +1,68 @@
+//! [`AttackRunner`]: the attacker behind a sweep. The scenario's attack options are checked
+//! once by `attack::setup` (so a bad API, prompt file or header fails before the first request),
+//! then the attack runs once per step at the step's rate and duration, on one connection pool
+//! for the whole sweep, so warm-ups open the connections the steps use.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::run::{StepRunner, StepSpec};
+use crate::attack::setup::{self, Schedule};
+use crate::attack::{AttackConfig, Control, Sink};
+use crate::record::Record;
+use crate::scenario::Scenario;
+
+pub struct AttackRunner {
+    base: AttackConfig,
+    client: reqwest::Client,
+}
+
+impl AttackRunner {
+    /// Builds the attack on `target` (None: the options' own `--target` or `--targets`);
+    /// paths resolve next to `scenario_file` when they do not exist from the working directory.
+    pub fn new(sc: &Scenario, target: Option<&str>, scenario_file: Option<&Path>) -> Result<Self> {
+        let mut options = sc.file.attack.with_paths_beside(scenario_file);
+        if let Some(t) = target {
+            options.target = Some(t.to_string());
+        }
+        options.api = Some(sc.api.clone());
+        options.name = Some(sc.name.clone());
+        let base = setup::config(&options, &Schedule::step(1.0, sc.step_duration))?;
+        let client = crate::attack::client(&base.client)?;
+        Ok(Self { base, client })
+    }
+
+    /// The checked attack every step starts from.
+    pub fn base(&self) -> &AttackConfig {
+        &self.base
+    }
+}
+
+/// Adapts the driver's record callback to the attacker's sink.
+struct FnSink<'a>(&'a mut dyn FnMut(Record));
+
+impl Sink for FnSink<'_> {
+    fn record(&mut self, record: Record) -> std::io::Result<()> {
+        (self.0)(record);
+        Ok(())
+    }
+}
+
+impl StepRunner for AttackRunner {
+    async fn run_step(&mut self, spec: &StepSpec, sink: &mut dyn FnMut(Record)) -> Result<()> {
+        let mut cfg = self.base.clone();
+        let schedule = Schedule::step(spec.rps, spec.duration);
+        cfg.rate = schedule.rate;
+        cfg.duration = schedule.duration;
+        cfg.step = spec.step;
+        crate::attack::run_with_client(
+            cfg,
+            self.client.clone(),
+            Control::default(),
+            &mut FnSink(sink),
+        )
+        .await?;
+        Ok(())
+    }
+}
