@@ -1,6 +1,6 @@
 //! rpload: open-loop, token-aware load testing and cost benchmarking for LLM endpoints.
 //!
-//! Two trees share only the wire types:
+//! Two trees share only the wire types (`wire`: TGI and OpenAI bodies and stream events):
 //!
 //! ```text
 //! load side:   scenario -> prompts -> pacer -> attack -> api client -> Outcome -> Record (disk)
@@ -22,6 +22,7 @@ pub mod report;
 pub mod scenario;
 pub mod server;
 pub mod sweep;
+pub mod wire;
 
 use std::process::ExitCode;
 
