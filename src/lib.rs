@@ -12,10 +12,12 @@
 //! attack      options -> setup -> pacer thread -> api clients -> Record (one per request)
 //! server      http (axum) -> validate -> scheduler (continuous | single) -> engine (candle)
 //! cost        prices, the study's cost formulas, capacity plans
+//! wire        serde types of TGI's and OpenAI's bodies and stream events: the attacker
+//!             writes and reads them, the server reads and writes them
 //! base        metrics, record, prompts, pacer (pure schedule), exit, overlay, toml_error
 //! ```
 //!
-//! `attack` and `server` share only wire formats and never import each other. [`run`] builds
+//! `attack` and `server` share only `wire` and never import each other. [`run`] builds
 //! the runtime for one parsed command line; `main.rs` only parses and prints its error.
 
 pub mod analysis;
@@ -33,6 +35,7 @@ pub mod scenario;
 pub mod server;
 pub mod sweep;
 pub mod toml_error;
+pub mod wire;
 
 use std::process::ExitCode;
 

@@ -1,7 +1,7 @@
 //! `RawRequest -> ValidRequest`: TGI's validation rules, order and messages (router
 //! `validation.rs`), with every default resolved so the scheduler sees no `Option`s.
 //! Inputs: the prompt text, the raw parameters of any route, the tokenizer and the limits.
-//! Must not know HTTP status codes (http.rs maps [`ValidationError`]) or scheduling.
+//! Must not know HTTP status codes (`http` maps [`ValidationError`]) or scheduling.
 
 use super::engine::TextTokenizer;
 use super::engine::sampler::SamplingParams;
@@ -16,29 +16,9 @@ pub struct Limits {
     pub max_top_n_tokens: u32,
 }
 
-/// Parameters as any route received them (TGI names, read straight from TGI's `parameters`;
-/// OpenAI routes map onto these).
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
-#[serde(default)]
-pub struct RawParams {
-    pub best_of: Option<usize>,
-    pub temperature: Option<f32>,
-    pub repetition_penalty: Option<f32>,
-    pub frequency_penalty: Option<f32>,
-    pub top_k: Option<i32>,
-    pub top_p: Option<f32>,
-    pub typical_p: Option<f32>,
-    pub do_sample: bool,
-    pub max_new_tokens: Option<u32>,
-    pub stop: Vec<String>,
-    pub truncate: Option<usize>,
-    pub seed: Option<u64>,
-    pub top_n_tokens: Option<u32>,
-    pub decoder_input_details: bool,
-    /// vLLM's extension, accepted on TGI's routes too so TGI-format load tests get fixed
-    /// lengths: keep generating through EOS.
-    pub ignore_eos: bool,
-}
+/// Parameters as any route received them: TGI's `parameters`, read straight from its wire
+/// type; the OpenAI and `/predict` routes map onto these.
+pub use crate::wire::tgi::GenerationParameters as RawParams;
 
 /// A checked request, ready for the scheduler.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,7 +85,7 @@ pub enum ValidationError {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RouteOptions {
     pub stream: bool,
-    /// Used when `max_new_tokens` is not given (routes differ; see http.rs).
+    /// Used when `max_new_tokens` is not given (routes differ; see `http`).
     pub default_max_new_tokens: u32,
 }
 

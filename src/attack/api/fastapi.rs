@@ -103,7 +103,7 @@ pub fn body(format: &FastapiFormat, prompt: &str, p: &GenParams) -> Bytes {
 
 /// Decodes the answer to `prompt`; the text kept is the continuation under `strip_prompt`.
 pub fn parse(format: &FastapiFormat, prompt: &str, body: &[u8]) -> Result<Decoded, DecodeError> {
-    let value = parse_json(body)?;
+    let value: Value = parse_json(body)?;
     let text = match value.pointer(&format.text_pointer) {
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::prompts::Prompt;
@@ -226,10 +227,28 @@ pub fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
-pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, DecodeError> {
+/// Parses a whole body as `T`, telling a body that is not JSON from JSON of the wrong shape.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
     serde_json::from_slice(body).map_err(|e| {
         let preview: String = String::from_utf8_lossy(&body[..body.len().min(60)]).into();
-        DecodeError::Body(format!("not JSON ({e}): {preview:?}"))
+        let what = if e.is_data() {
+            "not the expected answer"
+        } else {
+            "not JSON"
+        };
+        DecodeError::Body(format!("{what} ({e}): {preview:?}"))
+    })
+}
+
+/// Parses one stream event's `data` as `T`, like [`parse_json`].
+pub fn parse_event<T: DeserializeOwned>(data: &str) -> Result<T, DecodeError> {
+    serde_json::from_str(data).map_err(|e| {
+        let what = if e.is_data() {
+            "not the expected event"
+        } else {
+            "not JSON"
+        };
+        DecodeError::Stream(format!("event is {what} ({e})"))
     })
 }
 
@@ -274,7 +293,7 @@ impl Api {
             ApiKind::Tgi => Box::new(WholeBody::new(tgi::parse_generate)),
             ApiKind::TgiStream => Box::new(tgi::StreamDecoder::default()),
             ApiKind::OpenaiCompletions | ApiKind::OpenaiChat if self.params.stream => {
-                Box::new(openai::StreamDecoder::new(self.kind))
+                openai::stream_decoder(self.kind)
             }
             ApiKind::OpenaiCompletions | ApiKind::OpenaiChat => {
                 let kind = self.kind;

@@ -1,94 +1,82 @@
 //! OpenAI-compatible `POST /v1/completions` and `POST /v1/chat/completions`, whole or streamed
 //! (SSE chunks, a usage chunk when `stream_options.include_usage` is set, then `data: [DONE]`).
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
-use serde_json::{Map, Value, json};
+use serde::de::DeserializeOwned;
 
-use super::{ApiKind, DecodeError, Decoded, Decoder, GenParams, parse_json};
+use super::{ApiKind, DecodeError, Decoded, Decoder, GenParams, parse_event, parse_json};
 use crate::attack::sse::SseParser;
+use crate::wire::openai::{
+    ChatChoice, ChatMessage, ChatRequest, Choice, ChunkChoice, Completion, CompletionRequest,
+    Content, OneOrMany, Sampling, StreamOptions, TextChoice, Usage,
+};
 
-fn common(p: &GenParams) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert(
-        "model".into(),
-        p.model.clone().unwrap_or_else(|| "default".into()).into(),
-    );
-    m.insert("max_tokens".into(), p.max_new_tokens.into());
-    if let Some(v) = p.temperature {
-        m.insert("temperature".into(), v.into());
+fn sampling(p: &GenParams) -> Sampling {
+    Sampling {
+        model: Some(p.model.clone().unwrap_or_else(|| "default".into())),
+        max_tokens: Some(p.max_new_tokens),
+        temperature: p.temperature,
+        top_p: p.top_p,
+        // Not in OpenAI's schema; vLLM and rpload serve accept it (as i32, like TGI).
+        top_k: p.top_k.map(|k| i32::try_from(k).unwrap_or(i32::MAX)),
+        repetition_penalty: p.repetition_penalty,
+        seed: p.seed,
+        stop: (!p.stop.is_empty()).then(|| OneOrMany::Many(p.stop.clone())),
+        ignore_eos: p.ignore_eos,
+        stream: p.stream,
+        stream_options: p.stream.then_some(StreamOptions {
+            include_usage: true,
+        }),
+        ..Sampling::default()
     }
-    if let Some(v) = p.top_p {
-        m.insert("top_p".into(), v.into());
-    }
-    if let Some(v) = p.top_k {
-        // Not in OpenAI's schema; vLLM and rpload serve accept it.
-        m.insert("top_k".into(), v.into());
-    }
-    if let Some(v) = p.repetition_penalty {
-        m.insert("repetition_penalty".into(), v.into());
-    }
-    if let Some(v) = p.seed {
-        m.insert("seed".into(), v.into());
-    }
-    if !p.stop.is_empty() {
-        m.insert("stop".into(), p.stop.clone().into());
-    }
-    if p.ignore_eos {
-        m.insert("ignore_eos".into(), true.into());
-    }
-    if p.stream {
-        m.insert("stream".into(), true.into());
-        m.insert("stream_options".into(), json!({ "include_usage": true }));
-    }
-    m
 }
 
 pub fn completions_body(prompt: &str, p: &GenParams) -> Bytes {
-    let mut m = common(p);
-    m.insert("prompt".into(), prompt.into());
-    Bytes::from(serde_json::to_vec(&Value::Object(m)).expect("json"))
+    let req = CompletionRequest {
+        prompt: OneOrMany::One(prompt.to_owned()),
+        suffix: None,
+        sampling: sampling(p),
+    };
+    Bytes::from(serde_json::to_vec(&req).expect("json"))
 }
 
 pub fn chat_body(prompt: &str, p: &GenParams) -> Bytes {
-    let mut m = common(p);
-    m.insert(
-        "messages".into(),
-        json!([{ "role": "user", "content": prompt }]),
-    );
-    Bytes::from(serde_json::to_vec(&Value::Object(m)).expect("json"))
+    let req = ChatRequest {
+        messages: vec![ChatMessage {
+            role: "user".into(),
+            content: Some(Content::Text(prompt.to_owned())),
+        }],
+        sampling: sampling(p),
+    };
+    Bytes::from(serde_json::to_vec(&req).expect("json"))
 }
 
-fn usage(value: &Value) -> (Option<u64>, Option<u64>) {
-    let u = value.get("usage");
-    (
-        u.and_then(|u| u.get("completion_tokens"))
-            .and_then(Value::as_u64),
-        u.and_then(|u| u.get("prompt_tokens"))
-            .and_then(Value::as_u64),
-    )
+/// (output tokens, prompt tokens) as the server counted them.
+fn counts(usage: Option<Usage>) -> (Option<u64>, Option<u64>) {
+    usage.map_or((None, None), |u| (u.completion_tokens, u.prompt_tokens))
 }
 
 /// A non-streamed answer: the first choice's text and `usage`.
 pub fn parse_whole(kind: ApiKind, body: &[u8]) -> Result<Decoded, DecodeError> {
-    let value = parse_json(body)?;
-    let pointer = match kind {
-        ApiKind::OpenaiChat => "/choices/0/message/content",
-        _ => "/choices/0/text",
-    };
-    let text = match value.pointer(pointer) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) => String::new(),
-        _ => {
-            return Err(DecodeError::Body(format!(
-                "no `{}` in the answer",
-                pointer.trim_start_matches('/').replace('/', ".")
-            )));
-        }
-    };
-    let (tokens_out, tokens_in) = usage(&value);
+    match kind {
+        ApiKind::OpenaiChat => parse_answer::<ChatChoice>(body),
+        _ => parse_answer::<TextChoice>(body),
+    }
+}
+
+fn parse_answer<C: Choice + DeserializeOwned>(body: &[u8]) -> Result<Decoded, DecodeError> {
+    let answer: Completion<C> = parse_json(body)?;
+    let text = answer
+        .choices
+        .first()
+        .and_then(C::text)
+        .ok_or_else(|| DecodeError::Body(format!("no `{}` in the answer", C::TEXT_PATH)))?
+        .to_owned();
+    let (tokens_out, tokens_in) = counts(answer.usage);
     Ok(Decoded {
         text,
         tokens_out,
@@ -97,26 +85,34 @@ pub fn parse_whole(kind: ApiKind, body: &[u8]) -> Result<Decoded, DecodeError> {
     })
 }
 
-/// Streamed chunks: each chunk with non-empty content is a token event.
-pub struct StreamDecoder {
-    kind: ApiKind,
+/// The stream decoder for `kind`'s chunks.
+pub fn stream_decoder(kind: ApiKind) -> Box<dyn Decoder> {
+    match kind {
+        ApiKind::OpenaiChat => Box::new(StreamDecoder::<ChunkChoice>::default()),
+        _ => Box::new(StreamDecoder::<TextChoice>::default()),
+    }
+}
+
+/// Streamed chunks of choice type `C`: each chunk with non-empty content is a token event.
+pub struct StreamDecoder<C> {
     sse: SseParser,
     out: Decoded,
     done: bool,
+    choice: PhantomData<fn() -> C>,
 }
 
-impl StreamDecoder {
-    pub fn new(kind: ApiKind) -> Self {
+impl<C> Default for StreamDecoder<C> {
+    fn default() -> Self {
         Self {
-            kind,
             sse: SseParser::default(),
             out: Decoded::default(),
             done: false,
+            choice: PhantomData,
         }
     }
 }
 
-impl Decoder for StreamDecoder {
+impl<C: Choice + DeserializeOwned> Decoder for StreamDecoder<C> {
     fn chunk(&mut self, data: &[u8], at: Duration) -> Result<(), DecodeError> {
         for event in self.sse.feed(data) {
             let data = event.data.trim();
@@ -127,28 +123,18 @@ impl Decoder for StreamDecoder {
                 self.done = true;
                 continue;
             }
-            let value: Value = serde_json::from_str(data)
-                .map_err(|e| DecodeError::Stream(format!("chunk is not JSON ({e})")))?;
-            if let Some(err) = value.get("error") {
-                let msg = err
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| err.to_string());
-                return Err(DecodeError::Stream(format!("error chunk: {msg}")));
+            let chunk: Completion<C> = parse_event(data)?;
+            if let Some(err) = chunk.error {
+                return Err(DecodeError::Stream(format!("error chunk: {err}")));
             }
-            let pointer = match self.kind {
-                ApiKind::OpenaiChat => "/choices/0/delta/content",
-                _ => "/choices/0/text",
-            };
-            if let Some(text) = value.pointer(pointer).and_then(Value::as_str)
+            if let Some(text) = chunk.choices.first().and_then(C::text)
                 && !text.is_empty()
             {
                 self.out.token_times.push(at);
                 self.out.first_token.get_or_insert(at);
                 self.out.text.push_str(text);
             }
-            let (out, inp) = usage(&value);
+            let (out, inp) = counts(chunk.usage);
             if out.is_some() {
                 self.out.tokens_out = out;
                 self.out.tokens_in = inp;
@@ -170,6 +156,8 @@ impl Decoder for StreamDecoder {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
 
     #[test]
@@ -213,11 +201,11 @@ mod tests {
     #[test]
     fn stream_needs_done_and_reads_the_usage_chunk() {
         let ms = Duration::from_millis;
-        let mut d = Box::new(StreamDecoder::new(ApiKind::OpenaiCompletions));
+        let mut d = Box::new(StreamDecoder::<TextChoice>::default());
         d.chunk(b"data: {\"choices\":[{\"text\":\"a\"}]}\n\n", ms(5))
             .unwrap();
         d.chunk(b"data: {\"choices\":[{\"text\":\"\",\"finish_reason\":\"length\"}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}}\n\n", ms(9)).unwrap();
-        let mut unfinished = Box::new(StreamDecoder::new(ApiKind::OpenaiCompletions));
+        let mut unfinished = Box::new(StreamDecoder::<TextChoice>::default());
         unfinished
             .chunk(b"data: {\"choices\":[{\"text\":\"a\"}]}\n\n", ms(1))
             .unwrap();

@@ -5,61 +5,57 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
-use serde_json::{Value, json};
 
-use super::{DecodeError, Decoded, Decoder, GenParams, header_u64, parse_json};
+use super::{DecodeError, Decoded, Decoder, GenParams, header_u64, parse_event, parse_json};
 use crate::attack::sse::SseParser;
+use crate::wire::tgi::{
+    GenerateRequest, GenerateResponse, GenerationParameters, Parameters, StreamResponse,
+};
 
 /// The request body. `details` is always asked for so the server counts the tokens.
 pub fn body(prompt: &str, p: &GenParams) -> Bytes {
-    let mut params = json!({ "max_new_tokens": p.max_new_tokens, "details": true });
-    let obj = params.as_object_mut().expect("object literal");
     let sampling = p.temperature.is_some_and(|t| t > 0.0) || p.top_p.is_some() || p.top_k.is_some();
-    obj.insert("do_sample".into(), sampling.into());
-    if let Some(t) = p.temperature.filter(|t| *t > 0.0) {
-        obj.insert("temperature".into(), t.into());
-    }
-    if let Some(v) = p.top_p {
-        obj.insert("top_p".into(), v.into());
-    }
-    if let Some(v) = p.top_k {
-        obj.insert("top_k".into(), v.into());
-    }
-    if let Some(v) = p.repetition_penalty {
-        obj.insert("repetition_penalty".into(), v.into());
-    }
-    if let Some(v) = p.seed {
-        obj.insert("seed".into(), v.into());
-    }
-    if !p.stop.is_empty() {
-        obj.insert("stop".into(), p.stop.clone().into());
-    }
-    if p.ignore_eos {
-        // Not a TGI parameter (TGI ignores unknown ones); rpload serve honours it.
-        obj.insert("ignore_eos".into(), true.into());
-    }
-    Bytes::from(
-        serde_json::to_vec(&json!({ "inputs": prompt, "parameters": params })).expect("json"),
-    )
+    let req = GenerateRequest {
+        inputs: prompt.to_owned(),
+        parameters: Parameters {
+            generation: GenerationParameters {
+                max_new_tokens: Some(p.max_new_tokens),
+                do_sample: sampling,
+                temperature: p.temperature.filter(|t| *t > 0.0),
+                top_p: p.top_p,
+                // TGI's type is i32; a cap past it is no cap at all.
+                top_k: p.top_k.map(|k| i32::try_from(k).unwrap_or(i32::MAX)),
+                repetition_penalty: p.repetition_penalty,
+                seed: p.seed,
+                stop: p.stop.clone(),
+                // Not a TGI parameter (TGI ignores unknown ones); rpload serve honours it.
+                ignore_eos: p.ignore_eos,
+                ..GenerationParameters::default()
+            },
+            details: true,
+            ..Parameters::default()
+        },
+    };
+    Bytes::from(serde_json::to_vec(&req).expect("json"))
 }
 
 /// `/generate` (an object) or the compat route `/` (an array of one object).
 pub fn parse_generate(body: &[u8], headers: &HeaderMap) -> Result<Decoded, DecodeError> {
-    let value = parse_json(body)?;
-    let answer = match &value {
-        Value::Array(items) => items.first().unwrap_or(&Value::Null),
-        other => other,
+    let answer = if body.trim_ascii_start().starts_with(b"[") {
+        parse_json::<Vec<GenerateResponse>>(body)?
+            .into_iter()
+            .next()
+    } else {
+        Some(parse_json::<GenerateResponse>(body)?)
     };
-    let text = answer
-        .get("generated_text")
-        .and_then(Value::as_str)
-        .ok_or_else(|| DecodeError::Body("no `generated_text` in TGI answer".into()))?;
+    let answer =
+        answer.ok_or_else(|| DecodeError::Body("no `generated_text` in TGI answer".into()))?;
     let tokens_out = answer
-        .pointer("/details/generated_tokens")
-        .and_then(Value::as_u64)
+        .details
+        .and_then(|d| d.generated_tokens)
         .or_else(|| header_u64(headers, "x-generated-tokens"));
     Ok(Decoded {
-        text: text.to_owned(),
+        text: answer.generated_text,
         tokens_out,
         tokens_in: header_u64(headers, "x-prompt-tokens"),
         ..Decoded::default()
@@ -81,39 +77,26 @@ impl Decoder for StreamDecoder {
             if event.data.is_empty() {
                 continue;
             }
-            let value: Value = serde_json::from_str(&event.data)
-                .map_err(|e| DecodeError::Stream(format!("event is not JSON ({e})")))?;
-            if let Some(err) = value.get("error") {
-                let msg = err
-                    .as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| err.to_string());
-                return Err(DecodeError::Stream(format!("error event: {msg}")));
+            let ev: StreamResponse = parse_event(&event.data)?;
+            if let Some(err) = ev.error {
+                return Err(DecodeError::Stream(format!("error event: {err}")));
             }
-            let token = value
-                .get("token")
+            let token = ev
+                .token
                 .ok_or_else(|| DecodeError::Stream("event without `token`".into()))?;
-            let text = token.get("text").and_then(Value::as_str).unwrap_or("");
-            let special = token
-                .get("special")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
             self.events += 1;
             self.out.token_times.push(at);
-            if self.out.first_token.is_none() && !text.is_empty() && !special {
+            if self.out.first_token.is_none() && !token.text.is_empty() && !token.special {
                 self.out.first_token = Some(at);
             }
-            if let Some(full) = value.get("generated_text").and_then(Value::as_str) {
-                self.out.text = full.to_owned();
-                self.out.tokens_out = value
-                    .pointer("/details/generated_tokens")
-                    .and_then(Value::as_u64);
-                self.out.tokens_in = value
-                    .pointer("/details/input_length")
-                    .and_then(Value::as_u64);
+            if let Some(full) = ev.generated_text {
+                self.out.text = full;
+                let details = ev.details.unwrap_or_default();
+                self.out.tokens_out = details.generated_tokens;
+                self.out.tokens_in = details.input_length;
                 self.done = true;
-            } else if !special {
-                self.out.text.push_str(text);
+            } else if !token.special {
+                self.out.text.push_str(&token.text);
             }
         }
         Ok(())
@@ -137,6 +120,8 @@ impl Decoder for StreamDecoder {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
 
     fn ms(v: u64) -> Duration {

@@ -1,0 +1,350 @@
+//! OpenAI routes as vLLM serves them: `POST /v1/completions` (up to
+//! [`MAX_CLIENT_BATCH_SIZE`] prompts), `POST /v1/chat/completions` and `GET /v1/models`.
+//! Owns the mapping of OpenAI sampling onto TGI parameters, the fixed chat template and the
+//! chunked stream (`data: {chunk}` per token, a usage chunk on request, then `data: [DONE]`).
+//! Request and answer types are `wire::openai`'s.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::{
+    AppState, JsonBody, MAX_CLIENT_BATCH_SIZE, ServerError, TGI_DEFAULT_MAX_NEW_TOKENS, sse_event,
+    sse_response, timing_headers,
+};
+use crate::server::scheduler::{Event, FinishReason, TokenStream};
+use crate::server::validate::{RawParams, RouteOptions};
+use crate::wire::openai::{
+    ChatChoice, ChatMessage, ChatRequest, ChunkChoice, Completion, CompletionRequest, Content,
+    Delta, ErrorDetail, Message, OneOrMany, Sampling, StreamError, TextChoice, Usage,
+};
+
+/// OpenAI's default `max_tokens` for completions (chat uses TGI's).
+const OPENAI_COMPLETIONS_DEFAULT_MAX_TOKENS: u32 = 16;
+/// OpenAI-style servers frame events with a space after `data:`.
+const DATA: &str = "data: ";
+
+/// What both routes derive from a request before generating.
+struct OpenAiCall {
+    raw: RawParams,
+    route: RouteOptions,
+    /// `stream_options.include_usage`: close the stream with a usage chunk.
+    include_usage: bool,
+    model: String,
+    id: String,
+    created: u64,
+}
+
+impl OpenAiCall {
+    /// OpenAI semantics on TGI parameters: temperature 0 is greedy, anything else samples
+    /// (the API's default temperature is 1); `top_p` 1.0 and `top_k` <= 0 mean "off".
+    /// `model` and `presence_penalty` are accepted and unused.
+    fn new(
+        s: Sampling,
+        state: &AppState,
+        default_max: u32,
+        id_prefix: &str,
+    ) -> Result<Self, ServerError> {
+        if s.n.is_some_and(|n| n != 1) {
+            return Err(ServerError::Unsupported {
+                message: "Input validation error: `n` must be 1 on this server".to_string(),
+                error_type: "validation",
+            });
+        }
+        let greedy = s.temperature == Some(0.0);
+        let raw = RawParams {
+            temperature: s.temperature.filter(|&t| t != 0.0),
+            top_p: s.top_p.filter(|&p| p < 1.0),
+            top_k: s.top_k.filter(|&k| k > 0),
+            do_sample: !greedy,
+            max_new_tokens: Some(
+                s.max_completion_tokens
+                    .or(s.max_tokens)
+                    .unwrap_or(default_max),
+            ),
+            stop: s.stop.map(OneOrMany::into_vec).unwrap_or_default(),
+            seed: s.seed,
+            repetition_penalty: s.repetition_penalty,
+            frequency_penalty: s.frequency_penalty,
+            ignore_eos: s.ignore_eos,
+            ..RawParams::default()
+        };
+        Ok(Self {
+            raw,
+            route: RouteOptions {
+                stream: s.stream,
+                default_max_new_tokens: default_max,
+            },
+            include_usage: s.stream_options.is_some_and(|o| o.include_usage),
+            model: state.info.model_id.clone(),
+            id: state.fresh_id(id_prefix),
+            created: unix_now(),
+        })
+    }
+
+    /// An answer or chunk of this call.
+    fn answer<C>(&self, object: &str, choices: Vec<C>, usage: Option<Usage>) -> Completion<C> {
+        Completion {
+            id: self.id.clone(),
+            object: object.to_owned(),
+            created: self.created,
+            model: self.model.clone(),
+            system_fingerprint: Some(fingerprint()),
+            choices,
+            usage,
+            error: None,
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The prompt for a chat. Presets and most GPT-NeoX folders ship no chat template, so a fixed
+/// one is used: `<|role|>\ncontent\n` per message, then `<|assistant|>\n`.
+fn chat_prompt(messages: &[ChatMessage]) -> Result<String, ServerError> {
+    let mut out = String::new();
+    for m in messages {
+        let text = match &m.content {
+            None => String::new(),
+            Some(Content::Text(t)) => t.clone(),
+            Some(Content::Parts(parts)) => {
+                let mut s = String::new();
+                for p in parts {
+                    if p.kind != "text" {
+                        return Err(ServerError::Unsupported {
+                            message: format!(
+                                "Input validation error: content part type `{}` is not supported: send text parts",
+                                p.kind
+                            ),
+                            error_type: "validation",
+                        });
+                    }
+                    s.push_str(p.text.as_deref().unwrap_or(""));
+                }
+                s
+            }
+        };
+        out.push_str(&format!("<|{}|>\n{text}\n", m.role));
+    }
+    out.push_str("<|assistant|>\n");
+    Ok(out)
+}
+
+/// OpenAI finish reasons: EOS and stop sequences are both `stop`.
+fn openai_finish(r: FinishReason) -> &'static str {
+    match r {
+        FinishReason::Length => "length",
+        FinishReason::EosToken | FinishReason::StopSequence => "stop",
+    }
+}
+
+fn fingerprint() -> String {
+    format!("rpload-{}-native", env!("CARGO_PKG_VERSION"))
+}
+
+pub(super) async fn models(State(state): State<AppState>) -> axum::Json<Value> {
+    let id = &state.info.model_id;
+    axum::Json(json!({"object": "list", "data": [{
+        "id": id, "object": "model", "created": 0, "owned_by": "rpload",
+        "max_model_len": state.limits.max_total_tokens}]}))
+}
+
+pub(super) async fn completions(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<CompletionRequest>,
+) -> Result<Response, ServerError> {
+    let permit = state.permit()?;
+    if req.suffix.is_some() {
+        return Err(ServerError::Unsupported {
+            message: "Input validation error: suffix is not supported".to_string(),
+            error_type: "suffix not supported",
+        });
+    }
+    let prompts = req.prompt.into_vec();
+    if prompts.len() > MAX_CLIENT_BATCH_SIZE {
+        return Err(ServerError::Unsupported {
+            message: format!(
+                "Input validation error: number of prompts must be <= {MAX_CLIENT_BATCH_SIZE}. Given: {}",
+                prompts.len()
+            ),
+            error_type: "batch size exceeded",
+        });
+    }
+    let call = OpenAiCall::new(
+        req.sampling,
+        &state,
+        OPENAI_COMPLETIONS_DEFAULT_MAX_TOKENS,
+        "cmpl",
+    )?;
+    const OBJECT: &str = "text_completion";
+    if !call.route.stream {
+        let mut choices = Vec::new();
+        let (mut p_tok, mut c_tok) = (0, 0);
+        let mut last = None;
+        for (index, prompt) in prompts.iter().enumerate() {
+            let done = state.complete(prompt, &call.raw, call.route).await?;
+            let g = &done.generation;
+            p_tok += g.input_length;
+            c_tok += g.generated_tokens;
+            choices.push(TextChoice {
+                index,
+                text: Some(g.generated_text.clone()),
+                logprobs: None,
+                finish_reason: Some(openai_finish(g.finish_reason).to_owned()),
+            });
+            last = Some(done);
+        }
+        let body = call.answer(OBJECT, choices, Some(Usage::new(p_tok, c_tok)));
+        let headers = last.map(|d| timing_headers(&state, &d)).unwrap_or_default();
+        return Ok((headers, axum::Json(body)).into_response());
+    }
+    let mut streams = Vec::new();
+    for (index, prompt) in prompts.iter().enumerate() {
+        let (s, _, _) = state.start(prompt, &call.raw, call.route)?;
+        streams.push(token_events(s).map(move |e| (index, e)).boxed());
+    }
+    let events = openai_stream(
+        state,
+        permit,
+        streams,
+        call,
+        OBJECT,
+        |index, text, finish| TextChoice {
+            index,
+            text: Some(text),
+            logprobs: None,
+            finish_reason: finish.map(str::to_owned),
+        },
+    );
+    Ok(sse_response(HeaderMap::new(), events))
+}
+
+pub(super) async fn chat_completions(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<ChatRequest>,
+) -> Result<Response, ServerError> {
+    let permit = state.permit()?;
+    let prompt = chat_prompt(&req.messages)?;
+    let call = OpenAiCall::new(req.sampling, &state, TGI_DEFAULT_MAX_NEW_TOKENS, "chatcmpl")?;
+    if !call.route.stream {
+        let done = state.complete(&prompt, &call.raw, call.route).await?;
+        let g = &done.generation;
+        let choice = ChatChoice {
+            index: 0,
+            message: Message {
+                role: "assistant".to_owned(),
+                content: Some(g.generated_text.clone()),
+            },
+            logprobs: None,
+            finish_reason: Some(openai_finish(g.finish_reason).to_owned()),
+        };
+        let usage = Usage::new(g.input_length, g.generated_tokens);
+        let body = call.answer("chat.completion", vec![choice], Some(usage));
+        return Ok((timing_headers(&state, &done), axum::Json(body)).into_response());
+    }
+    let (s, _, _) = state.start(&prompt, &call.raw, call.route)?;
+    let streams = vec![token_events(s).map(|e| (0usize, e)).boxed()];
+    let events = openai_stream(
+        state,
+        permit,
+        streams,
+        call,
+        "chat.completion.chunk",
+        |index, content, finish| ChunkChoice {
+            index,
+            delta: Delta {
+                role: Some("assistant".to_owned()),
+                content: Some(content),
+            },
+            logprobs: None,
+            finish_reason: finish.map(str::to_owned),
+        },
+    );
+    Ok(sse_response(HeaderMap::new(), events))
+}
+
+/// A token stream as a `futures` stream that ends after `End`/`Error`.
+fn token_events(s: TokenStream) -> impl Stream<Item = Event> + Send {
+    futures::stream::unfold(Some(s), |s| async move {
+        let mut s = s?;
+        let e = s.next().await?;
+        let done = !matches!(e, Event::Token(_));
+        Some((e, if done { None } else { Some(s) }))
+    })
+}
+
+/// OpenAI SSE (`data: {chunk}` per token, an optional usage chunk, then `data: [DONE]`),
+/// merging the streams of several prompts. The permit lives as long as the stream.
+fn openai_stream<C, F>(
+    state: AppState,
+    permit: OwnedSemaphorePermit,
+    streams: Vec<BoxStream<'static, (usize, Event)>>,
+    call: OpenAiCall,
+    object: &'static str,
+    choice: F,
+) -> impl Stream<Item = String> + Send + 'static
+where
+    C: Serialize + Send + 'static,
+    F: Fn(usize, String, Option<&'static str>) -> C + Send + 'static,
+{
+    let started = Instant::now();
+    // (prompt tokens, completion tokens), read by the closing chunk once every stream ended.
+    let totals = Arc::new(Mutex::new((0usize, 0usize)));
+    let totals_in = totals.clone();
+    let call = Arc::new(call);
+    let call_in = call.clone();
+    let chunk = move |index, text, finish| {
+        sse_event(
+            DATA,
+            &call_in.answer(object, vec![choice(index, text, finish)], None),
+        )
+    };
+    let error = |http_status_code, e: ServerError| {
+        let message = e.to_string();
+        let body = StreamError {
+            error: ErrorDetail {
+                http_status_code,
+                message,
+            },
+        };
+        sse_event(DATA, &body)
+    };
+    let body = futures::stream::select_all(streams).map(move |(index, e)| match e {
+        Event::Token(t) => chunk(index, t.delta, None),
+        Event::End(t, g) => {
+            if let Ok(mut tot) = totals_in.lock() {
+                tot.0 += g.input_length;
+                tot.1 += g.generated_tokens;
+            }
+            state.record_success(&g, started, &RawParams::default());
+            chunk(index, t.delta, Some(openai_finish(g.finish_reason)))
+        }
+        Event::Error(msg) => error(424, ServerError::Generation(msg)),
+        Event::Overloaded(msg) => error(503, ServerError::OutOfCapacity(msg)),
+    });
+    let tail = futures::stream::once(async move {
+        let _permit = permit;
+        let mut out = String::new();
+        if call.include_usage {
+            let (p, c) = totals.lock().map(|t| *t).unwrap_or_default();
+            let closing = call.answer::<C>(object, Vec::new(), Some(Usage::new(p, c)));
+            out.push_str(&sse_event(DATA, &closing));
+        }
+        out.push_str("data: [DONE]\n\n");
+        out
+    });
+    body.chain(tail)
+}
