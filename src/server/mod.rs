@@ -8,7 +8,12 @@
 //! Owns [`ServerConfig`] (checked [`ServerOptions`]), wiring, and the ways to run: [`build`]
 //! then [`serve`] on a bound listener until a shutdown future resolves (tests bind port 0;
 //! `commands::serve` binds the user's address), and [`spawn_embedded`] for a target-less
-//! `sweep`. Must not bind ports inside [`serve`] or do model math.
+//! `sweep` ([`spawn_embedded_fake`]: the same server around an [`engine::FakeEngine`], for
+//! exact scheduling tests). Must not bind ports inside [`serve`] or do model math.
+//!
+//! `engine/` is the model and its step (see its header for the layout), `scheduler/` the
+//! policies and the worker thread that drives an [`engine::Engine`], `http/` the routes by wire
+//! format, `validate` the request checks, `metrics` the Prometheus text, `options` the flags.
 
 pub mod engine;
 pub mod http;
@@ -27,7 +32,7 @@ use candle_core::DType;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use engine::{DeviceKind, ModelSpec};
+use engine::{DeviceKind, Engine, FakeEngine, ModelSpec, TextTokenizer};
 pub use options::ServerOptions;
 use scheduler::{BatchLimits, SchedulerHandle, SchedulerKind};
 
@@ -340,6 +345,23 @@ pub async fn build(cfg: ServerConfig) -> anyhow::Result<axum::Router> {
         model = model_back;
         resolved.batch.max_batch_size = resolved.batch.max_batch_size.min(slots);
     }
+    router(
+        &cfg,
+        resolved,
+        Box::new(model),
+        loaded.tokenizer,
+        loaded.model_id,
+    )
+}
+
+/// Starts the scheduler worker around `engine` and builds the router.
+fn router(
+    cfg: &ServerConfig,
+    resolved: Resolved,
+    engine: Box<dyn Engine>,
+    tokenizer: Arc<TextTokenizer>,
+    model_id: String,
+) -> anyhow::Result<axum::Router> {
     let metrics = Arc::new(metrics::Metrics::new(
         resolved.limits.max_input_tokens,
         resolved.limits.max_total_tokens,
@@ -347,14 +369,14 @@ pub async fn build(cfg: ServerConfig) -> anyhow::Result<axum::Router> {
     let scheduler = SchedulerHandle::start(
         cfg.engine,
         resolved.batch,
-        Box::new(model),
-        loaded.tokenizer.clone(),
+        engine,
+        tokenizer.clone(),
         metrics.clone(),
         cfg.compute_threads(),
     )
     .context("starting the scheduler thread")?;
     let info = http::ServerInfo {
-        model_id: loaded.model_id,
+        model_id,
         model_dtype: dtype_name(cfg.dtype).to_string(),
         model_device_type: cfg.device.name().to_string(),
         engine: cfg.engine.name().to_string(),
@@ -364,7 +386,7 @@ pub async fn build(cfg: ServerConfig) -> anyhow::Result<axum::Router> {
     };
     Ok(http::router(http::AppState {
         scheduler,
-        tokenizer: loaded.tokenizer,
+        tokenizer,
         limits: resolved.limits,
         limiter: Arc::new(Semaphore::new(cfg.max_concurrent_requests)),
         metrics,
@@ -409,7 +431,30 @@ impl EmbeddedServer {
 /// Loads the model, binds 127.0.0.1 on a free port and serves in a background task.
 /// Model errors are returned here, before any request can be sent.
 pub async fn spawn_embedded(cfg: ServerConfig) -> anyhow::Result<EmbeddedServer> {
-    let router = build(cfg).await?;
+    serve_embedded(build(cfg).await?).await
+}
+
+/// [`spawn_embedded`] around `fake` instead of `cfg.model`, with the presets' tokenizer; the
+/// token limits come from the fake's context as they would from a model's. The server reports
+/// the model id `fake`.
+pub async fn spawn_embedded_fake(
+    cfg: ServerConfig,
+    fake: FakeEngine,
+) -> anyhow::Result<EmbeddedServer> {
+    let resolved = cfg.resolve(fake.max_positions())?;
+    let tokenizer = Arc::new(TextTokenizer::embedded()?);
+    let router = router(
+        &cfg,
+        resolved,
+        Box::new(fake),
+        tokenizer,
+        "fake".to_string(),
+    )?;
+    serve_embedded(router).await
+}
+
+/// Binds 127.0.0.1 on a free port and serves `router` in a background task.
+async fn serve_embedded(router: axum::Router) -> anyhow::Result<EmbeddedServer> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .context("binding 127.0.0.1:0")?;

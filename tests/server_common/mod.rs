@@ -1,11 +1,13 @@
 //! Shared helpers for the `server_*` integration tests: start the embedded server in-process on
-//! 127.0.0.1:0, a plain-HTTP reqwest client, SSE parsing, and golden JSON shapes.
+//! 127.0.0.1:0 (around the configured model or a `FakeEngine`), a plain-HTTP reqwest client,
+//! SSE parsing, and golden JSON shapes.
 #![allow(dead_code)] // Each test binary uses a different subset of these helpers.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rpload::server::{EmbeddedServer, ServerConfig, spawn_embedded};
+use rpload::server::engine::FakeEngine;
+use rpload::server::{EmbeddedServer, ServerConfig, spawn_embedded, spawn_embedded_fake};
 use serde_json::Value;
 
 pub struct TestServer {
@@ -15,7 +17,16 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(cfg: ServerConfig) -> Self {
-        let server = spawn_embedded(cfg).await.expect("embedded server starts");
+        Self::around(spawn_embedded(cfg).await)
+    }
+
+    /// The server around `fake` instead of `cfg.model`.
+    pub async fn start_fake(cfg: ServerConfig, fake: FakeEngine) -> Self {
+        Self::around(spawn_embedded_fake(cfg, fake).await)
+    }
+
+    fn around(server: anyhow::Result<EmbeddedServer>) -> Self {
+        let server = server.expect("embedded server starts");
         Self {
             base: format!("http://{}", server.addr()),
             server,

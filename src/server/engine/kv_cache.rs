@@ -5,7 +5,7 @@
 //!   life. Because every slot has the same strides, a decode step writes all new rows with one
 //!   scatter per layer and attends over all sequences with one batched matmul, whatever their
 //!   lengths: the number of kernel launches does not grow with the batch (the CUDA path).
-//! - host buffers for the f32 CPU kernel (`cpu_attention.rs`), head-major per sequence
+//! - host buffers for the f32 CPU kernel (`exec/cpu_attention/`), head-major per sequence
 //!   (`[heads, capacity, head_dim]`), grown by doubling.
 //!
 //! [`KvCache`] is one sequence's handle on either; dropping it frees the slot or the buffers, so

@@ -4,7 +4,7 @@
 //! All presets use the embedded 1024-entry byte-level tokenizer (ids past it decode to nothing).
 //! Must not load files.
 
-use super::gpt_neox::{Config, RopeParameters};
+use super::model::config::{Config, RopeParameters};
 
 /// Names accepted by `--model` besides a folder.
 pub const NAMES: &[&str] = &["tiny", "pythia-70m", "redpajama-3b", "redpajama-7b"];

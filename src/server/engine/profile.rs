@@ -84,3 +84,24 @@ impl Profile {
         s.phases.clear();
     }
 }
+
+/// A [`Profile`] (or none) bound to the device its laps synchronise, handed down the forward
+/// pass so that code below the model can charge its phases.
+#[derive(Clone, Copy)]
+pub struct Laps<'a> {
+    profile: Option<&'a Profile>,
+    device: &'a Device,
+}
+
+impl<'a> Laps<'a> {
+    pub fn new(profile: Option<&'a Profile>, device: &'a Device) -> Self {
+        Self { profile, device }
+    }
+
+    /// Charges the time since the last lap to `phase` when profiling.
+    pub fn lap(&self, phase: &'static str) {
+        if let Some(p) = self.profile {
+            p.lap(self.device, phase);
+        }
+    }
+}

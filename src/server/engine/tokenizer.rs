@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::EngineError;
+use super::error::EngineError;
 
 /// The byte-level BPE (1024 entries, `<|endoftext|>` = 0) the presets use, so that `rpload serve`
 /// needs no file. `scripts/make_gpt_neox_fixture.py` trains it; the parity fixtures share it.

@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
-use super::EngineError;
+use super::error::EngineError;
 
 /// A source of named tensors.
 pub enum WeightSource {

@@ -6,6 +6,9 @@
 //!
 //! A client that goes away drops its receiver; the worker sees the closed channel before the
 //! next step and frees that sequence (its batch slot, token budget and KV cache) at once.
+//! Times (queued, started, finished, step durations) are read from the engine's
+//! [`Clock`]: the wall clock for a model, virtual time for a `FakeEngine`, which makes the
+//! scheduling tests exact.
 //! Must not know about HTTP or tensors beyond the engine trait.
 
 pub mod continuous;
@@ -21,7 +24,7 @@ use tokio::sync::mpsc;
 
 use super::engine::sampler::Sampler;
 use super::engine::tokenizer::Detokenizer;
-use super::engine::{Engine, EngineError, KvCache, SeqInput, StepOutput, TextTokenizer};
+use super::engine::{Clock, Engine, EngineError, KvCache, SeqInput, StepOutput, TextTokenizer};
 use super::metrics::Metrics;
 use super::validate::ValidRequest;
 
@@ -164,6 +167,8 @@ pub struct SchedulerHandle {
     _pool: Arc<rayon::ThreadPool>,
     tx: mpsc::UnboundedSender<Submit>,
     next_id: Arc<AtomicU64>,
+    /// The engine's clock, so that a request's `queued` is on the same clock as its steps.
+    clock: Clock,
 }
 
 impl SchedulerHandle {
@@ -182,7 +187,9 @@ impl SchedulerHandle {
             SchedulerKind::Single => Box::new(single::State::default()),
         };
         let (tx, rx) = mpsc::unbounded_channel();
+        let clock = engine.clock();
         let worker = Worker {
+            clock: clock.clone(),
             policy,
             engine,
             tokenizer,
@@ -203,6 +210,7 @@ impl SchedulerHandle {
             _pool: Arc::new(pool),
             tx,
             next_id: Arc::new(AtomicU64::new(0)),
+            clock,
         })
     }
 
@@ -214,7 +222,7 @@ impl SchedulerHandle {
                 id,
                 req,
                 tx,
-                queued: Instant::now(),
+                queued: self.clock.now(),
             })
             .map_err(|_| WorkerStopped)?;
         Ok(TokenStream { rx })
@@ -241,6 +249,7 @@ struct Seq {
 }
 
 struct Worker {
+    clock: Clock,
     policy: Box<dyn Scheduler>,
     engine: Box<dyn Engine>,
     tokenizer: Arc<TextTokenizer>,
@@ -312,7 +321,7 @@ impl Worker {
     }
 
     fn admit(&mut self) {
-        let now = Instant::now();
+        let now = self.clock.now();
         for id in self.policy.next_batch() {
             if let Some(mut seq) = self.waiting.remove(&id) {
                 let reserve = seq.req.input_ids.len() + seq.req.max_new_tokens;
@@ -357,7 +366,7 @@ impl Worker {
     fn step(&mut self) {
         let prefill = self.running.iter().any(|s| s.fed == 0);
         let method = if prefill { "prefill" } else { "decode" };
-        let t0 = Instant::now();
+        let t0 = self.clock.now();
         let greedy: Vec<bool> = self
             .running
             .iter()
@@ -382,8 +391,11 @@ impl Worker {
                     ))
                 })
         };
-        self.metrics
-            .observe_batch(method, self.running.len(), t0.elapsed().as_secs_f64());
+        self.metrics.observe_batch(
+            method,
+            self.running.len(),
+            self.clock.now().duration_since(t0).as_secs_f64(),
+        );
         let rows = match result {
             Ok(rows) => rows,
             Err(err) => {
@@ -446,7 +458,7 @@ impl Worker {
                         input_length: seq.req.input_ids.len(),
                         queued: seq.queued,
                         started: seq.started,
-                        finished: Instant::now(),
+                        finished: self.clock.now(),
                         earlier_tokens: std::mem::take(&mut seq.held),
                     };
                     finished.push(seq.id);

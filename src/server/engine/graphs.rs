@@ -17,7 +17,13 @@
 //! choice, neither of which may happen during capture) and is captured the second time. If a
 //! capture fails, graphs are switched off for the server's life and steps run eagerly.
 //! `RPLOAD_CUDA_GRAPHS=0` switches them off; so does `RPLOAD_PROFILE`.
-//! Must not decide what a step computes: the body is `GptNeox::decode_from_device`.
+//!
+//! [`Graphs`] owns the captured graphs and their buffers; the model owns a `Graphs` and hands
+//! [`Graphs::run`] the step body as a closure over [`StepInputs`], so this file knows nothing
+//! of the model and the model needs no lock to reach its graphs. A mixed prefill+decode step
+//! would be one more [`Bucket`] field and more input rows, not a change of owner.
+//! Must not decide what a step computes: the body is the caller's (for decode steps,
+//! `exec::pooled::Pooled::decode_from_device`).
 
 /// Keys per slot are read in multiples of this.
 pub const SPAN_STEP: usize = 128;
@@ -36,6 +42,32 @@ pub fn span_bucket(span: usize, max_tokens: usize) -> usize {
         .max(span)
 }
 
+/// The shape one graph is captured for: slots `0..width`, `span` keys read per slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Bucket {
+    pub width: usize,
+    pub span: usize,
+}
+
+impl Bucket {
+    /// The bucket of a decode step over `width` slots reading `span` keys, in a pool of
+    /// `slots` sequences of `max_tokens`.
+    pub fn of(width: usize, span: usize, slots: usize, max_tokens: usize) -> Self {
+        Self {
+            width: width_bucket(width, slots),
+            span: span_bucket(span, max_tokens),
+        }
+    }
+}
+
+/// What a step body reads, all on the device so that a replay sees new values.
+pub struct StepInputs {
+    /// `[rows, width]` u32, refilled before each replay; the body defines the rows.
+    pub packed: candle_core::Tensor,
+    /// `0..span` u32.
+    pub arange: candle_core::Tensor,
+}
+
 /// Whether graphs are wanted: on a CUDA device, unless switched off or profiling.
 pub fn wanted() -> bool {
     std::env::var("RPLOAD_CUDA_GRAPHS").map_or(true, |v| v != "0")
@@ -51,79 +83,78 @@ mod imp {
     use std::time::Instant;
 
     use candle_core::cuda_backend::cudarc::driver::{CudaGraph, sys};
-    use candle_core::{DType, Device, Tensor};
+    use candle_core::{Device, Tensor};
 
-    use super::MAX_GRAPHS;
-    use crate::server::engine::gpt_neox::GptNeox;
+    use super::{Bucket, MAX_GRAPHS, StepInputs};
 
     /// A captured graph. cudarc leaves it `!Send` because graph objects need serialised
-    /// access; the model (and so this) lives behind the scheduler's one worker thread and a
-    /// mutex, so access is serialised.
+    /// access; it is only reached through `&mut Graphs`, so one thread at a time uses it.
     struct SendGraph(CudaGraph);
-    // SAFETY: see above: only ever used by one thread at a time, under `Graphs`' owner's lock.
+    // SAFETY: see above: `Graphs` hands out no shared access to its graphs, and the borrow
+    // checker makes every use go through the one `&mut Graphs` of the model's owner.
     unsafe impl Send for SendGraph {}
 
     struct Entry {
-        /// `[4, width]` u32, refilled before each replay.
-        input: Tensor,
-        /// `0..span` u32.
-        arange: Tensor,
-        /// `[width, vocab]` f32, written by each replay.
+        inputs: StepInputs,
+        /// The body's output, written by each replay.
         out: Tensor,
         graph: Option<SendGraph>,
     }
 
-    /// The graphs of one model, by `(width, span)` bucket.
+    /// The graphs of one model, by bucket.
     #[derive(Default)]
     pub struct Graphs {
-        entries: HashMap<(usize, usize), Entry>,
+        entries: HashMap<Bucket, Entry>,
         captured: usize,
         off: bool,
     }
 
     impl Graphs {
-        /// Runs a decode-only step of `width` slots reading `span` keys with `input` packed
-        /// as `GptNeox::decode_from_device` reads it, returning every slot's logits. `None`:
-        /// run this step the ordinary way (too many graphs, or graphs off).
+        /// Runs `body` for `bucket` with `packed` as its [`StepInputs::packed`] (row-major,
+        /// `bucket.width` columns): eagerly the first time the bucket is seen, captured the
+        /// second, replayed after. Returns the body's output. `None`: run this step the
+        /// ordinary way (not a CUDA device, too many graphs, or graphs off).
         pub fn run(
             &mut self,
-            model: &GptNeox,
-            input: Vec<u32>,
-            width: usize,
-            span: usize,
+            dev: &Device,
+            bucket: Bucket,
+            packed: Vec<u32>,
+            body: impl Fn(&StepInputs) -> candle_core::Result<Tensor>,
         ) -> candle_core::Result<Option<Tensor>> {
-            let dev = model.device();
             let Device::Cuda(cuda) = dev else {
                 return Ok(None);
             };
-            if self.off {
+            if self.off || bucket.width == 0 {
                 return Ok(None);
             }
-            let key = (width, span);
-            if !self.entries.contains_key(&key) {
+            let dims = (packed.len() / bucket.width, bucket.width);
+            if !self.entries.contains_key(&bucket) {
                 if self.entries.len() >= MAX_GRAPHS {
                     return Ok(None);
                 }
-                let vocab = model.config().vocab_size;
-                let entry = Entry {
-                    input: Tensor::from_vec(input, (4, width), dev)?,
-                    arange: Tensor::arange(0u32, span as u32, dev)?,
-                    out: Tensor::zeros((width, vocab), DType::F32, dev)?,
-                    graph: None,
+                let inputs = StepInputs {
+                    packed: Tensor::from_vec(packed, dims, dev)?,
+                    arange: Tensor::arange(0u32, bucket.span as u32, dev)?,
                 };
                 // First sight: the body eagerly, filling candle's parameter cache.
-                let logits = {
+                let out = {
                     let _cache = cuda.enable_cuda_graph_htod_cache();
-                    model.decode_from_device(&entry.input, &entry.arange)?
+                    body(&inputs)?
                 };
-                self.entries.insert(key, entry);
-                return Ok(Some(logits));
+                let entry = Entry {
+                    inputs,
+                    out: out.zeros_like()?,
+                    graph: None,
+                };
+                self.entries.insert(bucket, entry);
+                return Ok(Some(out));
             }
             // Unwrap is safe: checked just above.
-            let entry = self.entries.get_mut(&key).expect("entry present");
+            let entry = self.entries.get_mut(&bucket).expect("entry present");
             entry
-                .input
-                .slice_set(&Tensor::from_vec(input, (4, width), dev)?, 0, 0)?;
+                .inputs
+                .packed
+                .slice_set(&Tensor::from_vec(packed, dims, dev)?, 0, 0)?;
             if entry.graph.is_none() {
                 let _cache = cuda.enable_cuda_graph_htod_cache();
                 let started = Instant::now();
@@ -132,23 +163,23 @@ mod imp {
                 stream
                     .begin_capture(mode)
                     .map_err(candle_core::Error::wrap)?;
-                let body = model
-                    .decode_from_device(&entry.input, &entry.arange)
-                    .and_then(|logits| entry.out.slice_set(&logits, 0, 0));
+                let captured = body(&entry.inputs).and_then(|out| entry.out.slice_set(&out, 0, 0));
                 let flags = sys::CUgraphInstantiate_flags(0);
                 let graph = stream.end_capture(flags);
-                match (body, graph) {
+                match (captured, graph) {
                     (Ok(()), Ok(Some(g))) => {
                         entry.graph = Some(SendGraph(g));
                         self.captured += 1;
                         eprintln!(
-                            "rpload serve: CUDA graph {} captured ({width} slots x {span} keys, {:.0} ms)",
+                            "rpload serve: CUDA graph {} captured ({} slots x {} keys, {:.0} ms)",
                             self.captured,
+                            bucket.width,
+                            bucket.span,
                             started.elapsed().as_secs_f64() * 1e3
                         );
                     }
-                    (body, graph) => {
-                        let why = match (body, graph) {
+                    (captured, graph) => {
+                        let why = match (captured, graph) {
                             (Err(e), _) => e.to_string(),
                             (_, Err(e)) => e.to_string(),
                             _ => "empty capture".to_string(),
@@ -179,6 +210,17 @@ mod tests {
         assert_eq!(width_bucket(33, 64), 64);
         assert_eq!(width_bucket(33, 48), 48, "never past the pool");
         assert_eq!(width_bucket(64, 64), 64);
+    }
+
+    #[test]
+    fn a_bucket_rounds_both_dimensions() {
+        assert_eq!(
+            Bucket::of(3, 129, 64, 1024),
+            Bucket {
+                width: 4,
+                span: 256
+            }
+        );
     }
 
     #[test]
