@@ -1,4 +1,4 @@
-//! The open-loop attacker. A pacer thread computes intended send times and hands ticks to the
+//! The open-loop attacker. A pacer (on the clock of `clock`) hands intended send times to the
 //! runtime; every tick becomes one request task, sent at its time whatever earlier requests are
 //! doing. An in-flight cap (`max_inflight`) makes later ticks wait; their wait shows as send lag
 //! and in latency, which is measured from the intended time, and every tick that came due while
@@ -11,14 +11,15 @@
 //! This module measures; it computes no statistics (see `metrics`).
 
 pub mod api;
+pub mod clock;
 pub mod options;
 pub mod setup;
 pub mod sse;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use tokio::sync::{Semaphore, mpsc};
@@ -28,6 +29,7 @@ use crate::pacer::{Arrival, Pacer, Rate};
 use crate::prompts::PromptSet;
 use crate::record::{ErrorKind, Record, TokensSource};
 use api::{Api, DecodeError, RequestSpec, TokenCounter};
+use clock::{Clock, ClockKind, Tick};
 
 /// What each request is: LLM requests built from prompts, or fixed HTTP targets round-robined.
 #[derive(Debug, Clone)]
@@ -58,6 +60,8 @@ pub struct AttackConfig {
     pub name: String,
     /// Written into each record's `step` field (sweeps).
     pub step: Option<u32>,
+    /// `Thread` in production; tests choose `Tokio` to run on paused time.
+    pub clock: ClockKind,
 }
 
 /// HTTP client settings.
@@ -130,15 +134,10 @@ pub struct Control {
 struct Shared {
     cfg: AttackConfig,
     client: reqwest::Client,
-    start: Instant,
+    clock: Clock,
     start_wall: time::OffsetDateTime,
     control: Control,
     next_target: AtomicU64,
-}
-
-struct Tick {
-    seq: u64,
-    intended: Duration,
 }
 
 /// Where records go as requests end (a results file, a sweep's metrics, a test's vector).
@@ -177,10 +176,11 @@ pub async fn run_with_client(
     control: Control,
     sink: &mut dyn Sink,
 ) -> anyhow::Result<AttackStats> {
+    let clock = Clock::start(cfg.clock);
     let shared = Arc::new(Shared {
         cfg,
         client,
-        start: Instant::now(),
+        clock,
         start_wall: time::OffsetDateTime::now_utc(),
         control,
         next_target: AtomicU64::new(0),
@@ -218,20 +218,12 @@ pub async fn run_with_client(
     })
 }
 
-/// The pacer thread plus a dispatcher that turns ticks into request tasks.
+/// The pacer plus a dispatcher that turns ticks into request tasks.
 async fn open_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>) -> u64 {
     let cfg = &shared.cfg;
     let pacer = Pacer::new(cfg.rate, cfg.arrival, cfg.duration, cfg.max_requests);
     let (tick_tx, mut tick_rx) = mpsc::unbounded_channel::<Tick>();
-    let stop_flag = Arc::new(AtomicBool::new(false));
-    let thread = {
-        let start = shared.start;
-        let stop_flag = stop_flag.clone();
-        std::thread::Builder::new()
-            .name("rpload-pacer".into())
-            .spawn(move || pace(pacer, start, &stop_flag, &tick_tx))
-            .expect("spawning the pacer thread")
-    };
+    let pacer = clock::spawn_pacer(shared.clock, pacer, tick_tx);
     let inflight = Arc::new(Semaphore::new(cfg.max_inflight));
     let mut scheduled = 0;
     // When the dispatcher last stopped waiting for a slot: a tick due before then queued
@@ -251,7 +243,7 @@ async fn open_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>) 
                     () = shared.control.stop.cancelled() => break,
                     p = inflight.clone().acquire_owned() => p.expect("semaphore never closes"),
                 };
-                held_until = shared.start.elapsed();
+                held_until = shared.clock.elapsed();
                 (p, true)
             }
         };
@@ -263,33 +255,8 @@ async fn open_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>) 
             let _ = records.send(record);
         });
     }
-    stop_flag.store(true, Ordering::Relaxed);
-    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    pacer.stop().await;
     scheduled
-}
-
-/// Sleeps until each hit is due and hands it over. A dedicated thread, because tokio's timer
-/// rounds to whole milliseconds: a thread sleep overshoots by tens of microseconds, and a late
-/// wake-up fires every hit already due at once (each keeps its own intended time).
-fn pace(mut pacer: Pacer, start: Instant, stop: &AtomicBool, ticks: &mpsc::UnboundedSender<Tick>) {
-    let mut seq = 0;
-    while let Some(due) = pacer.next_due() {
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                return;
-            }
-            let elapsed = start.elapsed();
-            if elapsed >= due {
-                break;
-            }
-            // Sleep in slices of at most 50 ms so a stop is noticed promptly.
-            std::thread::sleep((due - elapsed).min(Duration::from_millis(50)));
-        }
-        if ticks.send(Tick { seq, intended: due }).is_err() {
-            return;
-        }
-        seq += 1;
-    }
 }
 
 /// `max_inflight` users each sending back-to-back until the duration, count or a stop.
@@ -318,7 +285,7 @@ async fn closed_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>
                         () = l.until_ready() => {}
                     }
                 }
-                let intended = shared.start.elapsed();
+                let intended = shared.clock.elapsed();
                 let cfg = &shared.cfg;
                 if shared.control.stop.is_cancelled()
                     || (!cfg.duration.is_zero() && intended >= cfg.duration)
@@ -388,7 +355,7 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool) -> Record {
     };
     progress.sent.fetch_add(1, Ordering::Relaxed);
     progress.inflight.fetch_add(1, Ordering::Relaxed);
-    let sent = shared.start.elapsed();
+    let sent = shared.clock.elapsed();
     record.sent_ns = nanos(sent);
     let mut exchange = Exchange::default();
     let result = tokio::select! {
@@ -402,7 +369,7 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool) -> Record {
             )),
         },
     };
-    let end = shared.start.elapsed();
+    let end = shared.clock.elapsed();
     progress.inflight.fetch_sub(1, Ordering::Relaxed);
     progress.done.fetch_add(1, Ordering::Relaxed);
     record.latency = nanos(end.saturating_sub(tick.intended));
@@ -502,7 +469,7 @@ impl Exchange {
             let Some(chunk) = chunk else { break };
             self.bytes_in += chunk.len() as u64;
             decoder
-                .chunk(&chunk, shared.start.elapsed())
+                .chunk(&chunk, shared.clock.elapsed())
                 .map_err(decode_failure)?;
         }
         decoder.finish(&headers).map_err(decode_failure)

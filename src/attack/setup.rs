@@ -12,6 +12,7 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 
 use super::api::{self, Api, ApiKind, FastapiFormat, GenParams, TokenCounter, http::TargetsFormat};
+use super::clock::ClockKind;
 use super::options::AttackOptions;
 use super::{AttackConfig, ClientOptions, Requests};
 use crate::pacer::{self, Arrival, Rate};
@@ -206,6 +207,7 @@ pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig,
         counter,
         name: args.name().to_owned(),
         step: None,
+        clock: ClockKind::Thread,
     })
 }
 

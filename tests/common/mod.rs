@@ -267,6 +267,19 @@ pub async fn attack(argv: &[&str]) -> Vec<rpload::record::Record> {
     records
 }
 
+/// [`attack`] on tokio's clock, for tests under `start_paused`: intended times, latencies and
+/// send lags are then exact virtual durations.
+pub async fn attack_on_virtual_time(argv: &[&str]) -> Vec<rpload::record::Record> {
+    let mut cfg = rpload::commands::attack::config(&attack_args(argv)).expect("valid attack flags");
+    cfg.clock = rpload::attack::clock::ClockKind::Tokio;
+    let mut records = Vec::new();
+    rpload::attack::run(cfg, rpload::attack::Control::default(), &mut records)
+        .await
+        .expect("attack runs");
+    records.sort_by_key(|r| r.seq);
+    records
+}
+
 /// Runs an attack of `api` on `target` in-process; `rest` are the other flags.
 pub async fn attack_to(target: &str, api: &str, rest: &[&str]) -> Vec<rpload::record::Record> {
     let mut argv = vec!["--api", api, "--target", target];
