@@ -144,3 +144,87 @@ async fn a_bad_line_names_file_and_line() {
         .unwrap_err();
     assert!(format!("{err:#}").contains("unknown report --type \"pie\""));
 }
+
+/// Figures of `report a b` against the same figures computed here from the records themselves:
+/// an independent count, not the same loop run twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merged_figures_match_a_count_by_hand() {
+    let ok = spawn(Behaviour::default()).await;
+    let failing = spawn(Behaviour {
+        fault: common::Fault::Status(503),
+        ..Behaviour::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
+    let (a, b, out) = (p("a.jsonl"), p("b.jsonl"), p("report.json"));
+    for (addr, rate, file) in [(ok, "40/s", &a), (failing, "30/s", &b)] {
+        let target = format!("http://{addr}");
+        run(&[
+            "attack",
+            "--api",
+            "tgi-stream",
+            "--target",
+            &target,
+            "--rate",
+            rate,
+            "--duration",
+            "500ms",
+            "-o",
+            file,
+        ])
+        .await;
+    }
+    run(&["report", "--type", "json", "-o", &out, &a, &b]).await;
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+
+    let records: Vec<serde_json::Value> = [&a, &b]
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let n = records.len() as u64;
+    let code = |r: &serde_json::Value| r["code"].as_u64().unwrap();
+    let oks: Vec<&serde_json::Value> = records.iter().filter(|r| code(r) == 200).collect();
+    assert_eq!(n, 35, "20 + 15 requests");
+    assert_eq!(json["requests"], n);
+    assert_eq!(json["status_codes"]["200"], oks.len() as u64);
+    assert_eq!(json["status_codes"]["503"], n - oks.len() as u64);
+    assert_eq!(json["success"], oks.len() as f64 / n as f64);
+    let tokens: u64 = oks.iter().map(|r| r["tokens_out"].as_u64().unwrap()).sum();
+    assert_eq!(json["tokens"]["output_total"], tokens);
+    let gaps: usize = oks
+        .iter()
+        .map(|r| r["itl_ns"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(json["itl"]["count"], gaps as u64);
+
+    // Latency over every request, failures included: exact mean, min and max; percentiles to
+    // the histogram's 3 significant digits at the nearest rank.
+    let mut lat: Vec<u64> = records
+        .iter()
+        .map(|r| r["latency"].as_u64().unwrap())
+        .collect();
+    lat.sort_unstable();
+    let l = &json["latencies"];
+    assert_eq!(l["mean"], lat.iter().sum::<u64>() / n);
+    assert_eq!(l["min"], lat[0]);
+    assert_eq!(l["max"], *lat.last().unwrap());
+    for (key, q) in [("50th", 0.50), ("90th", 0.90), ("99th", 0.99)] {
+        let rank = ((q * n as f64).ceil() as usize).max(1);
+        let got = l[key].as_u64().unwrap() as f64;
+        let near = lat[rank.saturating_sub(2)..(rank + 1).min(lat.len())]
+            .iter()
+            .any(|&v| (got - v as f64).abs() <= v as f64 * 1e-3 + 1e3);
+        assert!(
+            near,
+            "latencies.{key} = {got}, sorted samples near rank {rank}: {lat:?}"
+        );
+    }
+}

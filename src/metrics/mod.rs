@@ -1,7 +1,8 @@
 //! Aggregation of records into HDR histograms and counters (`Metrics`), and the `Summary` that
-//! every report renders. `add` folds one record; `merge` folds another `Metrics` exactly (HDR
-//! histograms add bucket by bucket, sums and extremes combine), so shards of one attack, or the
-//! steps of a sweep, summarise as one. Memory is bounded: a fixed set of histograms, and at most
+//! every report renders. `add` folds one record and is the only way in: a report over several
+//! files adds every record of every file to one `Metrics`, so shards of one attack summarise
+//! exactly as one, by the same code path as a single file. Memory is bounded: a fixed set of
+//! histograms, and at most
 //! `MAX_DISTINCT_ERRORS` error strings. No I/O, no clock, no formatting.
 //!
 //! Definitions follow design.md section 2 and Vegeta's `lib/metrics.go`: rate over intended send
@@ -11,17 +12,16 @@
 //! latency and service time of successful requests alone (a 0.7 ms 429 must not pull a p50
 //! down), and TTFT, ITL and TPOT of successful requests only.
 
-use std::collections::BTreeMap;
+mod dist;
+mod summary;
 
-use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
+pub use dist::{Dist, Percentiles};
+pub use summary::{Bytes, Summary, Tokens};
+
+use std::collections::BTreeMap;
 
 use crate::record::{ErrorKind, Record, TokensSource};
 
-/// Histogram range: values are ns; 1 us resolution floor, 1 h ceiling (larger values clamp).
-const HIST_LOW_NS: u64 = 1_000;
-const HIST_HIGH_NS: u64 = 3_600_000_000_000;
-const HIST_SIGFIG: u8 = 3;
 /// Distinct error messages kept; later new messages are counted under their kind only.
 pub const MAX_DISTINCT_ERRORS: usize = 64;
 /// The send lag every client may have, however slow its schedule: 1 ms (design.md section 2).
@@ -54,131 +54,7 @@ pub fn send_lag_allowance_ns(rate_rps: f64, latency_p50_ns: u64) -> u64 {
     }
 }
 
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(HIST_LOW_NS, HIST_HIGH_NS, HIST_SIGFIG)
-        .expect("static histogram bounds are valid")
-}
-
-/// One distribution: an HDR histogram plus exact count, sum, min and max.
-#[derive(Clone, Debug)]
-pub struct Dist {
-    hist: Histogram<u64>,
-    count: u64,
-    total: u128,
-    min: u64,
-    max: u64,
-}
-
-impl Default for Dist {
-    fn default() -> Self {
-        Self {
-            hist: histogram(),
-            count: 0,
-            total: 0,
-            min: u64::MAX,
-            max: 0,
-        }
-    }
-}
-
-impl Dist {
-    pub fn record(&mut self, ns: u64) {
-        self.hist.saturating_record(ns.min(HIST_HIGH_NS));
-        self.count += 1;
-        self.total += u128::from(ns);
-        self.min = self.min.min(ns);
-        self.max = self.max.max(ns);
-    }
-
-    pub fn merge(&mut self, other: &Dist) {
-        self.hist
-            .add(&other.hist)
-            .expect("histograms share the same bounds");
-        self.count += other.count;
-        self.total += other.total;
-        self.min = self.min.min(other.min);
-        self.max = self.max.max(other.max);
-    }
-
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
-    /// A percentile in ns (`q` in 0..=100); exact min/max at the ends.
-    pub fn quantile(&self, q: f64) -> u64 {
-        if self.count == 0 {
-            return 0;
-        }
-        if q <= 0.0 {
-            return self.min;
-        }
-        if q >= 100.0 {
-            return self.max;
-        }
-        // HDR reports the highest value equivalent to the bucket; cap it by the exact max so a
-        // percentile never exceeds the maximum that was actually seen.
-        self.hist.value_at_quantile(q / 100.0).min(self.max)
-    }
-
-    /// Counts of values in `[lo, hi)` buckets, ns; the last bucket is `[bN, inf)`.
-    pub fn bucket_counts(&self, bounds: &[u64]) -> Vec<u64> {
-        let mut counts = vec![0u64; bounds.len()];
-        for v in self.hist.iter_recorded() {
-            let value = v.value_iterated_to();
-            let idx = bounds.partition_point(|&b| b <= value);
-            if idx > 0 {
-                counts[idx - 1] += v.count_at_value();
-            }
-        }
-        counts
-    }
-
-    pub fn percentiles(&self) -> Percentiles {
-        if self.count == 0 {
-            return Percentiles::default();
-        }
-        Percentiles {
-            total: self.total.min(u128::from(u64::MAX)) as u64,
-            mean: (self.total / u128::from(self.count)) as u64,
-            p50: self.quantile(50.0),
-            p90: self.quantile(90.0),
-            p95: self.quantile(95.0),
-            p99: self.quantile(99.0),
-            p999: self.quantile(99.9),
-            max: self.max,
-            min: self.min,
-            count: self.count,
-        }
-    }
-
-    /// The underlying histogram, for renderers that walk it (hdrplot).
-    pub fn histogram(&self) -> &Histogram<u64> {
-        &self.hist
-    }
-}
-
-/// Percentile summary of one distribution, ns. JSON keys as Vegeta's `latencies`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Percentiles {
-    pub total: u64,
-    pub mean: u64,
-    #[serde(rename = "50th")]
-    pub p50: u64,
-    #[serde(rename = "90th")]
-    pub p90: u64,
-    #[serde(rename = "95th")]
-    pub p95: u64,
-    #[serde(rename = "99th")]
-    pub p99: u64,
-    #[serde(rename = "99.9th")]
-    pub p999: u64,
-    pub max: u64,
-    pub min: u64,
-    /// Samples behind these figures (requests, or token gaps for ITL).
-    pub count: u64,
-}
-
-/// Running aggregate of records. `add` and `merge` are the only ways in.
+/// Running aggregate of records. `add` is the only way in.
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
     pub requests: u64,
@@ -267,42 +143,6 @@ impl Metrics {
             *n += count;
         } else if self.errors.len() < MAX_DISTINCT_ERRORS {
             self.errors.insert(message.to_owned(), count);
-        }
-    }
-
-    pub fn merge(&mut self, o: &Metrics) {
-        self.requests += o.requests;
-        self.successes += o.successes;
-        self.latency.merge(&o.latency);
-        self.latency_ok.merge(&o.latency_ok);
-        self.service_ok.merge(&o.service_ok);
-        self.ttft.merge(&o.ttft);
-        self.itl.merge(&o.itl);
-        self.tpot.merge(&o.tpot);
-        self.send_lag.merge(&o.send_lag);
-        self.bytes_in += o.bytes_in;
-        self.bytes_out += o.bytes_out;
-        self.earliest = min_opt(self.earliest, o.earliest);
-        self.latest = max_opt(self.latest, o.latest);
-        self.end = max_opt(self.end, o.end);
-        for (k, v) in &o.status_codes {
-            *self.status_codes.entry(*k).or_default() += v;
-        }
-        for (k, v) in &o.error_kinds {
-            *self.error_kinds.entry(*k).or_default() += v;
-        }
-        for (k, v) in &o.errors {
-            self.note_error(k, *v);
-        }
-        self.capped += o.capped;
-        self.tokens_in += o.tokens_in;
-        self.tokens_out_ok += o.tokens_out_ok;
-        self.tokens_out_all += o.tokens_out_all;
-        for (k, v) in &o.tokens_by_source {
-            *self.tokens_by_source.entry(*k).or_default() += v;
-        }
-        for (k, v) in &o.tokens_in_by_source {
-            *self.tokens_in_by_source.entry(*k).or_default() += v;
         }
     }
 
@@ -396,22 +236,6 @@ fn source_name(s: TokensSource) -> &'static str {
     }
 }
 
-fn min_opt(a: Option<i128>, b: Option<i128>) -> Option<i128> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(x.min(y)),
-        (x, None) => x,
-        (None, y) => y,
-    }
-}
-
-fn max_opt(a: Option<i128>, b: Option<i128>) -> Option<i128> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(x.max(y)),
-        (x, None) => x,
-        (None, y) => y,
-    }
-}
-
 fn rfc3339(ns: i128) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ns)
         .ok()
@@ -420,89 +244,6 @@ fn rfc3339(ns: i128) -> String {
                 .ok()
         })
         .unwrap_or_default()
-}
-
-/// Byte totals as Vegeta reports them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Bytes {
-    pub total: u64,
-    pub mean: f64,
-}
-
-impl Bytes {
-    fn new(total: u64, requests: u64) -> Self {
-        let mean = if requests == 0 {
-            0.0
-        } else {
-            total as f64 / requests as f64
-        };
-        Self { total, mean }
-    }
-}
-
-/// Token totals. Output tokens and rates count successful requests only.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Tokens {
-    pub input_total: u64,
-    pub output_total: u64,
-    pub output_per_second: f64,
-    /// Input plus output tokens of successful requests per second (the cost basis).
-    pub total_per_second: f64,
-    /// Output tokens over every request, failed ones included (e.g. cut-off streams).
-    pub output_all_requests: u64,
-    /// How many records took their output count from each source (`server`, `tokenizer`,
-    /// `estimate`).
-    pub sources: BTreeMap<String, u64>,
-    /// The same for input counts; empty for records written before they said.
-    #[serde(default)]
-    pub input_sources: BTreeMap<String, u64>,
-}
-
-/// Everything a report shows about a set of records (`report --type json` serialises it).
-/// Durations are ns, rates per second.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    pub requests: u64,
-    /// Requests over the span of intended send times (the achieved send rate).
-    pub rate: f64,
-    /// Successful requests per second, first intended send to last end.
-    pub throughput: f64,
-    /// Fraction of requests that succeeded, 0..1.
-    pub success: f64,
-    /// Last intended send minus first, ns.
-    pub duration: u64,
-    /// Last end minus last intended send, ns.
-    pub wait: u64,
-    pub earliest: String,
-    pub latest: String,
-    pub end: String,
-    /// Every request's latency, failures included (Vegeta's `latencies`).
-    pub latencies: Percentiles,
-    /// Successful requests' latency only.
-    #[serde(default)]
-    pub latencies_ok: Percentiles,
-    /// Successful requests' `end - sent`.
-    #[serde(default)]
-    pub service_ok: Percentiles,
-    /// TTFT, ITL and TPOT of successful requests.
-    pub ttft: Percentiles,
-    pub itl: Percentiles,
-    pub tpot: Percentiles,
-    pub send_lag: Percentiles,
-    pub bytes_in: Bytes,
-    pub bytes_out: Bytes,
-    pub status_codes: BTreeMap<String, u64>,
-    pub error_kinds: BTreeMap<String, u64>,
-    /// Distinct error messages (at most `MAX_DISTINCT_ERRORS`), sorted.
-    pub errors: Vec<String>,
-    pub tokens: Tokens,
-    /// Requests that waited for a free in-flight slot.
-    pub capped: u64,
-    /// The send-lag p99 allowed for this schedule ([`send_lag_allowance_ns`]).
-    #[serde(default)]
-    pub send_lag_allowance: u64,
-    /// Send-lag p99 within the allowance and no request waited for the in-flight cap.
-    pub client_kept_up: bool,
 }
 
 #[cfg(test)]
@@ -592,36 +333,6 @@ mod tests {
         assert_eq!(l.max, 1_000_000_000);
         assert_eq!(l.min, 1_000_000);
         assert_eq!(l.mean, 500_500_000);
-    }
-
-    #[test]
-    fn merge_equals_adding_everything_to_one() {
-        let records: Vec<Record> = (0..300)
-            .map(|i| {
-                rec(
-                    i,
-                    (i * 37) % 1000,
-                    1 + (i * 13) % 97,
-                    if i % 17 == 0 { 429 } else { 200 },
-                )
-            })
-            .collect();
-        let mut whole = Metrics::default();
-        records.iter().for_each(|r| whole.add(r));
-        let (mut a, mut b, mut c) = (Metrics::default(), Metrics::default(), Metrics::default());
-        for (i, r) in records.iter().enumerate() {
-            [&mut a, &mut b, &mut c][i % 3].add(r);
-        }
-        // (a + b) + c == a + (b + c) == whole
-        let mut left = a.clone();
-        left.merge(&b);
-        left.merge(&c);
-        let mut bc = b.clone();
-        bc.merge(&c);
-        let mut right = a.clone();
-        right.merge(&bc);
-        assert_eq!(left.summary(), whole.summary());
-        assert_eq!(right.summary(), whole.summary());
     }
 
     #[test]
