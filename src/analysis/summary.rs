@@ -21,7 +21,6 @@ use crate::scenario::{PlannedStep, Scenario};
 use super::pace::{PaceCall, PaceData, PaceEstimate, SlopeFit, Window};
 use super::verdict::{self, Pcts, Reason, Status, StepFigures};
 use crate::scenario::rules::VerdictRules;
-use crate::scenario::slo::Stat;
 
 /// Quantiles (percent) of the latency distribution kept per step for the distribution chart.
 pub const DISTRIBUTION_QUANTILES: [f64; 13] = [
@@ -29,70 +28,9 @@ pub const DISTRIBUTION_QUANTILES: [f64; 13] = [
 ];
 
 /// Percentiles in milliseconds (what reports print).
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
-pub struct Ms {
-    pub mean: f64,
-    pub p50: f64,
-    pub p90: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
-}
+pub type Ms = Pcts;
 
-impl Ms {
-    /// The statistic an SLO clause names.
-    pub fn get(&self, stat: Stat) -> f64 {
-        match stat {
-            Stat::Mean => self.mean,
-            Stat::P50 => self.p50,
-            Stat::P90 => self.p90,
-            Stat::P95 => self.p95,
-            Stat::P99 => self.p99,
-            Stat::P999 => self.p999,
-            Stat::Max => self.max,
-        }
-    }
-
-    fn from_ns(p: &Percentiles) -> Self {
-        let ms = |v: u64| v as f64 / 1e6;
-        Self {
-            mean: ms(p.mean),
-            p50: ms(p.p50),
-            p90: ms(p.p90),
-            p95: ms(p.p95),
-            p99: ms(p.p99),
-            p999: ms(p.p999),
-            max: ms(p.max),
-        }
-    }
-
-    fn mean_of(all: &[Ms]) -> Ms {
-        let n = all.len().max(1) as f64;
-        let avg = |f: fn(&Ms) -> f64| all.iter().map(f).sum::<f64>() / n;
-        Ms {
-            mean: avg(|m| m.mean),
-            p50: avg(|m| m.p50),
-            p90: avg(|m| m.p90),
-            p95: avg(|m| m.p95),
-            p99: avg(|m| m.p99),
-            p999: avg(|m| m.p999),
-            max: avg(|m| m.max),
-        }
-    }
-}
-
-fn pcts_ns(p: &Percentiles) -> Pcts {
-    Pcts {
-        mean: p.mean as f64,
-        p50: p.p50 as f64,
-        p90: p.p90 as f64,
-        p95: p.p95 as f64,
-        p99: p.p99 as f64,
-        p999: p.p999 as f64,
-        max: p.max as f64,
-    }
-}
+const NS_PER_MS: f64 = 1e6;
 
 /// Costs of one step (None when the run has no price or nothing succeeded).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
@@ -344,7 +282,7 @@ pub fn figures(
     pace: PaceEstimate,
     max_inflight: Option<u64>,
 ) -> StepFigures {
-    let opt = |p: &Percentiles| (p.count > 0).then(|| pcts_ns(p));
+    let opt = |p: &Percentiles| (p.count > 0).then(|| Pcts::scaled(p, 1.0));
     StepFigures {
         offered_rps: target_rps,
         requests: s.requests,
@@ -353,7 +291,7 @@ pub fn figures(
         send_lag_p99_ns: s.send_lag.p99 as f64,
         capped: s.capped,
         max_inflight,
-        latency: pcts_ns(&s.latencies_ok),
+        latency: Pcts::scaled(&s.latencies_ok, 1.0),
         service: opt(&s.service_ok),
         ttft: opt(&s.ttft),
         itl: opt(&s.itl),
@@ -397,7 +335,7 @@ fn step_row(
     let output_tps = pace.served_rps * per_success(s.tokens.output_total);
     let measured_tpr = (successes > 0 && s.tokens.input_total + s.tokens.output_total > 0)
         .then(|| per_success(s.tokens.input_total + s.tokens.output_total));
-    let latency_ms = Ms::from_ns(&s.latencies_ok);
+    let latency_ms = Ms::scaled(&s.latencies_ok, NS_PER_MS);
     let cost = price
         .map(|price| {
             let c = StepCost::new(
@@ -421,7 +359,7 @@ fn step_row(
             }
         })
         .unwrap_or_default();
-    let opt_ms = |p: &Percentiles| (p.count > 0).then(|| Ms::from_ns(p));
+    let opt_ms = |p: &Percentiles| (p.count > 0).then(|| Ms::scaled(p, NS_PER_MS));
     StepRow {
         step: p.step,
         rate_index: p.rate_index,

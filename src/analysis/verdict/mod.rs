@@ -19,11 +19,12 @@ mod reasons;
 pub use reasons::{Doubt, Failure, Reason};
 
 use super::pace::{PaceCall, PaceEstimate};
-use crate::metrics::send_lag_allowance_ns;
+use crate::metrics::{Percentiles, send_lag_allowance_ns};
 use crate::scenario::rules::VerdictRules;
 use crate::scenario::slo::{Family, Stat};
 
-/// Percentiles of one timing distribution, in nanoseconds.
+/// Percentiles of one timing distribution as floats. Verdicts read them in nanoseconds;
+/// reports keep them in milliseconds (`summary::Ms`). Both come from [`Pcts::scaled`].
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct Pcts {
     pub mean: f64,
@@ -36,6 +37,36 @@ pub struct Pcts {
 }
 
 impl Pcts {
+    /// `p` with every figure divided by `unit_ns` (1.0: ns, 1e6: ms).
+    pub fn scaled(p: &Percentiles, unit_ns: f64) -> Self {
+        let f = |v: u64| v as f64 / unit_ns;
+        Self {
+            mean: f(p.mean),
+            p50: f(p.p50),
+            p90: f(p.p90),
+            p95: f(p.p95),
+            p99: f(p.p99),
+            p999: f(p.p999),
+            max: f(p.max),
+        }
+    }
+
+    /// The figure-by-figure mean of several steps' percentiles (a rate's repeats).
+    pub fn mean_of(all: &[Pcts]) -> Pcts {
+        let n = all.len().max(1) as f64;
+        let avg = |f: fn(&Pcts) -> f64| all.iter().map(f).sum::<f64>() / n;
+        Pcts {
+            mean: avg(|m| m.mean),
+            p50: avg(|m| m.p50),
+            p90: avg(|m| m.p90),
+            p95: avg(|m| m.p95),
+            p99: avg(|m| m.p99),
+            p999: avg(|m| m.p999),
+            max: avg(|m| m.max),
+        }
+    }
+
+    /// The statistic an SLO clause names.
     pub fn get(&self, stat: Stat) -> f64 {
         match stat {
             Stat::Mean => self.mean,
