@@ -9,7 +9,7 @@
 //! report      renderers: Vegeta's text/json/hist/hdrplot; a sweep's csv, markdown, png, table
 //! analysis    pure judging: pace, verdict, per-step and per-rate summary, headline
 //! scenario    what the user writes: the file, rate plans, SLOs, verdict rules
-//! attack      options -> setup -> pacer thread -> api clients -> Record (one per request)
+//! attack      options -> setup -> clock (pacer waits) -> api clients -> Record (one per request)
 //! server      http (axum) -> validate -> scheduler (continuous | single) -> engine (candle)
 //! cost        prices, the study's cost formulas, capacity plans
 //! wire        serde types of TGI's and OpenAI's bodies and stream events: the attacker
