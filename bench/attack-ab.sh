@@ -3,7 +3,7 @@
 # loopback, so a change to the attack loop is judged as a ratio on the same machine at the same
 # moment: pacing (achieved rate, send-lag p50/p99) at 1k, 5k and 20k req/s, and peak RSS of a
 # 60 s attack at 5k req/s.
-# Needs: nginx, jq, GNU time. Usage: bench/attack-ab.sh OLD_BINARY NEW_BINARY [seconds (10)]
+# Needs: nginx, jq, bc, GNU time. Usage: bench/attack-ab.sh OLD_BINARY NEW_BINARY [seconds (10)]
 # (build the old one from a worktree: git worktree add /tmp/old REV && cargo build --release).
 set -euo pipefail
 [[ $# -ge 2 ]] || { echo "usage: bench/attack-ab.sh OLD_BINARY NEW_BINARY [seconds]" >&2; exit 2; }
@@ -14,23 +14,8 @@ URL="http://127.0.0.1:$PORT/"
 for tool in nginx jq /usr/bin/time "$OLD" "$NEW"; do
     command -v "$tool" >/dev/null || { echo "bench/attack-ab.sh: $tool is missing" >&2; exit 1; }
 done
-cat > "$WORK/nginx.conf" <<CONF
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 65536; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$PORT reuseport backlog=65535;
-        location / { return 200 "ok"; }
-    }
-}
-CONF
-nginx -c "$WORK/nginx.conf"
-trap 'nginx -c "$WORK/nginx.conf" -s stop 2>/dev/null || true' EXIT
-sleep 0.5
+source "$(dirname "$0")/nginx.sh"
+start_nginx "$PORT" "$WORK"
 
 # "achieved send_lag_p50_us send_lag_p99_us success" of one attack.
 pacing() {

@@ -21,24 +21,9 @@ done
 cargo build --release --quiet
 RPLOAD=target/release/rpload
 
-# nginx: one worker (the other core is the load generator's), no access log, a 2-byte body.
-cat > "$WORK/nginx.conf" <<CONF
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 65536; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$PORT reuseport backlog=65535;
-        location / { return 200 "ok"; }
-    }
-}
-CONF
-nginx -c "$WORK/nginx.conf"
-trap 'nginx -c "$WORK/nginx.conf" -s stop 2>/dev/null || true' EXIT
-sleep 0.5
+# nginx: one worker (the other core is the load generator's); see bench/nginx.sh.
+source "$(dirname "$0")/nginx.sh"
+start_nginx "$PORT" "$WORK"
 ulimit -n 65536 || true
 
 # rpload attack at a rate; prints "achieved_rate send_lag_p50_us send_lag_p99_us success

@@ -12,6 +12,25 @@ async fn run(argv: &[&str]) {
         .expect("command succeeds");
 }
 
+/// `rpload attack` of a streaming TGI target for 500 ms into `file`; `extra` are more flags.
+async fn attack_into(target: &str, rate: &str, file: &str, extra: &[&str]) {
+    let mut argv = vec![
+        "attack",
+        "--api",
+        "tgi-stream",
+        "--target",
+        target,
+        "--rate",
+        rate,
+        "--duration",
+        "500ms",
+        "-o",
+        file,
+    ];
+    argv.extend_from_slice(extra);
+    run(&argv).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shards_merge_exactly() {
     let addr = spawn(Behaviour::default()).await;
@@ -19,36 +38,8 @@ async fn shards_merge_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
     let (a, b, both) = (p("a.jsonl"), p("b.jsonl"), p("both.jsonl"));
-    run(&[
-        "attack",
-        "--api",
-        "tgi-stream",
-        "--target",
-        &target,
-        "--rate",
-        "30/s",
-        "--duration",
-        "500ms",
-        "-o",
-        &a,
-    ])
-    .await;
-    run(&[
-        "attack",
-        "--api",
-        "tgi-stream",
-        "--target",
-        &target,
-        "--rate",
-        "20/s",
-        "--duration",
-        "500ms",
-        "--seed",
-        "3",
-        "-o",
-        &b,
-    ])
-    .await;
+    attack_into(&target, "30/s", &a, &[]).await;
+    attack_into(&target, "20/s", &b, &["--seed", "3"]).await;
     let concatenated = [std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap()].concat();
     std::fs::write(&both, concatenated).unwrap();
     for kind in ["json", "text", "hist[0,20ms,50ms,100ms]", "hdrplot"] {
@@ -160,20 +151,7 @@ async fn merged_figures_match_a_count_by_hand() {
     let (a, b, out) = (p("a.jsonl"), p("b.jsonl"), p("report.json"));
     for (addr, rate, file) in [(ok, "40/s", &a), (failing, "30/s", &b)] {
         let target = format!("http://{addr}");
-        run(&[
-            "attack",
-            "--api",
-            "tgi-stream",
-            "--target",
-            &target,
-            "--rate",
-            rate,
-            "--duration",
-            "500ms",
-            "-o",
-            file,
-        ])
-        .await;
+        attack_into(&target, rate, file, &[]).await;
     }
     run(&["report", "--type", "json", "-o", &out, &a, &b]).await;
     let json: serde_json::Value =

@@ -258,20 +258,21 @@ pub fn attack_args(argv: &[&str]) -> rpload::commands::AttackArgs {
 
 /// Runs an attack in-process and returns its records, sorted by seq.
 pub async fn attack(argv: &[&str]) -> Vec<rpload::record::Record> {
-    let cfg = rpload::commands::attack::config(&attack_args(argv)).expect("valid attack flags");
-    let mut records = Vec::new();
-    rpload::attack::run(cfg, rpload::attack::Control::default(), &mut records)
-        .await
-        .expect("attack runs");
-    records.sort_by_key(|r| r.seq);
-    records
+    attack_on(rpload::attack::clock::ClockKind::Thread, argv).await
 }
 
 /// [`attack`] on tokio's clock, for tests under `start_paused`: intended times, latencies and
 /// send lags are then exact virtual durations.
 pub async fn attack_on_virtual_time(argv: &[&str]) -> Vec<rpload::record::Record> {
+    attack_on(rpload::attack::clock::ClockKind::Tokio, argv).await
+}
+
+async fn attack_on(
+    clock: rpload::attack::clock::ClockKind,
+    argv: &[&str],
+) -> Vec<rpload::record::Record> {
     let mut cfg = rpload::commands::attack::config(&attack_args(argv)).expect("valid attack flags");
-    cfg.clock = rpload::attack::clock::ClockKind::Tokio;
+    cfg.clock = clock;
     let mut records = Vec::new();
     rpload::attack::run(cfg, rpload::attack::Control::default(), &mut records)
         .await
