@@ -14,7 +14,8 @@
 //! cost        prices, the study's cost formulas, capacity plans
 //! wire        serde types of TGI's and OpenAI's bodies and stream events: the attacker
 //!             writes and reads them, the server reads and writes them
-//! base        metrics, record, prompts, pacer (pure schedule), exit, overlay, toml_error
+//! base        metrics, record, prompts, pacer (pure schedule), exit, overlay, toml_error,
+//!             size (byte sizes), redact (secrets kept off disk), errors (message text)
 //! ```
 //!
 //! `attack` and `server` share only `wire` and never import each other. [`run`] builds
@@ -24,15 +25,18 @@ pub mod analysis;
 pub mod attack;
 pub mod commands;
 pub mod cost;
+pub mod errors;
 pub mod exit;
 pub mod metrics;
 pub mod overlay;
 pub mod pacer;
 pub mod prompts;
 pub mod record;
+pub mod redact;
 pub mod report;
 pub mod scenario;
 pub mod server;
+pub mod size;
 pub mod sweep;
 pub mod toml_error;
 pub mod wire;

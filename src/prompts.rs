@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde_json::Value;
 
 /// The prompt sent when no `--prompts` file is given. Short on purpose: the embedded `tiny`
 /// model's sweep is sized with it (a long prefill is compute no engine can batch away on a
@@ -30,12 +30,8 @@ pub struct PromptSet {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
-    #[error("reading prompts file {path}: {source}; pass a readable JSONL file to --prompts")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("reading prompts file {path}: {cause}; pass a readable JSONL file to --prompts")]
+    Io { path: String, cause: String },
     #[error("{path}:{line}: {message}; each line must be {{\"prompt\": \"...\"}} or a JSON string")]
     Line {
         path: String,
@@ -44,13 +40,6 @@ pub enum PromptError {
     },
     #[error("prompts file {path} has no prompts; add at least one line {{\"prompt\": \"...\"}}")]
     Empty { path: String },
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Line {
-    Text(String),
-    Object { prompt: String },
 }
 
 impl PromptSet {
@@ -69,23 +58,20 @@ impl PromptSet {
     /// Loads a JSONL file; blank lines are skipped, every other line must parse.
     pub fn load(path: &Path, seed: u64, count: &dyn Fn(&str) -> u64) -> Result<Self, PromptError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| PromptError::Io {
+        let text = std::fs::read_to_string(path).map_err(|e| PromptError::Io {
             path: name.clone(),
-            source,
+            cause: crate::errors::io_cause(&e),
         })?;
         let mut texts = Vec::new();
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
-            let parsed: Line = serde_json::from_str(line).map_err(|e| PromptError::Line {
+            let prompt = prompt_of(line).map_err(|message| PromptError::Line {
                 path: name.clone(),
                 line: i + 1,
-                message: format!("not a prompt ({e})"),
+                message,
             })?;
-            let prompt = match parsed {
-                Line::Text(t) | Line::Object { prompt: t } => t,
-            };
             if prompt.is_empty() {
                 return Err(PromptError::Line {
                     path: name,
@@ -117,6 +103,23 @@ impl PromptSet {
     }
 }
 
+/// A line's prompt: a JSON string, or an object's `prompt` string; else what was found.
+fn prompt_of(line: &str) -> Result<String, String> {
+    let value: Value = serde_json::from_str(line).map_err(|e| format!("not JSON ({e})"))?;
+    match value {
+        Value::String(t) => Ok(t),
+        Value::Object(mut o) => match o.remove("prompt") {
+            Some(Value::String(t)) => Ok(t),
+            Some(_) => Err("`prompt` is not a string".into()),
+            None => {
+                let keys: Vec<&str> = o.keys().map(String::as_str).take(5).collect();
+                Err(format!("no `prompt` key (keys: {})", keys.join(", ")))
+            }
+        },
+        _ => Err("a JSON value that is neither a string nor an object".into()),
+    }
+}
+
 fn splitmix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -141,14 +144,21 @@ mod tests {
         assert_eq!(set.len(), 2);
         std::fs::write(&path, "{\"prompt\": \"abc\"}\n{\"text\": 1}\n").unwrap();
         let err = PromptSet::load(&path, 1, &chars).unwrap_err().to_string();
-        assert!(err.contains("p.jsonl:2:"), "{err}");
+        assert!(
+            err.contains("p.jsonl:2: no `prompt` key (keys: text)"),
+            "{err}"
+        );
         std::fs::write(&path, "\n").unwrap();
         assert!(matches!(
             PromptSet::load(&path, 1, &chars),
             Err(PromptError::Empty { .. })
         ));
         let missing = PromptSet::load(&dir.path().join("nope"), 1, &chars).unwrap_err();
-        assert!(missing.to_string().contains("--prompts"));
+        let missing = missing.to_string();
+        assert!(missing.contains("--prompts"), "{missing}");
+        // The cause is said once, lowercase.
+        assert_eq!(missing.matches("no such file").count(), 1, "{missing}");
+        assert!(!missing.contains("os error"), "{missing}");
     }
 
     #[test]

@@ -40,6 +40,7 @@ async fn run(
     let cfg = DriveConfig {
         scenario: sc,
         price: sc.resolve_price().unwrap(),
+        stop: Default::default(),
     };
     drive(&cfg, runner, &mut RunFolder::new(dir), &mut Silent).await
 }

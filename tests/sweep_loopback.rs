@@ -48,6 +48,7 @@ price_per_hour = 1.624
     let cfg = DriveConfig {
         scenario: &sc,
         price: sc.resolve_price().unwrap(),
+        stop: Default::default(),
     };
     let mut folder = RunFolder::new(dir.path());
     let s = tokio::time::timeout(

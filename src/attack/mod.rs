@@ -8,10 +8,13 @@
 //! With a zero rate the attacker is a closed loop of `max_inflight` users (optionally limited
 //! by `max_rate` through `governor`); then intended time equals send time.
 //!
-//! This module measures; it computes no statistics (see `metrics`).
+//! This module measures; it computes no statistics (see `metrics`). One request's HTTP exchange
+//! is `exchange`'s; what responses may hold in memory, `budget`'s.
 
 pub mod api;
+pub mod budget;
 pub mod clock;
+mod exchange;
 pub mod options;
 pub mod setup;
 pub mod sse;
@@ -21,15 +24,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::pacer::{Arrival, Pacer, Rate};
 use crate::prompts::PromptSet;
 use crate::record::{ErrorKind, Record, TokensSource};
-use api::{Api, DecodeError, RequestSpec, TokenCounter};
+use api::{Api, RequestSpec, TokenCounter};
 use clock::{Clock, ClockKind, Tick};
+use exchange::{Exchange, Failure};
 
 /// What each request is: LLM requests built from prompts, or fixed HTTP targets round-robined.
 #[derive(Debug, Clone)]
@@ -62,6 +65,30 @@ pub struct AttackConfig {
     pub step: Option<u32>,
     /// `Thread` in production; tests choose `Tokio` to run on paused time.
     pub clock: ClockKind,
+    pub limits: Limits,
+}
+
+/// Bounds on what responses may make the attacker hold (see `budget`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `--max-body-size`: bytes kept per response.
+    pub max_body: usize,
+    /// `--max-event-size`: bytes per server-sent event.
+    pub max_event: usize,
+    /// Bytes kept by all responses in flight together.
+    pub in_flight: usize,
+}
+
+impl Limits {
+    /// The bounds for `--max-body-size` and `--max-event-size`; responses in flight share
+    /// twice the per-body bound, so two of the largest bodies still fit at once.
+    pub fn new(max_body: usize, max_event: usize) -> Self {
+        Self {
+            max_body,
+            max_event,
+            in_flight: max_body.saturating_mul(2),
+        }
+    }
 }
 
 /// HTTP client settings.
@@ -72,6 +99,11 @@ pub struct ClientOptions {
     pub insecure: bool,
     /// Connections kept idle per host; at least the in-flight cap so bursts reuse them.
     pub max_idle_per_host: usize,
+    /// Redirects followed per request (0: a 3xx is the answer).
+    pub redirects: u32,
+    /// The requests carry headers the user set: a redirect to another origin would hand them
+    /// to a server they were not meant for, so it fails instead of being followed.
+    pub custom_headers: bool,
 }
 
 impl Default for ClientOptions {
@@ -81,6 +113,8 @@ impl Default for ClientOptions {
             http2: true,
             insecure: false,
             max_idle_per_host: 10_000,
+            redirects: 0,
+            custom_headers: false,
         }
     }
 }
@@ -98,11 +132,36 @@ pub fn client(opts: &ClientOptions) -> anyhow::Result<reqwest::Client> {
             0
         })
         .tls_danger_accept_invalid_certs(opts.insecure)
+        .redirect(redirect_policy(opts))
         .user_agent(concat!("rpload/", env!("CARGO_PKG_VERSION")));
     if !opts.http2 {
         b = b.http1_only();
     }
     Ok(b.build()?)
+}
+
+/// Follows up to `opts.redirects` hops; never one that would carry custom headers to another
+/// origin (reqwest drops `Authorization` and cookies there, but not an `X-Api-Key`).
+fn redirect_policy(opts: &ClientOptions) -> reqwest::redirect::Policy {
+    let (limit, guard) = (opts.redirects as usize, opts.custom_headers);
+    if limit == 0 {
+        return reqwest::redirect::Policy::none();
+    }
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let first = &attempt.previous()[0];
+        let next = attempt.url();
+        if guard && next.origin() != first.origin() {
+            let to = crate::redact::url(next.as_str());
+            return attempt.error(format!(
+                "redirect to another origin ({to}) not followed: it would receive this attack's custom headers"
+            ));
+        }
+        if attempt.previous().len() > limit {
+            let n = attempt.previous().len() - 1;
+            return attempt.error(format!("more than --redirects {n} redirects"));
+        }
+        attempt.follow()
+    })
 }
 
 /// Counters the attacker keeps while running (for progress lines).
@@ -138,6 +197,7 @@ struct Shared {
     start_wall: time::OffsetDateTime,
     control: Control,
     next_target: AtomicU64,
+    budget: Arc<budget::Budget>,
 }
 
 /// Where records go as requests end (a results file, a sweep's metrics, a test's vector).
@@ -177,7 +237,9 @@ pub async fn run_with_client(
     sink: &mut dyn Sink,
 ) -> anyhow::Result<AttackStats> {
     let clock = Clock::start(cfg.clock);
+    let budget = budget::Budget::new(cfg.limits.max_body, cfg.limits.in_flight);
     let shared = Arc::new(Shared {
+        budget,
         cfg,
         client,
         clock,
@@ -340,7 +402,7 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool) -> Record {
         bytes_in: 0,
         error: String::new(),
         method: spec.method.to_string(),
-        url: spec.url.to_string(),
+        url: spec.shown_url.to_string(),
         intended_ns: nanos(tick.intended),
         sent_ns: 0,
         ttft_ns: None,
@@ -375,6 +437,9 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool) -> Record {
     record.latency = nanos(end.saturating_sub(tick.intended));
     record.code = exchange.code;
     record.bytes_in = exchange.bytes_in;
+    if let Some(url) = exchange.final_url {
+        record.url = url;
+    }
     match result {
         Ok(decoded) => {
             if let Some(first) = decoded.first_token {
@@ -386,21 +451,27 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool) -> Record {
                 .map(|w| nanos(w[1].saturating_sub(w[0])))
                 .collect();
             if matches!(cfg.requests, Requests::Api { .. }) {
+                // A server's count is trusted only if the bytes could hold it (every token is
+                // at least a byte on the wire); otherwise the record says it is our count.
                 let (tokens, source) = match decoded.tokens_out {
-                    Some(n) => (n, TokensSource::Server),
-                    None => (cfg.counter.count(&decoded.text), cfg.counter.source()),
+                    Some(n) if n <= record.bytes_in => (n, TokensSource::Server),
+                    _ => (cfg.counter.count(&decoded.text), cfg.counter.source()),
                 };
                 record.tokens_out = Some(tokens);
                 record.tokens_source = Some(source);
+                // Prompt tokens: the request's bytes, plus what a chat template may add (a
+                // default system prompt is at most a few thousand tokens).
                 (record.tokens_in, record.tokens_in_source) = match decoded.tokens_in {
-                    Some(n) => (Some(n), Some(TokensSource::Server)),
-                    None => (prompt_tokens, Some(cfg.counter.source())),
+                    Some(n) if n <= record.bytes_out.saturating_add(4096) => {
+                        (Some(n), Some(TokensSource::Server))
+                    }
+                    _ => (prompt_tokens, Some(cfg.counter.source())),
                 };
             }
         }
         Err(failure) => {
             record.error_kind = Some(failure.kind);
-            record.error = failure.message;
+            record.error = crate::redact::text(&failure.message);
             if matches!(cfg.requests, Requests::Api { .. }) {
                 record.tokens_in = prompt_tokens;
                 record.tokens_in_source = Some(cfg.counter.source());
@@ -412,117 +483,4 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool) -> Record {
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-struct Failure {
-    kind: ErrorKind,
-    message: String,
-}
-
-impl Failure {
-    fn new(kind: ErrorKind, message: String) -> Self {
-        Self { kind, message }
-    }
-}
-
-/// What is known of a response so far; kept outside the future so a timeout keeps it.
-#[derive(Default)]
-struct Exchange {
-    code: u16,
-    bytes_in: u64,
-}
-
-impl Exchange {
-    async fn run(
-        &mut self,
-        shared: &Shared,
-        spec: RequestSpec,
-        mut decoder: Box<dyn api::Decoder>,
-    ) -> Result<api::Decoded, Failure> {
-        let mut req = shared
-            .client
-            .request(spec.method, &*spec.url)
-            .headers(spec.headers);
-        if !spec.body.is_empty() {
-            req = req.body(spec.body);
-        }
-        let mut resp = req.send().await.map_err(classify)?;
-        let status = resp.status();
-        self.code = status.as_u16();
-        let headers: HeaderMap = resp.headers().clone();
-        if !(200..400).contains(&self.code) {
-            // Read a little of the body: servers put the reason there (TGI's {"error": ...}).
-            let mut body = Vec::new();
-            while let Some(chunk) = resp.chunk().await.map_err(classify)? {
-                self.bytes_in += chunk.len() as u64;
-                if body.len() < 512 {
-                    body.extend_from_slice(&chunk[..chunk.len().min(512 - body.len())]);
-                }
-            }
-            return Err(Failure::new(
-                ErrorKind::from_status(self.code),
-                status_message(status, &body),
-            ));
-        }
-        loop {
-            let chunk = resp.chunk().await.map_err(classify)?;
-            let Some(chunk) = chunk else { break };
-            self.bytes_in += chunk.len() as u64;
-            decoder
-                .chunk(&chunk, shared.clock.elapsed())
-                .map_err(decode_failure)?;
-        }
-        decoder.finish(&headers).map_err(decode_failure)
-    }
-}
-
-fn decode_failure(e: DecodeError) -> Failure {
-    match &e {
-        DecodeError::Body(_) => Failure::new(ErrorKind::Body, e.to_string()),
-        DecodeError::Stream(_) => Failure::new(ErrorKind::Stream, e.to_string()),
-    }
-}
-
-/// `503 Service Unavailable: <server's error message>` (Vegeta writes the status line).
-fn status_message(status: reqwest::StatusCode, body: &[u8]) -> String {
-    let line = format!(
-        "{} {}",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    )
-    .trim_end()
-    .to_owned();
-    let reason = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            let e = v.get("error")?;
-            e.as_str()
-                .map(str::to_owned)
-                .or_else(|| e.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-        });
-    match reason {
-        Some(r) => format!("{line}: {}", r.chars().take(160).collect::<String>()),
-        None => line,
-    }
-}
-
-/// Maps a transport error to its kind; the message keeps the whole cause chain.
-fn classify(e: reqwest::Error) -> Failure {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    let kind = if e.is_connect() {
-        ErrorKind::Connect
-    } else if e.is_timeout() {
-        ErrorKind::Timeout
-    } else if e.is_body() || e.is_request() || e.is_decode() {
-        ErrorKind::Reset
-    } else {
-        ErrorKind::Other
-    };
-    Failure::new(kind, message)
 }

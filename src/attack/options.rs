@@ -56,19 +56,19 @@ pub struct AttackOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arrival: Option<String>,
     /// Seed for Poisson arrivals and the prompt draw [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     /// Stop scheduling after this many requests (in a sweep: per step).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_requests: Option<u64>,
     /// Requests in flight at once; later ones wait (and are flagged `capped`) [default: 10000].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_inflight: Option<usize>,
     /// Closed loop (`attack --rate 0`) only: cap the users' combined rate, requests per second.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_rate: Option<f64>,
     /// Whole-exchange timeout per request; 0 means none in `attack` [default: 30s].
@@ -84,6 +84,26 @@ pub struct AttackOptions {
         deserialize_with = "header_lines"
     )]
     pub headers: Vec<String>,
+    /// Headers from a file, one `Name: value` per line (`#` comments), so credentials stay out
+    /// of the command line (`ps`) and out of scenario files; a `-H` of the same name wins.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_file: Option<PathBuf>,
+    /// Redirects to follow per request; the record keeps the final URL. Custom headers are
+    /// never sent to another origin: such a redirect fails instead [default: 0].
+    #[arg(long, allow_negative_numbers = true, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirects: Option<u32>,
+    /// Largest response body read per request; a longer one is a `body` error. Whole bodies
+    /// in flight together are bounded by twice this [default: 16MiB].
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body_size: Option<String>,
+    /// Largest server-sent event (or event line) a stream may carry; a longer one is a
+    /// `stream` error [default: 1MiB].
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_event_size: Option<String>,
     /// Skip TLS certificate verification.
     #[arg(long)]
     #[serde(default, skip_serializing_if = "is_false")]
@@ -109,29 +129,29 @@ pub struct AttackOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<PathBuf>,
     /// Tokens to generate per request [default: 64; 20 against the embedded server].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_new_tokens: Option<u32>,
     /// Sampling temperature (omitted: the server's default; TGI: greedy).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
     /// Nucleus sampling: keep the smallest set of tokens whose probability reaches P
     /// (omitted: the server's default).
-    #[arg(long, value_name = "P")]
+    #[arg(long, allow_negative_numbers = true, value_name = "P")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f64>,
     /// Sample among the K most likely tokens only (omitted: the server's default).
-    #[arg(long, value_name = "K")]
+    #[arg(long, allow_negative_numbers = true, value_name = "K")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_k: Option<u32>,
     /// Penalty on tokens already generated, 1.0 for none (TGI and FastAPI-style servers that
     /// take it; omitted: the server's default).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repetition_penalty: Option<f64>,
     /// Generation seed sent to the server (not the prompt draw: that is --seed).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gen_seed: Option<u64>,
     /// Stop sequence; repeatable.
@@ -183,6 +203,8 @@ pub const DEFAULT_TIMEOUT: &str = "30s";
 pub const DEFAULT_MAX_NEW_TOKENS: u32 = 64;
 pub const DEFAULT_TEXT_POINTER: &str = "/prediction";
 pub const DEFAULT_STRIP_PROMPT: &str = "auto";
+pub const DEFAULT_MAX_BODY_SIZE: &str = "16MiB";
+pub const DEFAULT_MAX_EVENT_SIZE: &str = "1MiB";
 
 /// The resolved defaults: the only place an unset option gets its value.
 impl AttackOptions {
@@ -241,6 +263,36 @@ impl AttackOptions {
         self.name.as_deref().unwrap_or("")
     }
 
+    pub fn redirects(&self) -> u32 {
+        self.redirects.unwrap_or(0)
+    }
+
+    pub fn max_body_size(&self) -> &str {
+        self.max_body_size
+            .as_deref()
+            .unwrap_or(DEFAULT_MAX_BODY_SIZE)
+    }
+
+    pub fn max_event_size(&self) -> &str {
+        self.max_event_size
+            .as_deref()
+            .unwrap_or(DEFAULT_MAX_EVENT_SIZE)
+    }
+
+    /// These options as they may be written to disk: credentials in headers and in the
+    /// target URL replaced by [`crate::redact::MARK`].
+    pub fn redacted(&self) -> AttackOptions {
+        AttackOptions {
+            target: self.target.as_deref().map(crate::redact::url),
+            headers: self
+                .headers
+                .iter()
+                .map(|h| crate::redact::header_line(h))
+                .collect(),
+            ..self.clone()
+        }
+    }
+
     /// `self` with every option `over` sets laid on top: the command line over a scenario
     /// file. Lists replace, except headers, which add up (a `-H` adds to the file's headers).
     pub fn overlaid(&self, over: &AttackOptions) -> AttackOptions {
@@ -258,6 +310,7 @@ impl AttackOptions {
         };
         AttackOptions {
             targets: near(&self.targets),
+            header_file: near(&self.header_file),
             body: near(&self.body),
             prompts: near(&self.prompts),
             tokenizer: near(&self.tokenizer),
@@ -321,6 +374,9 @@ mod tests {
             ("body_template", none.body_template().to_string()),
             ("text_pointer", none.text_pointer().to_string()),
             ("strip_prompt", none.strip_prompt().to_string()),
+            ("redirects", none.redirects().to_string()),
+            ("max_body_size", none.max_body_size().to_string()),
+            ("max_event_size", none.max_event_size().to_string()),
         ];
         let cmd = AttackOptions::augment_args(Command::new("t"));
         for arg in cmd.get_arguments() {

@@ -63,12 +63,29 @@ pub enum SetupError {
     StripPrompt(#[from] api::fastapi::UnknownStripPrompt),
     #[error("--max-new-tokens must be at least 1")]
     MaxNewTokens,
-    #[error("reading --body {path}: {source}")]
-    Body {
-        path: String,
-        #[source]
-        source: std::io::Error,
+    #[error("--{flag} {value}: {limit}")]
+    Out {
+        flag: &'static str,
+        value: String,
+        limit: String,
     },
+    #[error("--{flag}: {source}")]
+    Size {
+        flag: &'static str,
+        source: crate::size::SizeError,
+    },
+    #[error("reading --header-file {path}: {message}")]
+    HeaderFile { path: String, message: String },
+    #[error(
+        "header {0} was redacted when this scenario was written; pass it again with -H '{0}: ...' or --header-file FILE"
+    )]
+    Redacted(String),
+    #[error(
+        "--target holds a redacted credential (written by rpload); pass the real URL with --target"
+    )]
+    RedactedTarget,
+    #[error("reading --body {path}: {cause}; pass a readable file")]
+    Body { path: String, cause: String },
 }
 
 /// When requests are due: `attack`'s `--rate` and `--duration`, or one step of a sweep.
@@ -102,10 +119,20 @@ impl Schedule {
     }
 }
 
+/// The highest rate one attacker process is allowed to schedule. Its pacer hands over one
+/// tick per request; at a million a second a tick is due every microsecond, below what a
+/// thread's timer can resolve and far beyond what one process can send (bench/README.md
+/// measures the real ceiling, tens of thousands a second). A higher number is a typo.
+pub const MAX_RATE: f64 = 1_000_000.0;
+/// In-flight requests each hold a socket and a task; a million is past any file-descriptor
+/// limit a machine is configured with.
+pub const MAX_INFLIGHT: usize = 1_000_000;
+
 /// Checks the options and loads every file they name.
 pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig, SetupError> {
     let kind = ApiKind::from_str(args.api())?;
     let Schedule { rate, duration } = *schedule;
+    check_numbers(args, rate)?;
     let timeout = pacer::parse_duration(args.timeout()).map_err(|source| SetupError::Duration {
         flag: "timeout",
         source,
@@ -129,10 +156,19 @@ pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig,
     if kind != ApiKind::Http && args.max_new_tokens() == 0 {
         return Err(SetupError::MaxNewTokens);
     }
-    let mut headers = HeaderMap::new();
-    for h in &args.headers {
-        api::http::add_header(&mut headers, h).map_err(SetupError::Header)?;
+    let headers = headers(args, kind)?;
+    let custom_headers = !headers.is_empty();
+    if args
+        .target
+        .as_deref()
+        .is_some_and(crate::redact::is_redacted)
+    {
+        return Err(SetupError::RedactedTarget);
     }
+    let limits = super::Limits::new(
+        size(args.max_body_size(), "max-body-size")?,
+        size(args.max_event_size(), "max-event-size")?,
+    );
     let counter = match &args.tokenizer {
         Some(path) => TokenCounter::from_file(path)?,
         None => TokenCounter::default(),
@@ -181,6 +217,8 @@ pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig,
                 params,
                 fastapi,
                 headers,
+                max_event: limits.max_event,
+                shown_url: Arc::from(crate::redact::url(&url)),
             }),
             prompts,
         }
@@ -203,12 +241,156 @@ pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig,
             http2: !args.http1,
             insecure: args.insecure,
             max_idle_per_host: max_inflight.min(10_000),
+            redirects: args.redirects(),
+            custom_headers,
         },
+        limits,
         counter,
         name: args.name().to_owned(),
         step: None,
         clock: ClockKind::Thread,
     })
+}
+
+/// Every numeric option within its meaning, named with its limit.
+fn check_numbers(args: &AttackOptions, rate: Rate) -> Result<(), SetupError> {
+    let out = |flag: &'static str, value: String, limit: &str| SetupError::Out {
+        flag,
+        value,
+        limit: limit.to_owned(),
+    };
+    let per_s = rate.per_second();
+    if !(per_s.is_finite() && per_s <= MAX_RATE) {
+        return Err(out(
+            "rate",
+            rate.to_string(),
+            "is above the 1000000 req/s one attacker process can schedule (a tick per microsecond); use --rate 0 for a closed loop as fast as the server answers",
+        ));
+    }
+    if let Some(n) = args.max_inflight
+        && n > MAX_INFLIGHT
+    {
+        return Err(out(
+            "max-inflight",
+            n.to_string(),
+            "is above 1000000; each request in flight holds a socket",
+        ));
+    }
+    if let Some(r) = args.max_rate
+        && !(r.is_finite() && r > 0.0 && r <= MAX_RATE)
+    {
+        return Err(out(
+            "max-rate",
+            r.to_string(),
+            "must be a number of requests per second above 0 and at most 1000000",
+        ));
+    }
+    if args.max_requests == Some(0) {
+        return Err(out(
+            "max-requests",
+            "0".into(),
+            "must be at least 1 (omit it for no limit)",
+        ));
+    }
+    if let Some(t) = args.temperature
+        && !(t.is_finite() && (0.0..=100.0).contains(&t))
+    {
+        return Err(out(
+            "temperature",
+            t.to_string(),
+            "must be between 0 and 100",
+        ));
+    }
+    if let Some(p) = args.top_p
+        && !(p.is_finite() && p > 0.0 && p <= 1.0)
+    {
+        return Err(out("top-p", p.to_string(), "must be above 0 and at most 1"));
+    }
+    if args.top_k == Some(0) {
+        return Err(out(
+            "top-k",
+            "0".into(),
+            "must be at least 1 (omit it for the server's default)",
+        ));
+    }
+    if let Some(p) = args.repetition_penalty
+        && !(p.is_finite() && p > 0.0 && p <= 100.0)
+    {
+        return Err(out(
+            "repetition-penalty",
+            p.to_string(),
+            "must be above 0 and at most 100 (1.0 is no penalty)",
+        ));
+    }
+    if let Some(n) = args.max_new_tokens
+        && n > 1_000_000
+    {
+        return Err(out(
+            "max-new-tokens",
+            n.to_string(),
+            "is above 1000000 tokens",
+        ));
+    }
+    if let Some(n) = args.redirects
+        && n > 100
+    {
+        return Err(out("redirects", n.to_string(), "is above 100 hops"));
+    }
+    Ok(())
+}
+
+/// A size flag, at least 1 KiB (below that no answer fits) and at most 4 GiB.
+fn size(text: &str, flag: &'static str) -> Result<usize, SetupError> {
+    let n = crate::size::parse_size(text).map_err(|source| SetupError::Size { flag, source })?;
+    if !(1024..=1 << 32).contains(&n) {
+        return Err(SetupError::Out {
+            flag,
+            value: text.to_owned(),
+            limit: "must be between 1KiB and 4GiB".into(),
+        });
+    }
+    Ok(n as usize)
+}
+
+/// The request headers: `--header-file`, then `OPENAI_API_KEY` (OpenAI kinds, as a bearer
+/// token), then each `-H`; a later source replaces an earlier header of the same name, so an
+/// explicit `-H` wins. A value rpload redacted when it wrote a scenario is refused by name.
+fn headers(args: &AttackOptions, kind: ApiKind) -> Result<HeaderMap, SetupError> {
+    let mut lines: Vec<String> = Vec::new();
+    if let Some(path) = &args.header_file {
+        let text = std::fs::read_to_string(path).map_err(|e| SetupError::HeaderFile {
+            path: path.display().to_string(),
+            message: crate::errors::io_cause(&e),
+        })?;
+        lines.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    if matches!(kind, ApiKind::OpenaiChat | ApiKind::OpenaiCompletions)
+        && let Ok(key) = std::env::var("OPENAI_API_KEY")
+        && !key.trim().is_empty()
+    {
+        lines.push(format!("Authorization: Bearer {}", key.trim()));
+    }
+    lines.extend(args.headers.iter().cloned());
+    let mut headers = HeaderMap::new();
+    for line in &lines {
+        let mut one = HeaderMap::new();
+        api::http::add_header(&mut one, line).map_err(SetupError::Header)?;
+        for (name, value) in &one {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    if let Some((name, _)) = headers
+        .iter()
+        .find(|(_, v)| v.to_str().is_ok_and(crate::redact::is_redacted))
+    {
+        return Err(SetupError::Redacted(name.as_str().to_owned()));
+    }
+    Ok(headers)
 }
 
 fn http_requests(args: &AttackOptions, headers: HeaderMap) -> Result<Requests, SetupError> {
@@ -237,9 +419,9 @@ fn http_requests(args: &AttackOptions, headers: HeaderMap) -> Result<Requests, S
 }
 
 fn read_body(path: &Path) -> Result<Vec<u8>, SetupError> {
-    std::fs::read(path).map_err(|source| SetupError::Body {
+    std::fs::read(path).map_err(|e| SetupError::Body {
         path: path.display().to_string(),
-        source,
+        cause: crate::errors::io_cause(&e),
     })
 }
 

@@ -25,10 +25,10 @@ pub struct AttackArgs {
     #[command(flatten)]
     pub options: AttackOptions,
     /// Requests per period: `50`, `50/s`, `1/5s`. 0 runs a closed loop of --max-inflight users.
-    #[arg(long, short = 'r', default_value = "50/1s")]
+    #[arg(long, short = 'r', default_value = "50/1s", allow_hyphen_values = true)]
     pub rate: String,
     /// How long to schedule requests (`10s`, `1m30s`; 0 = until Ctrl-C or --max-requests).
-    #[arg(long, short = 'd', default_value = "10s")]
+    #[arg(long, short = 'd', default_value = "10s", allow_hyphen_values = true)]
     pub duration: String,
     /// Results file (JSON lines); `-` or omitted writes to stdout.
     #[arg(long, short = 'o')]
@@ -60,12 +60,13 @@ pub async fn run(args: AttackArgs) -> anyhow::Result<ExitCode> {
         _ => Box::new(std::io::stdout()),
     };
     let control = Control::default();
-    install_interrupts(&control, cfg.timeout);
+    let _interrupts = super::interrupt::install(&control, cfg.timeout);
     let mut sink = FileSink {
         writer: RecordWriter::new(std::io::BufWriter::with_capacity(1 << 16, out)),
         progress: ProgressLine::new(&cfg, control.progress.clone()),
         requests: 0,
         errors: 0,
+        cancelled: 0,
     };
     let kept = "every finished request before it was written";
     let stats = crate::attack::run(cfg, control, &mut sink)
@@ -77,8 +78,9 @@ pub async fn run(args: AttackArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| e.context(RunFailed("the results file is incomplete".into())))?;
     sink.progress.finish();
     if stats.interrupted {
+        let cancelled = sink.cancelled;
         return Err(anyhow::Error::new(Interrupted).context(format!(
-            "stopped after {} of the scheduled requests; every finished request was written",
+            "stopped: {} records written, one per request sent ({cancelled} of them cancelled in flight)",
             stats.completed
         )));
     }
@@ -113,32 +115,12 @@ pub fn parse_error_ratio(text: &str) -> anyhow::Result<f64> {
     }
 }
 
-/// First Ctrl-C stops scheduling and lets in-flight requests finish (bounded by the timeout);
-/// a second exits at once. Records are flushed whenever the writer is idle, so little is lost.
-fn install_interrupts(control: &Control, timeout: Duration) {
-    let control = control.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
-            return;
-        }
-        eprintln!("rpload: stopping; waiting for in-flight requests (Ctrl-C again to exit now)");
-        control.stop.cancel();
-        let abort = control.abort.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            abort.cancel();
-        });
-        if tokio::signal::ctrl_c().await.is_ok() {
-            std::process::exit(130);
-        }
-    });
-}
-
 struct FileSink<W: Write> {
     writer: RecordWriter<W>,
     progress: ProgressLine,
     requests: u64,
     errors: u64,
+    cancelled: u64,
 }
 
 impl<W: Write> Sink for FileSink<W> {
@@ -146,6 +128,9 @@ impl<W: Write> Sink for FileSink<W> {
         self.requests += 1;
         if !record.is_success() {
             self.errors += 1;
+        }
+        if record.error_kind == Some(crate::record::ErrorKind::Cancelled) {
+            self.cancelled += 1;
         }
         self.writer.write(&record)?;
         self.progress.add(&record);

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 pub mod attack;
 pub mod cost;
+pub mod interrupt;
 pub mod plan;
 pub mod report;
 pub mod serve;

@@ -60,6 +60,9 @@ pub struct SweepArgs {
     /// Output folder (default reports/<run-id>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Replace the run in --out if it already holds one (its results.jsonl is truncated).
+    #[arg(long)]
+    pub force: bool,
     /// No progress bars (the final table is still printed).
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -169,7 +172,7 @@ pub fn prepare(a: &SweepArgs) -> Result<Prepared> {
     let checked = AttackRunner::new(&scenario, placeholder, scenario_path)?;
     let runner = server.is_none().then_some(checked);
     let dir = a.out.clone().unwrap_or_else(|| default_dir(&scenario.name));
-    output::prepare_dir(&dir)?;
+    output::prepare_dir(&dir, a.force)?;
     Ok(Prepared {
         scenario,
         price,
@@ -212,7 +215,7 @@ pub fn default_dir(name: &str) -> PathBuf {
 /// it after the last step.
 pub async fn run(a: SweepArgs) -> Result<ExitCode> {
     let mut prepared = prepare(&a)?;
-    let (mut runner, server) = match (prepared.runner.take(), prepared.server.take()) {
+    let (runner, server) = match (prepared.runner.take(), prepared.server.take()) {
         (Some(r), _) => (r, None),
         (None, server_cfg) => {
             let cfg = server_cfg.context("a sweep without a target has the embedded server")?;
@@ -236,9 +239,13 @@ pub async fn run(a: SweepArgs) -> Result<ExitCode> {
             }
         }
     };
+    let control = crate::attack::Control::default();
+    let _interrupts = super::interrupt::install(&control, runner.base().timeout);
+    let mut runner = runner.with_control(control.clone());
     let cfg = DriveConfig {
         scenario: &prepared.scenario,
         price: prepared.price.clone(),
+        stop: control.stop.clone(),
     };
     let mut folder = RunFolder::new(&prepared.dir);
     let mut bars = Bars::new(!a.quiet);

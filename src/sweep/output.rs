@@ -31,8 +31,16 @@ pub const REPORT_MD: &str = "report.md";
 /// What reports call a target-less run's endpoint.
 pub const EMBEDDED_TARGET: &str = "embedded reference server (rpload serve)";
 
-/// Creates `dir` (and parents) and proves it writable, before any request is sent.
-pub fn prepare_dir(dir: &Path) -> Result<()> {
+/// Creates `dir` (and parents) and proves it writable, before any request is sent. A folder
+/// that already holds a run is refused unless `force`: a typo in `--out` must not erase a
+/// measured run.
+pub fn prepare_dir(dir: &Path, force: bool) -> Result<()> {
+    if !force && dir.join(RESULTS_JSONL).exists() {
+        anyhow::bail!(
+            "output folder {}: already holds a run ({RESULTS_JSONL}); pass --force to replace it, or another --out",
+            dir.display()
+        );
+    }
     std::fs::create_dir_all(dir).with_context(|| {
         format!(
             "output folder {}: cannot create it; pass --out with a writable folder",
@@ -70,7 +78,8 @@ impl RunFolder {
 
 impl RunSink for RunFolder {
     fn begin(&mut self, as_run: &ScenarioFile) -> Result<()> {
-        prepare_dir(&self.dir)?;
+        // `commands::sweep` checked for an earlier run before the embedded server loaded.
+        prepare_dir(&self.dir, true)?;
         write_scenario(&self.dir, as_run)?;
         let path = self.dir.join(RESULTS_JSONL);
         let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
@@ -146,8 +155,8 @@ pub fn summarize(dir: &Path, slo: Option<&Slo>) -> Result<SweepSummary> {
         price: price.as_ref(),
         target: scenario
             .target
-            .clone()
-            .unwrap_or_else(|| EMBEDDED_TARGET.to_string()),
+            .as_deref()
+            .map_or_else(|| EMBEDDED_TARGET.to_string(), crate::redact::url),
         steps: &steps,
     });
     Ok(summary)

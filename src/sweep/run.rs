@@ -2,7 +2,9 @@
 //! (and each repeat) an optional unmeasured warm-up, one measured step through a [`StepRunner`],
 //! every record handed to the [`RunSink`] with its `step`, a verdict, a cool-down, and the stop
 //! rule. After every step the sink rebuilds what derives from the records, so an interrupted or
-//! crashed sweep keeps everything measured. Ctrl-C is heard in every phase.
+//! crashed sweep keeps everything measured. The `stop` token (Ctrl-C, through
+//! `commands::interrupt`) is heard in every phase: the runner shares it, so a step or warm-up
+//! stops scheduling and drains, and a cool-down ends at once.
 //!
 //! The driver owns the order of events and the clock (cool-down sleeps); where records go is
 //! the sink's ([`super::output::RunFolder`] writes the run folder), what the user sees is the
@@ -13,6 +15,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Result;
+use tokio_util::sync::CancellationToken;
 
 use crate::analysis::summary::{StepData, StepRow, SweepSummary};
 use crate::analysis::verdict::{self, Status};
@@ -75,6 +78,8 @@ impl Observer for Silent {}
 pub struct DriveConfig<'a> {
     pub scenario: &'a Scenario,
     pub price: Option<Price>,
+    /// Cancelled by an interrupt; the runner holds the same token (its attack's `Control`).
+    pub stop: CancellationToken,
 }
 
 /// Runs the sweep and returns its summary (also rebuilt by `sink`).
@@ -89,9 +94,10 @@ pub async fn drive<R: StepRunner>(
     let planned = sc.steps();
     let mut rate_status: Vec<Status> = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
+    let mut written = 0u64;
     if let (false, Some(&first)) = (sc.initial_warmup.is_zero(), sc.plan.rates().first()) {
         observer.warming_up(first, sc.initial_warmup);
-        if let Err(e) = warm_up(runner, first, sc.initial_warmup).await {
+        if let Err(e) = warm_up(runner, first, sc.initial_warmup, &cfg.stop).await {
             failure = Some(e.context("warm-up before the first step"));
         }
     }
@@ -103,7 +109,7 @@ pub async fn drive<R: StepRunner>(
         let mut status = Status::Undetermined;
         for p in planned.iter().filter(|p| p.rate_index == ri) {
             if !sc.warmup.is_zero()
-                && let Err(e) = warm_up(runner, rps, sc.warmup).await
+                && let Err(e) = warm_up(runner, rps, sc.warmup, &cfg.stop).await
             {
                 failure = Some(e.context(format!("warm-up before step {}", p.step)));
                 break 'rates;
@@ -119,18 +125,20 @@ pub async fn drive<R: StepRunner>(
             let result = {
                 let mut on_record = |mut r: Record| {
                     r.step = Some(p.step);
-                    if write_err.is_none()
-                        && let Err(e) = sink.record(&r)
-                    {
-                        write_err = Some(e);
+                    if write_err.is_none() {
+                        match sink.record(&r) {
+                            Ok(()) => written += 1,
+                            Err(e) => write_err = Some(e),
+                        }
                     }
                     data.add(&r);
                     observer.record(&r, &data);
                 };
-                // Ctrl-C ends the step where it is; what ended so far is kept.
-                tokio::select! {
-                    r = runner.run_step(&spec, &mut on_record) => r,
-                    _ = tokio::signal::ctrl_c() => Err(anyhow::Error::new(Interrupted)),
+                // An interrupt stops the step's schedule inside the runner, which then hands
+                // over every request it sent (finished, or cancelled when aborted).
+                match runner.run_step(&spec, &mut on_record).await {
+                    Ok(()) if cfg.stop.is_cancelled() => Err(anyhow::Error::new(Interrupted)),
+                    r => r,
                 }
             };
             if let Some(e) = write_err {
@@ -157,7 +165,7 @@ pub async fn drive<R: StepRunner>(
             if !last && !sc.cooldown.is_zero() {
                 tokio::select! {
                     () = tokio::time::sleep(sc.cooldown) => {}
-                    _ = tokio::signal::ctrl_c() => {
+                    () = cfg.stop.cancelled() => {
                         failure = Some(anyhow::Error::new(Interrupted).context("during a cool-down"));
                         break 'rates;
                     }
@@ -174,7 +182,7 @@ pub async fn drive<R: StepRunner>(
     let summary = sink.rebuild()?;
     match failure {
         Some(e) if e.downcast_ref::<Interrupted>().is_some() => Err(e.context(format!(
-            "sweep interrupted; what was measured is in {}",
+            "sweep interrupted; {written} measured records, one per request sent, are in {}",
             sink.location()
         ))),
         Some(e) => Err(e.context(RunFailed(format!(
@@ -185,11 +193,13 @@ pub async fn drive<R: StepRunner>(
     }
 }
 
-/// The scenario as run: the embedded server's address is not kept (it changes every run) and
-/// the price is frozen in, so `report --sweep` needs no catalog.
+/// The scenario as run: the embedded server's address is not kept (it changes every run), the
+/// price is frozen in, so `report --sweep` needs no catalog, and credentials are redacted (run
+/// folders get committed; a re-run names the header to pass again).
 fn as_run(cfg: &DriveConfig<'_>) -> ScenarioFile {
     let sc = cfg.scenario;
     let mut as_run = sc.file.clone();
+    as_run.attack = as_run.attack.redacted();
     if sc.target.is_none() {
         as_run.attack.target = None;
     }
@@ -204,16 +214,22 @@ fn as_run(cfg: &DriveConfig<'_>) -> ScenarioFile {
     as_run
 }
 
-/// Unmeasured traffic at `rps` for `duration` (its records are dropped); Ctrl-C ends it.
-async fn warm_up<R: StepRunner>(runner: &mut R, rps: f64, duration: Duration) -> Result<()> {
+/// Unmeasured traffic at `rps` for `duration` (its records are dropped); an interrupt ends it.
+async fn warm_up<R: StepRunner>(
+    runner: &mut R,
+    rps: f64,
+    duration: Duration,
+    stop: &CancellationToken,
+) -> Result<()> {
     let spec = StepSpec {
         step: None,
         rps,
         duration,
     };
     let mut discard = |_r: Record| {};
-    tokio::select! {
-        r = runner.run_step(&spec, &mut discard) => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::Error::new(Interrupted)),
+    // The runner shares the token: it stops scheduling and drains, as in a step.
+    match runner.run_step(&spec, &mut discard).await {
+        Ok(()) if stop.is_cancelled() => Err(anyhow::Error::new(Interrupted)),
+        r => r,
     }
 }

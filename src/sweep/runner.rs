@@ -16,6 +16,7 @@ use crate::scenario::Scenario;
 pub struct AttackRunner {
     base: AttackConfig,
     client: reqwest::Client,
+    control: Control,
 }
 
 impl AttackRunner {
@@ -30,7 +31,18 @@ impl AttackRunner {
         options.name = Some(sc.name.clone());
         let base = setup::config(&options, &Schedule::step(1.0, sc.step_duration))?;
         let client = crate::attack::client(&base.client)?;
-        Ok(Self { base, client })
+        Ok(Self {
+            base,
+            client,
+            control: Control::default(),
+        })
+    }
+
+    /// Runs every step and warm-up under `control`, so one interrupt stops whichever phase
+    /// is running (the driver's `stop` is `control.stop`).
+    pub fn with_control(mut self, control: Control) -> Self {
+        self.control = control;
+        self
     }
 
     /// The checked attack every step starts from.
@@ -59,7 +71,7 @@ impl StepRunner for AttackRunner {
         crate::attack::run_with_client(
             cfg,
             self.client.clone(),
-            Control::default(),
+            self.control.clone(),
             &mut FnSink(sink),
         )
         .await?;

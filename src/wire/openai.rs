@@ -187,7 +187,9 @@ impl Choice for ChatChoice {
 pub struct Message {
     #[serde(default)]
     pub role: String,
-    #[serde(default, deserialize_with = "null_as_default")]
+    /// `null` stays `None`: an answer without text (tool calls only, a broken server) is no
+    /// generation for a load test, whatever its `usage` says.
+    #[serde(default)]
     pub content: Option<String>,
 }
 
@@ -269,11 +271,11 @@ mod tests {
         assert_eq!(c.system_fingerprint, None);
         let u = c.usage.unwrap();
         assert_eq!((u.prompt_tokens, u.completion_tokens), (Some(3), Some(2)));
-        // Chat: `content` null beside tool calls is empty text; OpenAI's null fingerprint.
+        // Chat: `content` null beside tool calls is no text; OpenAI's null fingerprint.
         let chat: Completion<ChatChoice> = read(
             r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","system_fingerprint":null,"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[]},"logprobs":null,"finish_reason":"tool_calls"}],"usage":null}"#,
         );
-        assert_eq!(chat.choices[0].text(), Some(""));
+        assert_eq!(chat.choices[0].text(), None);
         assert_eq!(chat.usage, None);
         // A chat answer read as completions has no `text`: the wrong shape, not empty text.
         let wrong: Completion<TextChoice> =

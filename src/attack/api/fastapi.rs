@@ -106,7 +106,15 @@ pub fn parse(format: &FastapiFormat, prompt: &str, body: &[u8]) -> Result<Decode
     let value: Value = parse_json(body)?;
     let text = match value.pointer(&format.text_pointer) {
         Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+        // A number, null or object where the text should be is not a generation; counting
+        // its JSON as output would call a broken app a success.
+        Some(other) => {
+            return Err(DecodeError::Body(format!(
+                "the value at {} is {}, not the generated text (a string); point --text-pointer at the text",
+                format.text_pointer,
+                json_kind(other)
+            )));
+        }
         None => {
             return Err(DecodeError::Body(format!(
                 "no value at {} in the answer",
@@ -125,6 +133,17 @@ pub fn parse(format: &FastapiFormat, prompt: &str, body: &[u8]) -> Result<Decode
         tokens_out,
         ..Decoded::default()
     })
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// The answer without the echoed prompt, as `mode` says.
@@ -170,6 +189,13 @@ mod tests {
             parse(&f, "q", br#"{"x": 1}"#),
             Err(DecodeError::Body(_))
         ));
+        // Something other than text where the text should be is a broken answer.
+        for bad in [&br#"{"prediction": null}"#[..], br#"{"prediction": 7}"#] {
+            let Err(DecodeError::Body(msg)) = parse(&f, "q", bad) else {
+                panic!("a non-string prediction must be a body error")
+            };
+            assert!(msg.contains("--text-pointer"), "{msg}");
+        }
     }
 
     #[test]

@@ -155,6 +155,8 @@ impl Default for FastapiFormat {
 pub struct RequestSpec {
     pub method: reqwest::Method,
     pub url: Arc<str>,
+    /// `url` as records show it: credentials redacted (`crate::redact`).
+    pub shown_url: Arc<str>,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -188,6 +190,15 @@ pub struct Decoded {
 pub trait Decoder: Send {
     fn chunk(&mut self, data: &[u8], at: Duration) -> Result<(), DecodeError>;
     fn finish(self: Box<Self>, headers: &HeaderMap) -> Result<Decoded, DecodeError>;
+    /// Whether what it is fed stays in memory (a whole body, a stream's text), so the bytes
+    /// count against the attack's body budget. Plain HTTP bodies are counted and dropped.
+    fn keeps_body(&self) -> bool {
+        true
+    }
+    /// Whether the body must be `text/event-stream` (the streaming kinds).
+    fn wants_event_stream(&self) -> bool {
+        false
+    }
 }
 
 /// Collects a whole body and parses it once at the end (the non-streaming kinds).
@@ -260,6 +271,10 @@ pub struct Api {
     pub params: GenParams,
     pub fastapi: FastapiFormat,
     pub headers: HeaderMap,
+    /// `--max-event-size`: the longest server-sent event a stream decoder accepts.
+    pub max_event: usize,
+    /// `url` with credentials redacted, for records.
+    pub shown_url: Arc<str>,
 }
 
 impl Api {
@@ -282,6 +297,7 @@ impl Api {
         RequestSpec {
             method: reqwest::Method::POST,
             url: self.url.clone(),
+            shown_url: self.shown_url.clone(),
             headers,
             body,
         }
@@ -291,9 +307,9 @@ impl Api {
     pub fn decoder(&self, prompt: &Prompt) -> Box<dyn Decoder> {
         match self.kind {
             ApiKind::Tgi => Box::new(WholeBody::new(tgi::parse_generate)),
-            ApiKind::TgiStream => Box::new(tgi::StreamDecoder::default()),
+            ApiKind::TgiStream => Box::new(tgi::StreamDecoder::new(self.max_event)),
             ApiKind::OpenaiCompletions | ApiKind::OpenaiChat if self.params.stream => {
-                openai::stream_decoder(self.kind)
+                openai::stream_decoder(self.kind, self.max_event)
             }
             ApiKind::OpenaiCompletions | ApiKind::OpenaiChat => {
                 let kind = self.kind;

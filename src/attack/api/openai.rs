@@ -86,10 +86,10 @@ fn parse_answer<C: Choice + DeserializeOwned>(body: &[u8]) -> Result<Decoded, De
 }
 
 /// The stream decoder for `kind`'s chunks.
-pub fn stream_decoder(kind: ApiKind) -> Box<dyn Decoder> {
+pub fn stream_decoder(kind: ApiKind, max_event: usize) -> Box<dyn Decoder> {
     match kind {
-        ApiKind::OpenaiChat => Box::new(StreamDecoder::<ChunkChoice>::default()),
-        _ => Box::new(StreamDecoder::<TextChoice>::default()),
+        ApiKind::OpenaiChat => Box::new(StreamDecoder::<ChunkChoice>::new(max_event)),
+        _ => Box::new(StreamDecoder::<TextChoice>::new(max_event)),
     }
 }
 
@@ -103,8 +103,15 @@ pub struct StreamDecoder<C> {
 
 impl<C> Default for StreamDecoder<C> {
     fn default() -> Self {
+        Self::new(usize::MAX)
+    }
+}
+
+impl<C> StreamDecoder<C> {
+    /// A decoder refusing events longer than `max_event` bytes.
+    pub fn new(max_event: usize) -> Self {
         Self {
-            sse: SseParser::default(),
+            sse: SseParser::new(max_event),
             out: Decoded::default(),
             done: false,
             choice: PhantomData,
@@ -114,7 +121,11 @@ impl<C> Default for StreamDecoder<C> {
 
 impl<C: Choice + DeserializeOwned> Decoder for StreamDecoder<C> {
     fn chunk(&mut self, data: &[u8], at: Duration) -> Result<(), DecodeError> {
-        for event in self.sse.feed(data) {
+        let events = self
+            .sse
+            .feed(data)
+            .map_err(|e| DecodeError::Stream(e.to_string()))?;
+        for event in events {
             let data = event.data.trim();
             if data.is_empty() {
                 continue;
@@ -141,6 +152,10 @@ impl<C: Choice + DeserializeOwned> Decoder for StreamDecoder<C> {
             }
         }
         Ok(())
+    }
+
+    fn wants_event_stream(&self) -> bool {
+        true
     }
 
     fn finish(self: Box<Self>, _headers: &HeaderMap) -> Result<Decoded, DecodeError> {
@@ -196,6 +211,13 @@ mod tests {
         );
         let err = parse_whole(ApiKind::OpenaiCompletions, br#"{"choices":[]}"#).unwrap_err();
         assert!(err.to_string().contains("choices.0.text"), "{err}");
+        // `content: null` is no answer, even with a usage block.
+        let err = parse_whole(
+            ApiKind::OpenaiChat,
+            br#"{"choices":[{"message":{"role":"assistant","content":null}}],"usage":{"completion_tokens":9}}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("message.content"), "{err}");
     }
 
     #[test]

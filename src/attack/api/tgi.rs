@@ -71,9 +71,23 @@ pub struct StreamDecoder {
     done: bool,
 }
 
+impl StreamDecoder {
+    /// A decoder refusing events longer than `max_event` bytes.
+    pub fn new(max_event: usize) -> Self {
+        Self {
+            sse: SseParser::new(max_event),
+            ..Self::default()
+        }
+    }
+}
+
 impl Decoder for StreamDecoder {
     fn chunk(&mut self, data: &[u8], at: Duration) -> Result<(), DecodeError> {
-        for event in self.sse.feed(data) {
+        let events = self
+            .sse
+            .feed(data)
+            .map_err(|e| DecodeError::Stream(e.to_string()))?;
+        for event in events {
             if event.data.is_empty() {
                 continue;
             }
@@ -100,6 +114,10 @@ impl Decoder for StreamDecoder {
             }
         }
         Ok(())
+    }
+
+    fn wants_event_stream(&self) -> bool {
+        true
     }
 
     fn finish(self: Box<Self>, headers: &HeaderMap) -> Result<Decoded, DecodeError> {
