@@ -57,32 +57,32 @@ struct Sections {
 pub struct SweepSection {
     /// Rate plan: 10..150 (with --step), 10,20,40, or log:1..1000:12 (requests/s). In a file
     /// also a list of numbers.
-    #[arg(long, value_name = "PLAN")]
+    #[arg(long, value_name = "PLAN", allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rps: Option<RateSpec>,
     /// Step of an A..B rate plan.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step: Option<f64>,
     /// How long each step sends, e.g. 10s (1s reproduces the study's bursts) [default: 10s].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step_duration: Option<String>,
     /// Unmeasured traffic at the step's rate before each step [default: 0s].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warmup: Option<String>,
     /// Unmeasured traffic at the first step's rate before the sweep (kernel JIT, connections,
     /// caches); 0s skips it [default: 2s].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub initial_warmup: Option<String>,
     /// Pause after each step [default: 2s].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cooldown: Option<String>,
     /// Runs per rate; the report shows means over them (the study used 3) [default: 1].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repeat: Option<u32>,
     /// Stop after two unsustainable rates in a row (the command line's --no-early-stop sets
@@ -96,7 +96,7 @@ pub struct SweepSection {
     pub slo: Option<String>,
     /// Largest send-lag p99 for "the client kept up" (default: derived per step, the smaller
     /// of one inter-arrival gap and a tenth of the median latency, at least 1ms).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_send_lag: Option<String>,
     /// Exit 1 when the highest sustainable rate is below RATE req/s (for CI gates).

@@ -29,6 +29,13 @@ impl AttackRunner {
         }
         options.api = Some(sc.api.clone());
         options.name = Some(sc.name.clone());
+        // Every step's rate is within what one attacker can schedule, checked before the first.
+        if let Some(&top) = sc.plan.rates().iter().find(|&&r| r > setup::MAX_RATE) {
+            anyhow::bail!(
+                "--rps: {top} req/s is above the {} req/s one attacker process can schedule (a tick per microsecond); lower the plan's top rate",
+                setup::MAX_RATE
+            );
+        }
         let base = setup::config(&options, &Schedule::step(1.0, sc.step_duration))?;
         let client = crate::attack::client(&base.client)?;
         Ok(Self {
