@@ -100,11 +100,7 @@ fn scenario_files() -> impl Strategy<Value = ScenarioFile> {
     (
         opt(text()),
         (opt(text()), opt(text()), opt(any::<u64>())),
-        (
-            opt(any::<u64>()),
-            opt(1usize..100_000),
-            opt(0u32..100_000),
-        ),
+        (opt(any::<u64>()), opt(1usize..100_000), opt(0u32..100_000)),
         sweep_sections(),
         cost_sections(),
     )
