@@ -64,7 +64,8 @@ pub fn parse_rate(text: &str) -> Result<Rate, ParseError> {
     if !freq.is_finite() || freq < 0.0 {
         return Err(bad());
     }
-    let per = if per.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
+    // `is_alphabetic`, not the ASCII test: `50/µs` must mean one microsecond like `50/us`.
+    let per = if per.chars().next().is_some_and(char::is_alphabetic) {
         parse_duration(&format!("1{per}")).map_err(|_| bad())?
     } else {
         parse_duration(per).map_err(|_| bad())?
@@ -366,5 +367,113 @@ mod tests {
         assert_eq!(Pacer::pace(ms(5), Some(ms(3))), Next::Fire(ms(3)));
         assert_eq!(Pacer::pace(ms(5), Some(ms(9))), Next::Wait(ms(4)));
         assert_eq!(Pacer::pace(ms(5), None), Next::Stop);
+    }
+}
+
+/// Property tests: the rate and duration syntax never panics, and what `format_duration` and
+/// `Rate`'s `Display` write (in messages, reports and scenario files) parses back.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    const UNITS: [(&str, u64); 7] = [
+        ("ns", 1),
+        ("us", 1_000),
+        ("µs", 1_000),
+        ("ms", 1_000_000),
+        ("s", 1_000_000_000),
+        ("m", 60_000_000_000),
+        ("h", 3_600_000_000_000),
+    ];
+
+    /// Up to a century: past about 2^53 ns of whole seconds an f64 no longer holds every
+    /// second, and no attack is that long.
+    fn durations() -> impl Strategy<Value = Duration> {
+        prop_oneof![
+            (0u64..1_000_000_000).prop_map(Duration::from_nanos),
+            (0u64..3_153_600_000).prop_map(Duration::from_secs),
+            (0u64..3_153_600_000_000_000_000).prop_map(Duration::from_nanos),
+        ]
+    }
+
+    /// What `format_duration` may lose: nothing below 1 ms (ns and us print every digit),
+    /// half a microsecond in the ms range, half a millisecond past a second.
+    fn rounding_ns(d: Duration) -> u128 {
+        match d.as_nanos() {
+            ns if ns < 1_000_000 => 0,
+            ns if ns < 1_000_000_000 => 500,
+            ns if ns.is_multiple_of(1_000_000_000) => 0,
+            _ => 500_000,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn parsers_never_panic(text in any::<String>()) {
+            let _ = parse_duration(&text);
+            let _ = parse_rate(&text);
+        }
+
+        #[test]
+        fn parsers_never_panic_on_near_misses(text in "[0-9.nsuµmh/ ]{0,16}") {
+            let _ = parse_duration(&text);
+            let _ = parse_rate(&text);
+        }
+
+        #[test]
+        fn formatted_durations_parse_back(d in durations()) {
+            let text = format_duration(d);
+            let back = parse_duration(&text).unwrap();
+            // One ns beyond the display's rounding for the trip through f64 seconds.
+            prop_assert!(
+                back.as_nanos().abs_diff(d.as_nanos()) <= rounding_ns(d) + 1,
+                "{d:?} -> {text} -> {back:?}"
+            );
+            prop_assert_eq!(format_duration(back), text);
+        }
+
+        #[test]
+        fn sums_of_units_parse_exactly(parts in proptest::collection::vec((0u64..10_000, 0..UNITS.len()), 1..5)) {
+            let text: String = parts.iter().map(|&(n, u)| format!("{n}{}", UNITS[u].0)).collect();
+            let want: u64 = parts.iter().map(|&(n, u)| n * UNITS[u].1).sum();
+            let got = parse_duration(&text).unwrap().as_nanos();
+            // Through f64 seconds, which hold about 15 significant digits: a nanosecond below
+            // 11 days, a few past that (4661h5028us is 2 ns out).
+            let slack = 1 + u128::from(want) / 1_000_000_000_000_000;
+            prop_assert!(got.abs_diff(u128::from(want)) <= slack, "{text}: {got} vs {want}");
+        }
+
+        #[test]
+        fn displayed_rates_parse_back(freq in 0.0f64..1e6, per in durations()) {
+            prop_assume!(!per.is_zero());
+            let rate = Rate { freq, per };
+            let back = parse_rate(&rate.to_string()).unwrap();
+            prop_assert_eq!(back.freq, freq);
+            prop_assert_eq!(back.per, parse_duration(&format_duration(per)).unwrap());
+        }
+
+        #[test]
+        fn a_bare_unit_means_one_of_it(freq in 1u32..100_000, unit in 0..UNITS.len()) {
+            let (name, ns) = UNITS[unit];
+            let rate = parse_rate(&format!("{freq}/{name}")).unwrap();
+            prop_assert_eq!(rate.per, Duration::from_nanos(ns));
+            prop_assert_eq!(rate.freq, f64::from(freq));
+        }
+
+        #[test]
+        fn a_constant_schedule_is_ordered_and_bounded(freq in 1u32..2_000, ms in 1u64..2_000) {
+            let duration = Duration::from_millis(ms);
+            let rate = Rate { freq: f64::from(freq), per: Duration::from_secs(1) };
+            let mut p = Pacer::new(rate, Arrival::Constant, duration, None);
+            let dues: Vec<Duration> = std::iter::from_fn(|| p.next_due()).collect();
+            prop_assert!(dues.windows(2).all(|w| w[0] < w[1]));
+            prop_assert!(dues.iter().all(|&d| d < duration));
+            // Hits are due at n / freq seconds, so ceil(duration * freq) of them fit.
+            let want = (u64::from(freq) * ms).div_ceil(1000);
+            prop_assert!(dues.len() as u64 == want || dues.len() as u64 + 1 == want, "{} vs {want}", dues.len());
+        }
     }
 }

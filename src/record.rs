@@ -6,10 +6,15 @@
 //! decodes them and never aggregates.
 
 use std::fmt;
-use std::io::{BufRead, Write};
-use std::path::Path;
+use std::io::Write;
 
 use serde::{Deserialize, Serialize};
+
+mod check;
+mod read;
+
+pub use check::{MAX_LATENCY_NS, RecordError};
+pub use read::{ReadError, RecordReader, open};
 
 /// What went wrong with one request. Reports aggregate by kind, never by message text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -197,26 +202,6 @@ impl Record {
     }
 }
 
-/// Errors reading a results file; each names the file and line.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error("reading {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "{path}:{line}: not a result record ({source}); results files hold one JSON object per line as written by `rpload attack`"
-    )]
-    Parse {
-        path: String,
-        line: usize,
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
 /// Appends records as JSON lines. The caller decides when to flush (see `attack::writer`).
 pub struct RecordWriter<W: Write> {
     out: W,
@@ -245,72 +230,6 @@ impl<W: Write> RecordWriter<W> {
     pub fn into_inner(self) -> W {
         self.out
     }
-}
-
-/// Streams records from JSON lines, skipping blank lines; errors name `path:line`.
-pub struct RecordReader<R: BufRead> {
-    input: R,
-    path: String,
-    line_no: usize,
-    buf: String,
-}
-
-impl<R: BufRead> RecordReader<R> {
-    pub fn new(input: R, path: impl Into<String>) -> Self {
-        Self {
-            input,
-            path: path.into(),
-            line_no: 0,
-            buf: String::new(),
-        }
-    }
-}
-
-impl<R: BufRead> Iterator for RecordReader<R> {
-    type Item = Result<Record, ReadError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            self.buf.clear();
-            self.line_no += 1;
-            match self.input.read_line(&mut self.buf) {
-                Ok(0) => return None,
-                Ok(_) => {}
-                Err(source) => {
-                    return Some(Err(ReadError::Io {
-                        path: self.path.clone(),
-                        source,
-                    }));
-                }
-            }
-            let line = self.buf.trim();
-            if line.is_empty() {
-                continue;
-            }
-            return Some(
-                serde_json::from_str(line).map_err(|source| ReadError::Parse {
-                    path: self.path.clone(),
-                    line: self.line_no,
-                    source,
-                }),
-            );
-        }
-    }
-}
-
-/// Opens a results file for reading; `-` reads stdin.
-pub fn open(path: &Path) -> Result<RecordReader<Box<dyn BufRead>>, ReadError> {
-    let name = path.display().to_string();
-    let input: Box<dyn BufRead> = if name == "-" {
-        Box::new(std::io::BufReader::new(std::io::stdin()))
-    } else {
-        let file = std::fs::File::open(path).map_err(|source| ReadError::Io {
-            path: name.clone(),
-            source,
-        })?;
-        Box::new(std::io::BufReader::with_capacity(1 << 16, file))
-    };
-    Ok(RecordReader::new(input, name))
 }
 
 #[cfg(test)]
@@ -397,16 +316,5 @@ mod tests {
             "status_5xx"
         );
         assert_eq!(ErrorKind::from_status(503), ErrorKind::Status5xx);
-    }
-
-    #[test]
-    fn reader_names_file_and_line() {
-        let mut text = serde_json::to_string(&sample()).unwrap();
-        text.push_str("\n\n{not json}\n");
-        let mut reader = RecordReader::new(text.as_bytes(), "r.jsonl");
-        assert!(reader.next().unwrap().is_ok());
-        let err = reader.next().unwrap().unwrap_err().to_string();
-        assert!(err.starts_with("r.jsonl:3: not a result record"), "{err}");
-        assert!(reader.next().is_none());
     }
 }

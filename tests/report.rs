@@ -206,3 +206,135 @@ async fn merged_figures_match_a_count_by_hand() {
         );
     }
 }
+
+/// A record as `rpload attack` writes it, `seq` and `latency` (ns) varied.
+fn record_line(seq: u64, latency: u64) -> String {
+    serde_json::json!({
+        "attack": "", "seq": seq, "code": 200, "timestamp": "2024-01-01T00:00:00.5Z",
+        "latency": latency, "bytes_out": 10, "bytes_in": 100, "error": "", "method": "POST",
+        "url": "http://127.0.0.1:1/generate", "intended_ns": 0, "sent_ns": 1_000,
+        "ttft_ns": latency / 2, "itl_ns": [latency / 4], "tokens_out": 2,
+    })
+    .to_string()
+}
+
+/// The real binary, for its stderr: `rpload report --type json FILE`.
+fn report_json(file: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_rpload"))
+        .args(["report", "--type", "json"])
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_torn_last_line_is_skipped_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("crashed.jsonl");
+    let last = record_line(2, 7_000_000);
+    let text = format!(
+        "{}\n{}\n{}",
+        record_line(0, 3_000_000),
+        record_line(1, 5_000_000),
+        &last[..last.len() / 2]
+    );
+    std::fs::write(&f, text).unwrap();
+    let out = report_json(&f);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "warning: {}:3: skipped the last line: it is cut short",
+            f.display()
+        )),
+        "{stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["requests"], 2);
+    assert_eq!(json["latencies"]["max"], 5_000_000);
+}
+
+#[test]
+fn damage_before_the_end_still_refuses_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("damaged.jsonl");
+    let cut = record_line(1, 5_000_000);
+    let text = format!(
+        "{}\n{}\n{}\n",
+        record_line(0, 3_000_000),
+        &cut[..cut.len() / 2],
+        record_line(2, 7_000_000)
+    );
+    std::fs::write(&f, text).unwrap();
+    let out = report_json(&f);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("damaged.jsonl:2: not a result record"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+
+    let mut bytes = format!("{}\n", record_line(0, 3_000_000)).into_bytes();
+    bytes.extend_from_slice(b"{\"attack\":\"\xff\"}\n");
+    std::fs::write(&f, bytes).unwrap();
+    let stderr = String::from_utf8_lossy(&report_json(&f).stderr).into_owned();
+    assert!(
+        stderr.contains("damaged.jsonl:2: not UTF-8 text"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impossible_records_name_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("forged.jsonl");
+    let path = f.to_str().unwrap();
+    let cases = [
+        (
+            "\"latency\":5000000",
+            "\"latency\":18446744073709551615",
+            "latency: 18446744073709551615 ns is over",
+        ),
+        (
+            "\"ttft_ns\":2500000",
+            "\"ttft_ns\":9000000",
+            "ttft_ns: the first token at 9000000 ns came after",
+        ),
+        (
+            "\"itl_ns\":[1250000]",
+            "\"itl_ns\":[4000000,4000000]",
+            "itl_ns: the gaps between tokens add up to 8000000 ns",
+        ),
+    ];
+    for (from, to, want) in cases {
+        let forged = record_line(1, 5_000_000).replace(from, to);
+        assert_ne!(
+            forged,
+            record_line(1, 5_000_000),
+            "{from} not in the record"
+        );
+        std::fs::write(&f, format!("{}\n{forged}\n", record_line(0, 3_000_000))).unwrap();
+        let err = rpload::run_async(cli(&["report", path])).await.unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.starts_with(&format!("{path}:2: {want}")), "{msg}");
+        assert_eq!(
+            msg.matches(want).count(),
+            1,
+            "the cause is stated once: {msg}"
+        );
+    }
+    // sent before intended: a record due at 2 ms that claims to have left at 1 ms.
+    let forged = record_line(1, 5_000_000).replace("\"intended_ns\":0", "\"intended_ns\":2000000");
+    std::fs::write(&f, format!("{forged}\n")).unwrap();
+    let msg = format!(
+        "{:#}",
+        rpload::run_async(cli(&["report", path])).await.unwrap_err()
+    );
+    assert!(
+        msg.starts_with(&format!(
+            "{path}:1: sent_ns: sent at 1000 ns, before its intended time 2000000 ns"
+        )),
+        "{msg}"
+    );
+}

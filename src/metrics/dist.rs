@@ -39,7 +39,7 @@ impl Default for Dist {
 impl Dist {
     pub fn record(&mut self, ns: u64) {
         self.hist.saturating_record(ns.min(HIST_HIGH_NS));
-        self.count += 1;
+        self.count = self.count.saturating_add(1);
         self.total += u128::from(ns);
         self.min = self.min.min(ns);
         self.max = self.max.max(ns);
@@ -72,7 +72,7 @@ impl Dist {
             let value = v.value_iterated_to();
             let idx = bounds.partition_point(|&b| b <= value);
             if idx > 0 {
-                counts[idx - 1] += v.count_at_value();
+                counts[idx - 1] = counts[idx - 1].saturating_add(v.count_at_value());
             }
         }
         counts

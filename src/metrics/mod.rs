@@ -87,10 +87,10 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn add(&mut self, r: &Record) {
-        self.requests += 1;
+        self.requests = self.requests.saturating_add(1);
         let ok = r.is_success();
         if ok {
-            self.successes += 1;
+            self.successes = self.successes.saturating_add(1);
         }
         self.latency.record(r.latency);
         self.send_lag.record(r.send_lag_ns());
@@ -108,39 +108,39 @@ impl Metrics {
                 self.tpot.record(t);
             }
         }
-        self.bytes_in += r.bytes_in;
-        self.bytes_out += r.bytes_out;
+        self.bytes_in = self.bytes_in.saturating_add(r.bytes_in);
+        self.bytes_out = self.bytes_out.saturating_add(r.bytes_out);
         let ts = r.timestamp_ns();
         let end = ts + i128::from(r.latency);
         self.earliest = Some(self.earliest.map_or(ts, |e| e.min(ts)));
         self.latest = Some(self.latest.map_or(ts, |l| l.max(ts)));
         self.end = Some(self.end.map_or(end, |e| e.max(end)));
-        *self.status_codes.entry(r.code).or_default() += 1;
+        bump(self.status_codes.entry(r.code).or_default(), 1);
         if let Some(kind) = r.error_kind {
-            *self.error_kinds.entry(kind).or_default() += 1;
+            bump(self.error_kinds.entry(kind).or_default(), 1);
         }
         if !r.error.is_empty() {
             self.note_error(&r.error, 1);
         }
         if r.capped {
-            self.capped += 1;
+            self.capped = self.capped.saturating_add(1);
         }
         if ok {
-            self.tokens_in += r.tokens_in.unwrap_or(0);
-            self.tokens_out_ok += r.tokens_out.unwrap_or(0);
+            bump(&mut self.tokens_in, r.tokens_in.unwrap_or(0));
+            bump(&mut self.tokens_out_ok, r.tokens_out.unwrap_or(0));
         }
-        self.tokens_out_all += r.tokens_out.unwrap_or(0);
+        bump(&mut self.tokens_out_all, r.tokens_out.unwrap_or(0));
         if let Some(source) = r.tokens_source {
-            *self.tokens_by_source.entry(source).or_default() += 1;
+            bump(self.tokens_by_source.entry(source).or_default(), 1);
         }
         if let Some(source) = r.tokens_in_source {
-            *self.tokens_in_by_source.entry(source).or_default() += 1;
+            bump(self.tokens_in_by_source.entry(source).or_default(), 1);
         }
     }
 
     fn note_error(&mut self, message: &str, count: u64) {
         if let Some(n) = self.errors.get_mut(message) {
-            *n += count;
+            bump(n, count);
         } else if self.errors.len() < MAX_DISTINCT_ERRORS {
             self.errors.insert(message.to_owned(), count);
         }
@@ -155,9 +155,9 @@ impl Metrics {
         let earliest = self.earliest.unwrap_or(0);
         let latest = self.latest.unwrap_or(earliest);
         let end = self.end.unwrap_or(latest);
-        let duration = (latest - earliest).max(0) as u64;
-        let wait = (end - latest).max(0) as u64;
-        let window = duration + wait;
+        let duration = ns_span(earliest, latest);
+        let wait = ns_span(latest, end);
+        let window = duration.saturating_add(wait);
         // As Vegeta: with a zero-length window the rates are left as raw counts.
         let per_s = |n: u64, ns: u64| {
             if ns == 0 {
@@ -209,7 +209,7 @@ impl Metrics {
                 input_total: self.tokens_in,
                 output_total: self.tokens_out_ok,
                 output_per_second: per_s(self.tokens_out_ok, window),
-                total_per_second: per_s(self.tokens_in + self.tokens_out_ok, window),
+                total_per_second: per_s(self.tokens_in.saturating_add(self.tokens_out_ok), window),
                 output_all_requests: self.tokens_out_all,
                 sources: source_counts(&self.tokens_by_source),
                 input_sources: source_counts(&self.tokens_in_by_source),
@@ -219,6 +219,18 @@ impl Metrics {
             client_kept_up: self.capped == 0 && send_lag.p99 <= send_lag_allowance,
         }
     }
+}
+
+/// Adds to a counter, stopping at `u64::MAX`: a pinned total is visibly absurd, while a
+/// wrapped one (2 x u64::MAX + 4 = 2) would pass for a real figure.
+fn bump(total: &mut u64, n: u64) {
+    *total = total.saturating_add(n);
+}
+
+/// `to - from` in ns, 0 when `to` is earlier, `u64::MAX` when wider than u64 holds (records
+/// centuries apart): an `as` cast would keep the low bits and report a random span.
+fn ns_span(from: i128, to: i128) -> u64 {
+    u64::try_from((to - from).max(0)).unwrap_or(u64::MAX)
 }
 
 fn source_counts(by_source: &BTreeMap<TokensSource, u64>) -> BTreeMap<String, u64> {
@@ -395,6 +407,48 @@ mod tests {
         }
         let counts = d.bucket_counts(&[0, 2_000_000, 10_000_000]);
         assert_eq!(counts, vec![1, 2, 2]);
+    }
+
+    #[test]
+    fn sums_saturate_instead_of_wrapping() {
+        let mut m = Metrics::default();
+        for big in [u64::MAX, u64::MAX, 4] {
+            let mut r = rec(0, 0, 10, 200);
+            (r.bytes_in, r.bytes_out) = (big, big);
+            (r.tokens_in, r.tokens_out) = (Some(big), Some(big));
+            m.add(&r);
+        }
+        let s = m.summary();
+        assert_eq!(s.requests, 3);
+        assert_eq!(s.bytes_in.total, u64::MAX);
+        assert_eq!(s.bytes_out.total, u64::MAX);
+        assert_eq!(s.tokens.input_total, u64::MAX);
+        assert_eq!(s.tokens.output_total, u64::MAX);
+        assert_eq!(s.tokens.output_all_requests, u64::MAX);
+        // Input + output is pinned too, not wrapped to u64::MAX - 1.
+        let window_s = s.wait as f64 / 1e9;
+        assert_eq!(s.tokens.total_per_second, u64::MAX as f64 / window_s);
+        let mut n = u64::MAX - 1;
+        bump(&mut n, 5);
+        assert_eq!(n, u64::MAX);
+    }
+
+    #[test]
+    fn a_span_wider_than_u64_is_pinned_not_truncated() {
+        let mut m = Metrics::default();
+        for year in [1, 9999] {
+            let mut r = rec(0, 0, 10, 200);
+            r.timestamp = time::Date::from_calendar_date(year, time::Month::January, 1)
+                .unwrap()
+                .midnight()
+                .assume_utc();
+            m.add(&r);
+        }
+        let s = m.summary();
+        assert_eq!(s.duration, u64::MAX);
+        assert_eq!(s.wait, 10_000_000);
+        assert_eq!(ns_span(5, 3), 0);
+        assert_eq!(ns_span(3, 5), 2);
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub fn render(latency: &Dist, out: &mut dyn Write) -> std::io::Result<()> {
     }
     let mut total = 0u64;
     for v in hist.iter_quantiles(5) {
-        total += v.count_since_last_iteration();
+        total = total.saturating_add(v.count_since_last_iteration());
         let q = v.quantile_iterated_to();
         let inverse = if q >= 1.0 {
             10_000_000.0

@@ -74,7 +74,7 @@ pub fn render(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
         "[total, attack, wait]",
         &format!(
             "{}, {}, {}",
-            duration(s.duration + s.wait),
+            duration(s.duration.saturating_add(s.wait)),
             duration(s.duration),
             duration(s.wait)
         ),

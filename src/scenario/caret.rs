@@ -30,11 +30,28 @@ impl CaretError {
         span: (usize, usize),
         message: impl Into<String>,
     ) -> Self {
+        // Callers count spans in bytes; one may land inside a multi-byte character (`p95<é`
+        // marks one byte of `é`), and slicing there would panic while printing the message.
+        let floor = |mut i: usize| {
+            i = i.min(input.len());
+            while !input.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        };
+        let ceil = |mut i: usize| {
+            i = i.min(input.len());
+            while !input.is_char_boundary(i) {
+                i += 1;
+            }
+            i
+        };
+        let start = floor(span.0);
         Self {
             what,
             input: input.to_string(),
-            start: span.0.min(input.len()),
-            end: span.1.min(input.len()).max(span.0.min(input.len())),
+            start,
+            end: ceil(span.1).max(start),
             message: message.into(),
             hint: None,
         }
@@ -69,3 +86,18 @@ impl fmt::Display for CaretError {
 }
 
 impl std::error::Error for CaretError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_span_inside_a_character_widens_to_the_character() {
+        // Byte 5 is inside `é` (bytes 4..6): the caret covers the whole character.
+        let e = CaretError::new("SLO", "p95<é", (4, 5), "bad");
+        assert_eq!((e.start, e.end), (4, 6));
+        assert!(e.to_string().ends_with("\n      ^"), "{e}");
+        let e = CaretError::new("SLO", "é", (1, 1), "bad");
+        assert_eq!((e.start, e.end), (0, 2));
+    }
+}

@@ -34,6 +34,8 @@ use std::time::Duration;
 pub mod caret;
 mod file;
 pub mod plan;
+#[cfg(test)]
+mod prop_tests;
 pub mod rules;
 pub mod slo;
 

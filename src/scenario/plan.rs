@@ -8,6 +8,9 @@ use std::fmt;
 
 use super::caret::CaretError;
 
+/// The most rates one plan may visit.
+const MAX_STEPS: usize = 10_000;
+
 /// The offered rates of a sweep, ascending for ranges and log plans, as given for lists.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RatePlan {
@@ -50,6 +53,15 @@ impl RatePlan {
                     format!("a log plan needs at least 2 steps, got {n}"),
                 ));
             }
+            // The same cap as ranges: `log:1..2:99999999999` would otherwise allocate its
+            // steps before anything could refuse them.
+            if n > MAX_STEPS {
+                return Err(err(
+                    (count_at, trimmed.len()),
+                    format!("a log plan of {n} steps is over the {MAX_STEPS} a sweep may have"),
+                )
+                .hint("use fewer steps"));
+            }
             let (a, b) = parse_range(range, off, &err)?;
             (0..n)
                 .map(|i| {
@@ -83,9 +95,11 @@ impl RatePlan {
                 }
                 rates.push(round_sig(x, 9));
                 i += 1;
-                if rates.len() > 10_000 {
-                    return Err(err((0, trimmed.len()), "more than 10000 steps".into())
-                        .hint("use a larger --step"));
+                if rates.len() > MAX_STEPS {
+                    return Err(
+                        err((0, trimmed.len()), format!("more than {MAX_STEPS} steps"))
+                            .hint("use a larger --step"),
+                    );
                 }
             }
             rates
@@ -250,6 +264,8 @@ mod tests {
         assert!(e.message.contains("positive"), "{e}");
         let e = RatePlan::parse("log:1..1000:1", None).unwrap_err();
         assert!(e.message.contains("at least 2"), "{e}");
+        let e = RatePlan::parse("log:1..2:99999999999", None).unwrap_err();
+        assert!(e.message.contains("over the 10000"), "{e}");
         let e = RatePlan::parse("log:100..10:5", None).unwrap_err();
         assert!(e.message.starts_with("reversed"), "{e}");
         assert!(RatePlan::parse("  ", None).is_err());
