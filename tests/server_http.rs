@@ -406,14 +406,14 @@ async fn validation_errors_have_tgi_statuses_and_bodies() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 413);
-    // No content type: parsed anyway (load tools often omit it).
+    // No content type: 415, as TGI's axum `Json` (rpload's attacker always sends one).
     let r = c
         .post(s.url("/generate"))
         .body(r#"{"inputs":"hi","parameters":{"max_new_tokens":1}}"#)
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.status().as_u16(), 415);
     // OpenAI specifics.
     let (status, _, v) = post(
         &s,

@@ -13,8 +13,11 @@
 //!
 //! `engine/` is the model and its step (see its header for the layout), `scheduler/` the
 //! policies and the worker thread that drives an [`engine::Engine`], `http/` the routes by wire
-//! format, `validate` the request checks, `metrics` the Prometheus text, `options` the flags.
+//! format, `conn` the connections (cap, header deadline, drain), `validate` the request
+//! checks, `metrics` the Prometheus text, `options` the flags.
 
+pub mod conn;
+mod embedded;
 pub mod engine;
 pub mod http;
 pub mod metrics;
@@ -22,17 +25,19 @@ pub mod options;
 pub mod scheduler;
 pub mod validate;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use anyhow::Context;
 use candle_core::DType;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use engine::{DeviceKind, Engine, FakeEngine, ModelSpec, TextTokenizer};
+pub use embedded::{EmbeddedServer, spawn_embedded, spawn_embedded_fake};
+use engine::{DeviceKind, Engine, ModelSpec, TextTokenizer};
+pub use http::ApiKey;
 pub use options::ServerOptions;
 use scheduler::{BatchLimits, SchedulerHandle, SchedulerKind};
 
@@ -71,7 +76,15 @@ pub enum ConfigError {
         "--max-total-tokens ({total}) exceeds the model's context ({context} positions): lower it"
     )]
     TotalOverContext { total: usize, context: usize },
+    #[error(
+        "--header-read-timeout ({0}) must be more than 0 and at most {MAX_HEADER_READ_TIMEOUT_SECS} seconds: pass e.g. 10"
+    )]
+    /// The value as given (a float, so kept as text for `Eq`).
+    HeaderReadTimeout(String),
 }
+
+/// An hour: past that a "timeout" no longer protects anything.
+const MAX_HEADER_READ_TIMEOUT_SECS: f64 = 3600.0;
 
 /// Checked server settings. Token limits left `None` are derived from the model at start.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +101,11 @@ pub struct ServerConfig {
     /// Threads for the model's math (`None`: one for `tiny`, which leaves the other core of a
     /// small machine to the in-process attacker of the default sweep, else every core).
     pub threads: Option<usize>,
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+    /// `rpload serve --api-key`: not a [`ServerOptions`] field, so no scenario file holds it
+    /// and no sweep starts a server that its own attacker could not call.
+    pub api_key: Option<ApiKey>,
 }
 
 impl Default for ServerConfig {
@@ -107,6 +125,9 @@ impl Default for ServerConfig {
             max_batch_total_tokens: None,
             max_batch_size: None,
             threads: None,
+            header_read_timeout: Duration::from_secs_f64(options::DEFAULT_HEADER_READ_TIMEOUT_SECS),
+            max_connections: options::DEFAULT_MAX_CONNECTIONS,
+            api_key: None,
         }
     }
 }
@@ -143,6 +164,11 @@ impl ServerConfig {
             "cuda" => DeviceKind::Cuda,
             other => return Err(ConfigError::Device(other.to_string())),
         };
+        let timeout = opts.header_read_timeout();
+        // Written so NaN fails too.
+        if !(timeout > 0.0 && timeout <= MAX_HEADER_READ_TIMEOUT_SECS) {
+            return Err(ConfigError::HeaderReadTimeout(timeout.to_string()));
+        }
         let cfg = Self {
             model,
             engine,
@@ -154,6 +180,9 @@ impl ServerConfig {
             max_batch_total_tokens: opts.max_batch_total_tokens,
             max_batch_size: opts.max_batch_size,
             threads: opts.threads,
+            header_read_timeout: Duration::from_secs_f64(timeout),
+            max_connections: opts.max_connections(),
+            api_key: None,
         };
         cfg.check_flags()?;
         Ok(cfg)
@@ -170,6 +199,7 @@ impl ServerConfig {
             (self.max_batch_total_tokens, "--max-batch-total-tokens"),
             (self.max_batch_size, "--max-batch-size"),
             (self.threads, "--threads"),
+            (Some(self.max_connections), "--max-connections"),
         ];
         for (value, flag) in nonzero {
             if value == Some(0) {
@@ -320,8 +350,14 @@ pub fn configure_process(cfg: &ServerConfig) {
     }
 }
 
+/// What [`build`] makes and [`serve`] runs: the routes and how connections are held.
+pub struct App {
+    router: axum::Router,
+    connections: conn::ConnLimits,
+}
+
 /// Loads the model (on a blocking thread), starts the scheduler worker and builds the router.
-pub async fn build(cfg: ServerConfig) -> anyhow::Result<axum::Router> {
+pub async fn build(cfg: ServerConfig) -> anyhow::Result<App> {
     let (spec, dtype, device) = (cfg.model.clone(), cfg.dtype, cfg.device);
     let loaded = tokio::task::spawn_blocking(move || engine::load(&spec, dtype, device))
         .await
@@ -361,7 +397,7 @@ fn router(
     engine: Box<dyn Engine>,
     tokenizer: Arc<TextTokenizer>,
     model_id: String,
-) -> anyhow::Result<axum::Router> {
+) -> anyhow::Result<App> {
     let metrics = Arc::new(metrics::Metrics::new(
         resolved.limits.max_input_tokens,
         resolved.limits.max_total_tokens,
@@ -384,7 +420,7 @@ fn router(
         max_batch_total_tokens: resolved.batch.max_batch_total_tokens,
         max_batch_size: resolved.batch.max_batch_size,
     };
-    Ok(http::router(http::AppState {
+    let state = http::AppState {
         scheduler,
         tokenizer,
         limits: resolved.limits,
@@ -392,83 +428,29 @@ fn router(
         metrics,
         info: Arc::new(info),
         next_id: Arc::new(AtomicU64::new(0)),
-    }))
+        validation: Arc::new(
+            http::ValidationWorkers::start().context("starting the validation threads")?,
+        ),
+    };
+    Ok(App {
+        router: http::router(state, cfg.api_key.clone()),
+        connections: conn::ConnLimits {
+            header_read_timeout: cfg.header_read_timeout,
+            max_connections: cfg.max_connections,
+        },
+    })
 }
 
-/// Serves `router` (from [`build`]) on `listener` until `shutdown` resolves, then drains
+/// Serves `app` (from [`build`]) on `listener` until `shutdown` resolves, then drains
 /// in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    router: axum::Router,
+    app: App,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+    conn::serve(listener, shutdown, app.router, app.connections)
         .await
         .context("serving http")
-}
-
-/// A server running inside this process (the default target of `rpload sweep`).
-pub struct EmbeddedServer {
-    addr: SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl EmbeddedServer {
-    /// Where it listens (127.0.0.1 and a free port).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-    }
-}
-
-/// Loads the model, binds 127.0.0.1 on a free port and serves in a background task.
-/// Model errors are returned here, before any request can be sent.
-pub async fn spawn_embedded(cfg: ServerConfig) -> anyhow::Result<EmbeddedServer> {
-    serve_embedded(build(cfg).await?).await
-}
-
-/// [`spawn_embedded`] around `fake` instead of `cfg.model`, with the presets' tokenizer; the
-/// token limits come from the fake's context as they would from a model's. The server reports
-/// the model id `fake`.
-pub async fn spawn_embedded_fake(
-    cfg: ServerConfig,
-    fake: FakeEngine,
-) -> anyhow::Result<EmbeddedServer> {
-    let resolved = cfg.resolve(fake.max_positions())?;
-    let tokenizer = Arc::new(TextTokenizer::embedded()?);
-    let router = router(
-        &cfg,
-        resolved,
-        Box::new(fake),
-        tokenizer,
-        "fake".to_string(),
-    )?;
-    serve_embedded(router).await
-}
-
-/// Binds 127.0.0.1 on a free port and serves `router` in a background task.
-async fn serve_embedded(router: axum::Router) -> anyhow::Result<EmbeddedServer> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding 127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-            .context("serving http")
-    });
-    Ok(EmbeddedServer { addr, stop, task })
 }
 
 #[cfg(test)]
@@ -523,6 +505,18 @@ mod tests {
             (
                 &["--max-concurrent-requests", "0"],
                 "--max-concurrent-requests must be at least 1",
+            ),
+            (
+                &["--max-connections", "0"],
+                "--max-connections must be at least 1",
+            ),
+            (
+                &["--header-read-timeout", "0"],
+                "--header-read-timeout (0) must be more than 0 and at most 3600 seconds",
+            ),
+            (
+                &["--header-read-timeout", "NaN"],
+                "--header-read-timeout (NaN) must be more than 0",
             ),
             (
                 &["--max-input-tokens", "10", "--max-total-tokens", "10"],

@@ -61,6 +61,15 @@ pub struct ServerOptions {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
+    /// Seconds a connection may take to send a request's headers (and to send its next
+    /// request when kept alive) before it is closed [default: 10].
+    #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_read_timeout: Option<f64>,
+    /// Open connections held at once; one more is answered 503 and closed [default: 4096].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
 }
 
 pub const DEFAULT_MODEL: &str = "tiny";
@@ -68,6 +77,12 @@ pub const DEFAULT_ENGINE: &str = "continuous";
 pub const DEFAULT_DTYPE: &str = "f32";
 pub const DEFAULT_DEVICE: &str = "cpu";
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 128;
+/// Long enough for any client on a working network, short enough that a slow-headers flood
+/// frees its sockets well before the file-descriptor limit.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: f64 = 10.0;
+/// Well under a common 20000-descriptor limit, and far over the connections a sweep opens
+/// (requests past --max-concurrent-requests get a quick 429, not a held connection).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 /// The resolved defaults: the only place an unset option gets its value.
 impl ServerOptions {
@@ -95,6 +110,15 @@ impl ServerOptions {
         self.max_concurrent_requests
             .unwrap_or(DEFAULT_MAX_CONCURRENT_REQUESTS)
     }
+
+    pub fn header_read_timeout(&self) -> f64 {
+        self.header_read_timeout
+            .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_SECS)
+    }
+
+    pub fn max_connections(&self) -> usize {
+        self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS)
+    }
 }
 
 #[cfg(test)]
@@ -114,6 +138,11 @@ mod tests {
                 "max_concurrent_requests",
                 none.max_concurrent_requests().to_string(),
             ),
+            (
+                "header_read_timeout",
+                none.header_read_timeout().to_string(),
+            ),
+            ("max_connections", none.max_connections().to_string()),
         ];
         let cmd = ServerOptions::augment_args(Command::new("t"));
         for (id, want) in expected {
@@ -129,5 +158,27 @@ mod tests {
         for arg in cmd.get_arguments() {
             assert!(arg.get_help().is_some(), "--{} has no help", arg.get_id());
         }
+    }
+}
+
+#[cfg(test)]
+mod serde_tests {
+    use super::*;
+
+    #[test]
+    fn connection_settings_read_from_a_serve_table() {
+        let opts: ServerOptions =
+            toml::from_str("header_read_timeout = 2.5\nmax_connections = 64\n").unwrap();
+        assert_eq!(
+            (opts.header_read_timeout(), opts.max_connections()),
+            (2.5, 64)
+        );
+        let back = toml::to_string(&opts).unwrap();
+        assert!(back.contains("header_read_timeout = 2.5"), "{back}");
+        let none = ServerOptions::default();
+        assert_eq!(
+            (none.header_read_timeout(), none.max_connections()),
+            (10.0, 4096)
+        );
     }
 }

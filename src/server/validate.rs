@@ -69,6 +69,19 @@ pub enum ValidationError {
     Truncate(usize, usize),
     #[error("`stop` supports up to {0} stop sequences. Given: {1}")]
     StopSequence(usize, usize),
+    #[error(
+        "`stop` sequence {0} is empty: it would end every generation before its first token; remove it"
+    )]
+    EmptyStop(usize),
+    #[error(
+        "`inputs` is {bytes} bytes, over the {bound} that {tokens} tokens can hold (--max-input-tokens, at most {per_token} bytes a token): shorten the prompt or set `truncate`"
+    )]
+    InputBytes {
+        bytes: usize,
+        bound: usize,
+        tokens: usize,
+        per_token: usize,
+    },
     #[error("`inputs` cannot be empty")]
     EmptyInput,
     #[error(
@@ -90,6 +103,7 @@ pub struct RouteOptions {
 }
 
 /// Checks `params` and tokenizes `inputs` in TGI's order: parameters, empty input, tokens.
+/// [`check`] then [`Checked::tokenize`]; the server runs the second off its async threads.
 pub fn validate(
     inputs: &str,
     params: &RawParams,
@@ -97,6 +111,31 @@ pub fn validate(
     tokenizer: &TextTokenizer,
     limits: &Limits,
 ) -> Result<ValidRequest, ValidationError> {
+    check(inputs, params, route, tokenizer, limits)?.tokenize(inputs, tokenizer)
+}
+
+/// Everything decided before tokenizing.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    max_new_tokens: u32,
+    truncate: Option<usize>,
+    stop: Vec<String>,
+    ignore_eos: bool,
+    stream: bool,
+    sampling: SamplingParams,
+    limits: Limits,
+}
+
+/// The checks that need no tokens, cheap enough for an async thread: the parameters, then the
+/// prompt's length in bytes against the most that `max_input_tokens` tokens can cover, so that
+/// a megabyte prompt is refused without the tokenizer's work and memory.
+pub fn check(
+    inputs: &str,
+    params: &RawParams,
+    route: RouteOptions,
+    tokenizer: &TextTokenizer,
+    limits: &Limits,
+) -> Result<Checked, ValidationError> {
     let sampling_requested = params.do_sample
         || params.temperature.is_some_and(|t| t != 1.0)
         || params.top_k.is_some()
@@ -164,6 +203,9 @@ pub fn validate(
             params.stop.len(),
         ));
     }
+    if let Some(i) = params.stop.iter().position(String::is_empty) {
+        return Err(ValidationError::EmptyStop(i));
+    }
     if let Some(t) = params
         .truncate
         .filter(|&t| t == 0 || t > limits.max_input_tokens)
@@ -173,33 +215,20 @@ pub fn validate(
     if inputs.is_empty() {
         return Err(ValidationError::EmptyInput);
     }
-    let mut input_ids = tokenizer
-        .encode(inputs)
-        .map_err(|e| ValidationError::Tokenizer(e.to_string()))?;
-    if let Some(t) = params.truncate.filter(|&t| input_ids.len() > t) {
-        // Keep the end of the prompt, as TGI does.
-        input_ids.drain(..input_ids.len() - t);
+    // With `truncate` a longer prompt is allowed (its end is kept); the body limit bounds it.
+    let per_token = tokenizer.max_token_bytes();
+    let bound = limits.max_input_tokens.saturating_mul(per_token);
+    if params.truncate.is_none() && inputs.len() > bound {
+        return Err(ValidationError::InputBytes {
+            bytes: inputs.len(),
+            bound,
+            tokens: limits.max_input_tokens,
+            per_token,
+        });
     }
-    let input_len = input_ids.len();
-    if input_len == 0 {
-        return Err(ValidationError::EmptyInput);
-    }
-    if input_len + max_new_tokens as usize > limits.max_total_tokens {
-        return Err(ValidationError::MaxTotalTokens(
-            limits.max_total_tokens,
-            input_len,
-            max_new_tokens,
-        ));
-    }
-    if input_len > limits.max_input_tokens {
-        return Err(ValidationError::InputLength(
-            limits.max_input_tokens,
-            input_len,
-        ));
-    }
-    Ok(ValidRequest {
-        input_ids,
-        max_new_tokens: max_new_tokens as usize,
+    Ok(Checked {
+        max_new_tokens,
+        truncate: params.truncate,
         stop: params.stop.clone(),
         ignore_eos: params.ignore_eos,
         stream: route.stream,
@@ -211,7 +240,60 @@ pub fn validate(
             repetition_penalty,
             seed: params.seed.unwrap_or_else(rand::random),
         },
+        limits: *limits,
     })
+}
+
+impl Checked {
+    /// Tokenizes `inputs` (the text given to [`check`]) and checks the token counts. CPU-bound
+    /// for long prompts: the server calls it on a blocking thread.
+    pub fn tokenize(
+        self,
+        inputs: &str,
+        tokenizer: &TextTokenizer,
+    ) -> Result<ValidRequest, ValidationError> {
+        let Self {
+            max_new_tokens,
+            truncate,
+            stop,
+            ignore_eos,
+            stream,
+            sampling,
+            limits,
+        } = self;
+        let mut input_ids = tokenizer
+            .encode(inputs)
+            .map_err(|e| ValidationError::Tokenizer(e.to_string()))?;
+        if let Some(t) = truncate.filter(|&t| input_ids.len() > t) {
+            // Keep the end of the prompt, as TGI does.
+            input_ids.drain(..input_ids.len() - t);
+        }
+        let input_len = input_ids.len();
+        if input_len == 0 {
+            return Err(ValidationError::EmptyInput);
+        }
+        if input_len + max_new_tokens as usize > limits.max_total_tokens {
+            return Err(ValidationError::MaxTotalTokens(
+                limits.max_total_tokens,
+                input_len,
+                max_new_tokens,
+            ));
+        }
+        if input_len > limits.max_input_tokens {
+            return Err(ValidationError::InputLength(
+                limits.max_input_tokens,
+                input_len,
+            ));
+        }
+        Ok(ValidRequest {
+            input_ids,
+            max_new_tokens: max_new_tokens as usize,
+            stop,
+            ignore_eos,
+            stream,
+            sampling,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -322,6 +404,46 @@ mod tests {
         assert!(
             err.starts_with("`inputs` tokens + `max_new_tokens` must be <= 30"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_stop_and_oversized_prompts_are_refused_before_tokenizing() {
+        let err = check(
+            "hi",
+            RawParams {
+                stop: vec!["a".into(), String::new()],
+                ..RawParams::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "`stop` sequence 1 is empty: it would end every generation before its first token; remove it"
+        );
+        // 20 tokens x 72 bytes: 1440 bytes pass the byte check (then fail on tokens), 1441 do
+        // not reach the tokenizer.
+        let err = check(&"a".repeat(1441), RawParams::default()).unwrap_err();
+        assert_eq!(
+            err,
+            "`inputs` is 1441 bytes, over the 1440 that 20 tokens can hold (--max-input-tokens, at most 72 bytes a token): shorten the prompt or set `truncate`"
+        );
+        let err = check(&"a".repeat(1440), RawParams::default()).unwrap_err();
+        assert!(
+            err.starts_with("`inputs` tokens + `max_new_tokens`"),
+            "{err}"
+        );
+        let truncated = RawParams {
+            truncate: Some(4),
+            max_new_tokens: Some(1),
+            ..RawParams::default()
+        };
+        assert_eq!(
+            check(&"a ".repeat(2000), truncated)
+                .unwrap()
+                .input_ids
+                .len(),
+            4
         );
     }
 

@@ -19,6 +19,8 @@ pub struct TextTokenizer {
     eos_token_id: Option<u32>,
     /// Ids of special added tokens, collected once: `tokenizers` rebuilds its map per call.
     special: std::collections::HashSet<u32>,
+    /// The longest vocabulary entry in UTF-8 bytes; see [`TextTokenizer::max_token_bytes`].
+    max_token_bytes: usize,
 }
 
 impl TextTokenizer {
@@ -50,11 +52,27 @@ impl TextTokenizer {
             .map(|(id, _)| id)
             .chain(eos_token_id)
             .collect();
+        let max_token_bytes = inner
+            .get_vocab(true)
+            .keys()
+            .map(String::len)
+            .max()
+            .unwrap_or(1)
+            .max(1);
         Self {
             inner,
             eos_token_id,
             special,
+            max_token_bytes,
         }
+    }
+
+    /// The most prompt bytes one token can stand for, as an upper bound: a byte-level BPE entry
+    /// spells each byte it covers with one character of one or two UTF-8 bytes, so its own
+    /// length is never below the input it covers. A prompt longer than this times N bytes has
+    /// more than N tokens, which lets validation refuse it before tokenizing.
+    pub fn max_token_bytes(&self) -> usize {
+        self.max_token_bytes
     }
 
     pub fn eos_token_id(&self) -> Option<u32> {
@@ -126,6 +144,11 @@ mod tests {
         assert!(!ids.is_empty());
         assert_eq!(tok.decode(&ids), text);
         assert!(tok.is_special(0));
+        // The embedded vocabulary's longest entry (a run of spaces, two bytes a character).
+        assert_eq!(tok.max_token_bytes(), 72);
+        let spaces = " ".repeat(360);
+        let n = tok.encode(&spaces).unwrap().len();
+        assert!(spaces.len() <= n * tok.max_token_bytes(), "{n} tokens");
     }
 
     #[test]

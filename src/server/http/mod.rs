@@ -5,14 +5,17 @@
 //! `/v1/chat/completions`, `GET /v1/models`, as vLLM serves them) and `predict` (the study's
 //! FastAPI app); the JSON types of the first two are `crate::wire`'s.
 //!
-//! Owns the concurrency limit (429 before validation, as TGI). Must not tokenize, batch or
-//! touch tensors: it validates through `validate` and generates through the scheduler handle.
+//! Owns the concurrency limit (429 before validation, as TGI) and hands tokenizing to the
+//! validation workers (`workers`), off the async threads. Must not batch or touch
+//! tensors: it validates through `validate` and generates through the scheduler handle.
 //! Every request holds a permit until its response (or stream) is dropped, so a client that
-//! disconnects frees its slot at once.
+//! disconnects frees its slot at once. `guard` holds the API key and content-type gates.
 
+mod guard;
 mod openai;
 mod predict;
 mod tgi;
+mod workers;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,6 +26,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::{Stream, StreamExt};
@@ -35,6 +39,9 @@ use super::metrics::{Metrics, RequestSample};
 use super::scheduler::{Event, Generation, SchedulerHandle, Token, TokenStream};
 use super::validate::{self, Limits, RawParams, RouteOptions, ValidationError};
 use crate::wire;
+
+pub use guard::ApiKey;
+pub use workers::{VALIDATION_WORKERS, ValidationWorkers};
 
 /// TGI's `--payload-limit` default.
 pub const PAYLOAD_LIMIT_BYTES: usize = 2_000_000;
@@ -65,11 +72,14 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub info: Arc<ServerInfo>,
     pub next_id: Arc<AtomicU64>,
+    /// The threads that tokenize.
+    pub validation: Arc<ValidationWorkers>,
 }
 
-/// The router with every route and the body limit.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The router with every route and the body limit; with `api_key`, every route but
+/// `/health` and `/metrics` needs it as a bearer token.
+pub fn router(state: AppState, api_key: Option<ApiKey>) -> Router {
+    let routes = Router::new()
         .route("/", get(tgi::health).post(tgi::compat_generate))
         .route("/generate", post(tgi::generate))
         .route("/generate_stream", post(tgi::generate_stream))
@@ -83,7 +93,14 @@ pub fn router(state: AppState) -> Router {
         .route("/predict", post(predict::predict))
         .route("/health-check", get(predict::health_check))
         .layer(DefaultBodyLimit::max(PAYLOAD_LIMIT_BYTES))
-        .with_state(state)
+        .with_state(state);
+    match api_key {
+        Some(key) => routes.layer(middleware::from_fn_with_state(
+            Arc::new(key),
+            guard::require_key,
+        )),
+        None => routes,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -103,6 +120,10 @@ pub enum ServerError {
     OutOfCapacity(String),
     #[error("Incomplete generation")]
     Incomplete,
+    #[error(
+        "missing or wrong API key: this server was started with --api-key; send `Authorization: Bearer <key>`"
+    )]
+    Unauthorized,
     /// The body is not the JSON the route expects (axum's statuses: 400 syntax, 422 data,
     /// 413 too large), reported with a JSON body rather than axum's plain text.
     #[error("{message}")]
@@ -123,6 +144,7 @@ impl ServerError {
             Self::Validation(_) | Self::Unsupported { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Generation(_) => StatusCode::FAILED_DEPENDENCY,
             Self::Incomplete => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Body { status, .. } => *status,
         }
     }
@@ -133,6 +155,7 @@ impl ServerError {
             Self::Validation(_) | Self::Body { .. } => "validation",
             Self::Generation(_) => "generation",
             Self::Incomplete => "incomplete_generation",
+            Self::Unauthorized => "authentication",
             Self::Unsupported { error_type, .. } => error_type,
         }
     }
@@ -151,14 +174,15 @@ impl IntoResponse for ServerError {
     }
 }
 
-/// A JSON body parsed whatever the content type (FastAPI-style leniency; load tools often omit
-/// the header), with parse failures as [`ServerError::Body`].
+/// A JSON body declared as such (415 otherwise, as axum's `Json`), with every failure as
+/// [`ServerError::Body`] in the routes' error shape rather than axum's plain text.
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ServerError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        guard::json_content_type(req.headers())?;
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| ServerError::Body {
@@ -205,14 +229,16 @@ impl AppState {
     }
 
     /// Validates and submits one prompt; returns the stream and the validation time.
-    fn start(
+    async fn start(
         &self,
         inputs: &str,
         params: &RawParams,
         route: RouteOptions,
     ) -> Result<(TokenStream, Duration, usize), ServerError> {
         let t0 = Instant::now();
-        let valid = validate::validate(inputs, params, route, &self.tokenizer, &self.limits)
+        let valid = self
+            .validate(inputs, params, route)
+            .await
             .inspect_err(|_| self.metrics.request_failure("validation"))?;
         let validation = t0.elapsed();
         self.metrics.validation_time(validation.as_secs_f64());
@@ -223,6 +249,24 @@ impl AppState {
         Ok((stream, validation, inputs.chars().count()))
     }
 
+    /// The cheap checks here, then the tokenizer on a validation worker once one is free (the
+    /// wait counts as validation time, as in TGI's queue to its workers).
+    async fn validate(
+        &self,
+        inputs: &str,
+        params: &RawParams,
+        route: RouteOptions,
+    ) -> Result<validate::ValidRequest, ServerError> {
+        let checked = validate::check(inputs, params, route, &self.tokenizer, &self.limits)?;
+        let (tokenizer, inputs) = (self.tokenizer.clone(), inputs.to_owned());
+        let valid = self
+            .validation
+            .run(move || checked.tokenize(&inputs, &tokenizer))
+            .await
+            .map_err(|e| ServerError::Generation(e.to_string()))?;
+        Ok(valid?)
+    }
+
     /// Runs one prompt to completion.
     async fn complete(
         &self,
@@ -231,7 +275,7 @@ impl AppState {
         route: RouteOptions,
     ) -> Result<Completed, ServerError> {
         let started = Instant::now();
-        let (mut stream, validation, input_chars) = self.start(inputs, params, route)?;
+        let (mut stream, validation, input_chars) = self.start(inputs, params, route).await?;
         let mut tokens = Vec::new();
         loop {
             match stream.next().await {

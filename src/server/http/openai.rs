@@ -213,7 +213,7 @@ pub(super) async fn completions(
     }
     let mut streams = Vec::new();
     for (index, prompt) in prompts.iter().enumerate() {
-        let (s, _, _) = state.start(prompt, &call.raw, call.route)?;
+        let (s, _, _) = state.start(prompt, &call.raw, call.route).await?;
         streams.push(token_events(s).map(move |e| (index, e)).boxed());
     }
     let events = openai_stream(
@@ -255,7 +255,7 @@ pub(super) async fn chat_completions(
         let body = call.answer("chat.completion", vec![choice], Some(usage));
         return Ok((timing_headers(&state, &done), axum::Json(body)).into_response());
     }
-    let (s, _, _) = state.start(&prompt, &call.raw, call.route)?;
+    let (s, _, _) = state.start(&prompt, &call.raw, call.route).await?;
     let streams = vec![token_events(s).map(|e| (0usize, e)).boxed()];
     let events = openai_stream(
         state,

@@ -82,7 +82,7 @@ pub(super) async fn generate_stream(
     JsonBody(req): JsonBody<GenerateRequest>,
 ) -> Result<Response, ServerError> {
     let permit = state.permit()?;
-    tgi_stream(state, req, permit)
+    tgi_stream(state, req, permit).await
 }
 
 pub(super) async fn compat_generate(
@@ -95,7 +95,7 @@ pub(super) async fn compat_generate(
         parameters: req.parameters,
     };
     if req.stream {
-        tgi_stream(state, inner, permit)
+        tgi_stream(state, inner, permit).await
     } else {
         generate_response(&state, inner, true).await
     }
@@ -103,7 +103,7 @@ pub(super) async fn compat_generate(
 
 /// TGI's SSE: `data:{StreamResponse}` per token, the last carrying `generated_text` and, with
 /// `details`, the finish reason; errors as `data:{"error",..}`.
-fn tgi_stream(
+async fn tgi_stream(
     state: AppState,
     req: GenerateRequest,
     permit: OwnedSemaphorePermit,
@@ -113,7 +113,7 @@ fn tgi_stream(
         default_max_new_tokens: TGI_DEFAULT_MAX_NEW_TOKENS,
     };
     let raw = req.parameters.generation;
-    let (stream, _validation, input_chars) = state.start(&req.inputs, &raw, route)?;
+    let (stream, _validation, input_chars) = state.start(&req.inputs, &raw, route).await?;
     let prefix = if req.parameters.return_full_text == Some(true) {
         req.inputs.clone()
     } else {
@@ -191,7 +191,7 @@ pub(super) async fn info(State(state): State<AppState>) -> axum::Json<Value> {
         "max_input_length": l.max_input_tokens,
         "max_batch_total_tokens": i.max_batch_total_tokens,
         "max_batch_size": i.max_batch_size,
-        "validation_workers": 2,
+        "validation_workers": super::VALIDATION_WORKERS,
         "max_client_batch_size": MAX_CLIENT_BATCH_SIZE,
         "router": "text-generation-router",
         "version": env!("CARGO_PKG_VERSION"),

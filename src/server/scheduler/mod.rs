@@ -262,6 +262,8 @@ impl Worker {
     fn run(mut self, mut rx: mpsc::UnboundedReceiver<Submit>) {
         loop {
             if self.waiting.is_empty() && self.running.is_empty() {
+                // Idle: the gauges must read 0 while nothing runs, not the last batch's size.
+                self.publish_gauges();
                 match rx.blocking_recv() {
                     Some(s) => self.accept(s),
                     None => return,
@@ -401,14 +403,21 @@ impl Worker {
             Err(err) => {
                 // The batch's caches are dropped with their sequences, so the memory comes
                 // back and later requests run.
-                for seq in std::mem::take(&mut self.running) {
+                let failed = std::mem::take(&mut self.running);
+                for seq in &failed {
                     self.policy.remove(seq.id);
-                    self.fail(&seq, &err);
+                }
+                self.publish_gauges();
+                for seq in &failed {
+                    self.fail(seq, &err);
                 }
                 return;
             }
         };
         let mut finished = Vec::new();
+        // Last events, sent once the gauges no longer count their sequences: a client that
+        // has its answer then scrapes /metrics sees the batch without it.
+        let mut ends = Vec::new();
         for (seq, out) in self.running.iter_mut().zip(rows) {
             seq.fed = seq.ids.len();
             let (id, logprob) = match out {
@@ -462,7 +471,8 @@ impl Worker {
                         earlier_tokens: std::mem::take(&mut seq.held),
                     };
                     finished.push(seq.id);
-                    seq.tx.send(Event::End(token, Box::new(generation)))
+                    ends.push((seq.tx.clone(), Event::End(token, Box::new(generation))));
+                    Ok(())
                 }
             };
             if sent.is_err() {
@@ -475,6 +485,12 @@ impl Worker {
             self.running.retain(|s| !finished.contains(&s.id));
             for id in finished {
                 self.policy.remove(id);
+            }
+            self.publish_gauges();
+        }
+        for (tx, end) in ends {
+            if tx.send(end).is_err() {
+                self.metrics.request_failure("dropped");
             }
         }
     }
