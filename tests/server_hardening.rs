@@ -404,7 +404,10 @@ async fn health_p50_during(
 /// through 50 of them (plus 12 with `truncate`, which are tokenized). Prints the figures, so
 /// `RPLOAD_BIN=<older build> cargo test --test server_hardening abuse -- --nocapture` gives a
 /// before/after.
+///
+/// A benchmark, not a CI test (its bounds are times and memory): `bench/server-abuse.sh` runs it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark of times and memory: run by bench/server-abuse.sh"]
 async fn abuse_keeps_health_quick_and_rss_flat() {
     let server = ServeProcess::start().await;
     let prompt = "hello ".repeat(175_000);
