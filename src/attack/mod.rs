@@ -157,8 +157,9 @@ fn redirect_policy(opts: &ClientOptions) -> reqwest::redirect::Policy {
             ));
         }
         if attempt.previous().len() > limit {
-            let n = attempt.previous().len() - 1;
-            return attempt.error(format!("more than --redirects {n} redirects"));
+            return attempt.error(format!(
+                "more than --redirects {limit} redirects; raise it to follow this chain"
+            ));
         }
         attempt.follow()
     })
