@@ -291,3 +291,33 @@ fn a_sweep_refuses_to_replace_a_run_without_force() {
     let kept = std::fs::read_to_string(dir.path().join("results.jsonl")).unwrap();
     assert_eq!(kept, "{}\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_interrupted_in_its_warm_up_stops_at_once() {
+    let (addr, hits) = slow_server(Duration::from_millis(5)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    // The last `--initial-warmup` wins over the helper's 0s.
+    let child = sweep(
+        &common::url(addr),
+        &out,
+        &[
+            "--rps",
+            "20",
+            "--step-duration",
+            "5s",
+            "--initial-warmup",
+            "60s",
+        ],
+    );
+    hits_reach(&hits, 10).await;
+    sigint(&child);
+    let (code, err) = tokio::task::spawn_blocking(move || finish(child, Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert_eq!(code, 130, "{err}");
+    assert!(err.contains("warm-up before the first step"), "{err}");
+    assert!(err.contains("0 measured records"), "{err}");
+    // Warm-up traffic is never measured.
+    assert!(records(&out.join("results.jsonl")).is_empty());
+}
