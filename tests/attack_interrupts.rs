@@ -1,6 +1,7 @@
 //! Ctrl-C on the real binary: the first signal drains, the second aborts, and in every case
 //! each request that was sent is a record on disk (finished, or `cancelled`), the process says
-//! how many it wrote and exits 130. For `attack`, and a `sweep` in its warm-up, a step and a cool-down.
+//! how many it wrote and exits 130. For `attack`, and a `sweep` in its warm-up, a step and a
+//! cool-down.
 //! A sweep never replaces an earlier run in its folder without `--force`.
 
 mod common;
