@@ -125,8 +125,14 @@ fn attack(url: &str, out: &Path, extra: &[&str]) -> Child {
     ];
     argv.push(out.to_str().unwrap());
     argv.extend_from_slice(extra);
+    spawn(&argv)
+}
+
+/// The binary with `argv`, stderr captured for `finish`.
+fn spawn(argv: &[&str]) -> Child {
     Command::new(BIN)
-        .args(&argv)
+        .args(argv)
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
@@ -197,12 +203,7 @@ fn sweep(url: &str, out: &Path, extra: &[&str]) -> Child {
     ];
     argv.push(out.to_str().unwrap());
     argv.extend_from_slice(extra);
-    Command::new(BIN)
-        .args(&argv)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    spawn(&argv)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
