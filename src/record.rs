@@ -158,6 +158,10 @@ pub struct Record {
     pub tokens_in_source: Option<TokensSource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_out: Option<u64>,
+    /// The output length asked for (`max_new_tokens` / `max_tokens`): beside `tokens_out` it
+    /// shows whether the server stopped early (real TGI treats it as a cap only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_out_requested: Option<u64>,
     /// Where `tokens_out` came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_source: Option<TokensSource>,
@@ -169,6 +173,12 @@ pub struct Record {
     /// Sweep step index, when written by `sweep`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<u32>,
+    /// Conversation (`--turns`): the session this request belongs to, numbered from 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<u64>,
+    /// Conversation: this request's turn in its session, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<u32>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -260,6 +270,9 @@ mod tests {
             error_kind: None,
             capped: false,
             step: None,
+            tokens_out_requested: None,
+            session: None,
+            turn: None,
         }
     }
 

@@ -491,6 +491,9 @@ mod tests {
             error_kind: (!ok).then_some(ErrorKind::Status429),
             capped: false,
             step: Some(step),
+            tokens_out_requested: None,
+            session: None,
+            turn: None,
         }
     }
 

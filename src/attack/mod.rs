@@ -415,6 +415,9 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool) -> Record {
         error_kind: None,
         capped,
         step: cfg.step,
+        tokens_out_requested: None,
+        session: None,
+        turn: None,
     };
     progress.sent.fetch_add(1, Ordering::Relaxed);
     progress.inflight.fetch_add(1, Ordering::Relaxed);

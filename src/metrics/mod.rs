@@ -293,6 +293,9 @@ mod tests {
             error_kind: (code != 200).then(|| ErrorKind::from_status(code)),
             capped: false,
             step: None,
+            tokens_out_requested: None,
+            session: None,
+            turn: None,
         }
     }
 

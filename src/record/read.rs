@@ -353,13 +353,14 @@ mod props {
             (tokens_in_source, tokens_source) in (sources(), sources()),
             error_kind in proptest::option::of(proptest::sample::select(ErrorKind::ALL.to_vec())),
             (capped, step) in (any::<bool>(), any::<Option<u32>>()),
+            (tokens_out_requested, session, turn) in (any::<Option<u64>>(), any::<Option<u64>>(), any::<Option<u32>>()),
         ) -> Record {
             Record {
                 attack, seq, code,
                 timestamp: time::OffsetDateTime::from_unix_timestamp_nanos(ts).unwrap(),
                 latency, bytes_out, bytes_in, error, method, url, intended_ns, sent_ns, ttft_ns,
                 itl_ns, tokens_in, tokens_in_source, tokens_out, tokens_source, error_kind,
-                capped, step,
+                capped, step, tokens_out_requested, session, turn,
             }
         }
     }

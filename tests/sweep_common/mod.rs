@@ -69,6 +69,9 @@ pub fn step_records(
                 error_kind: (!ok).then_some(ErrorKind::Status429),
                 capped: false,
                 step,
+                tokens_out_requested: None,
+                session: None,
+                turn: None,
             }
         })
         .collect()
