@@ -14,7 +14,9 @@
 //! cost        prices, the study's cost formulas, capacity plans
 //! wire        serde types of TGI's and OpenAI's bodies and stream events: the attacker
 //!             writes and reads them, the server reads and writes them
-//! base        metrics, record, prompts, pacer (pure schedule), exit, overlay, toml_error,
+//! workload    what each request carries: synthetic token-exact text, datasets, traces,
+//!             shared prefixes, conversation turns (built before the schedule starts)
+//! base        metrics, record, prompts, tokens, pacer (pure schedule), exit, overlay, toml_error,
 //!             size (byte sizes), redact (secrets kept off disk), errors (message text)
 //! ```
 //!
@@ -38,8 +40,10 @@ pub mod scenario;
 pub mod server;
 pub mod size;
 pub mod sweep;
+pub mod tokens;
 pub mod toml_error;
 pub mod wire;
+pub mod workload;
 
 use std::process::ExitCode;
 

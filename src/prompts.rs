@@ -14,11 +14,40 @@ use serde_json::Value;
 pub const DEFAULT_PROMPT: &str =
     "Summarize: the bridge on Elm Street closes next week for three weeks of repairs.";
 
-/// One prompt with its token count (from the tokenizer, else estimated), counted once at load.
-#[derive(Debug, Clone, PartialEq)]
+/// What one request says, with its token count (from the tokenizer, else estimated), counted
+/// once when it is built.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Prompt {
+    /// A shared prefix (`--prefix-tokens`): chat APIs send it as the system message, the
+    /// others in front of `text`.
+    pub system: Option<Arc<str>>,
+    /// Earlier turns of a conversation, oldest first: (what the user said, what the server
+    /// answered). Only chat APIs carry them.
+    pub history: Vec<(Arc<str>, Arc<str>)>,
     pub text: Arc<str>,
+    /// Tokens of all of the above.
     pub tokens: u64,
+    /// This request's output length when the workload sets one (else `--max-new-tokens`).
+    pub output_tokens: Option<u32>,
+}
+
+impl Prompt {
+    /// A plain prompt of `text`.
+    pub fn plain(text: impl Into<Arc<str>>, tokens: u64) -> Self {
+        Self {
+            text: text.into(),
+            tokens,
+            ..Self::default()
+        }
+    }
+
+    /// The whole prompt as one text, for APIs without messages: the prefix, then `text`.
+    pub fn flat(&self) -> std::borrow::Cow<'_, str> {
+        match &self.system {
+            None => std::borrow::Cow::Borrowed(&self.text),
+            Some(s) => std::borrow::Cow::Owned(format!("{s}{}", self.text)),
+        }
+    }
 }
 
 /// A non-empty list of prompts and the seed that orders the draw.
@@ -47,11 +76,14 @@ impl PromptSet {
     pub fn new(texts: Vec<String>, seed: u64, count: &dyn Fn(&str) -> u64) -> Self {
         let prompts = texts
             .into_iter()
-            .map(|t| Prompt {
-                tokens: count(&t),
-                text: t.into(),
-            })
+            .map(|t| Prompt::plain(t.as_str(), count(&t)))
             .collect();
+        Self { prompts, seed }
+    }
+
+    /// A set of prompts built elsewhere (a dataset's rows); `prompts` must not be empty.
+    pub fn from_prompts(prompts: Vec<Prompt>, seed: u64) -> Self {
+        assert!(!prompts.is_empty(), "a prompt set is never empty");
         Self { prompts, seed }
     }
 
@@ -120,7 +152,8 @@ fn prompt_of(line: &str) -> Result<String, String> {
     }
 }
 
-fn splitmix64(mut x: u64) -> u64 {
+/// A 64-bit mixer (SplitMix64), so seeded draws by index need no generator state.
+pub fn splitmix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

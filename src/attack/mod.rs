@@ -16,8 +16,10 @@ pub mod budget;
 pub mod clock;
 mod exchange;
 pub mod options;
+mod session;
 pub mod setup;
 pub mod sse;
+pub mod workload_spec;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -28,8 +30,8 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::pacer::{Arrival, Pacer, Rate};
-use crate::prompts::PromptSet;
 use crate::record::{ErrorKind, Record, TokensSource};
+use crate::workload::Workload;
 use api::{Api, RequestSpec, TokenCounter};
 use clock::{Clock, ClockKind, Tick};
 use exchange::{Exchange, Failure};
@@ -37,7 +39,7 @@ use exchange::{Exchange, Failure};
 /// What each request is: LLM requests built from prompts, or fixed HTTP targets round-robined.
 #[derive(Debug, Clone)]
 pub enum Requests {
-    Api { api: Box<Api>, prompts: PromptSet },
+    Api { api: Box<Api>, workload: Workload },
     Targets(Vec<RequestSpec>),
 }
 
@@ -313,9 +315,13 @@ async fn open_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>) 
         let shared = shared.clone();
         let records = records.clone();
         tokio::spawn(async move {
-            let record = execute(&shared, tick, capped).await;
+            if session::conversations(&shared) {
+                session::run(&shared, tick, capped, &records).await;
+            } else {
+                let (record, _) = execute(&shared, tick, capped, Job::nth(&shared, tick.seq)).await;
+                let _ = records.send(record);
+            }
             drop(permit);
-            let _ = records.send(record);
         });
     }
     pacer.stop().await;
@@ -359,9 +365,17 @@ async fn closed_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>
                 if cfg.max_requests.is_some_and(|m| n >= m) {
                     return;
                 }
-                let record = execute(&shared, Tick { seq: n, intended }, false).await;
-                if records.send(record).is_err() {
-                    return;
+                let tick = Tick { seq: n, intended };
+                if session::conversations(&shared) {
+                    session::run(&shared, tick, false, &records).await;
+                    if records.is_closed() {
+                        return;
+                    }
+                } else {
+                    let (record, _) = execute(&shared, tick, false, Job::nth(&shared, n)).await;
+                    if records.send(record).is_err() {
+                        return;
+                    }
                 }
             }
         });
@@ -371,28 +385,56 @@ async fn closed_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>
         .min(cfg.max_requests.unwrap_or(u64::MAX))
 }
 
-/// Sends one request and turns whatever happened into a record.
-async fn execute(shared: &Shared, tick: Tick, capped: bool) -> Record {
+/// One request to send and what its record says of it before it is sent.
+struct Job {
+    spec: RequestSpec,
+    decoder: Box<dyn api::Decoder>,
+    /// Prompt tokens as the workload counted them (LLM APIs only).
+    prompt_tokens: Option<u64>,
+    /// The output length asked for (LLM APIs only).
+    requested: Option<u64>,
+}
+
+impl Job {
+    fn api(api: &Api, prompt: &crate::prompts::Prompt) -> Self {
+        Self {
+            spec: api.request(prompt),
+            decoder: api.decoder(prompt),
+            prompt_tokens: Some(prompt.tokens),
+            requested: Some(u64::from(
+                prompt.output_tokens.unwrap_or(api.params.max_new_tokens),
+            )),
+        }
+    }
+
+    /// Request `seq` of a one-request-per-tick attack.
+    fn nth(shared: &Shared, seq: u64) -> Self {
+        match &shared.cfg.requests {
+            Requests::Api { api, workload } => Self::api(api, &workload.prompt(seq)),
+            Requests::Targets(targets) => {
+                let i = shared.next_target.fetch_add(1, Ordering::Relaxed) as usize % targets.len();
+                Self {
+                    spec: targets[i].clone(),
+                    decoder: Box::new(api::http::Discard),
+                    prompt_tokens: None,
+                    requested: None,
+                }
+            }
+        }
+    }
+}
+
+/// Sends one request and turns whatever happened into a record; also gives back the answer's
+/// text when it decoded (a conversation's next turn carries it).
+async fn execute(shared: &Shared, tick: Tick, capped: bool, job: Job) -> (Record, Option<String>) {
     let cfg = &shared.cfg;
     let progress = &shared.control.progress;
-    let (spec, decoder, prompt_tokens) = match &cfg.requests {
-        Requests::Api { api, prompts } => {
-            let prompt = prompts.pick(tick.seq);
-            (
-                api.request(prompt),
-                api.decoder(prompt),
-                Some(prompt.tokens),
-            )
-        }
-        Requests::Targets(targets) => {
-            let i = shared.next_target.fetch_add(1, Ordering::Relaxed) as usize % targets.len();
-            (
-                targets[i].clone(),
-                Box::new(api::http::Discard) as Box<dyn api::Decoder>,
-                None,
-            )
-        }
-    };
+    let Job {
+        spec,
+        decoder,
+        prompt_tokens,
+        requested,
+    } = job;
     let mut record = Record {
         attack: cfg.name.clone(),
         seq: tick.seq,
@@ -415,7 +457,7 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool) -> Record {
         error_kind: None,
         capped,
         step: cfg.step,
-        tokens_out_requested: None,
+        tokens_out_requested: requested,
         session: None,
         turn: None,
     };
@@ -424,6 +466,7 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool) -> Record {
     let sent = shared.clock.elapsed();
     record.sent_ns = nanos(sent);
     let mut exchange = Exchange::default();
+    let mut answer = None;
     let result = tokio::select! {
         biased;
         () = shared.control.abort.cancelled() => Err(Failure::new(ErrorKind::Cancelled, "attack interrupted".into())),
@@ -471,6 +514,7 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool) -> Record {
                     }
                     _ => (prompt_tokens, Some(cfg.counter.source())),
                 };
+                answer = Some(decoded.text);
             }
         }
         Err(failure) => {
@@ -482,7 +526,7 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool) -> Record {
             }
         }
     }
-    record
+    (record, answer)
 }
 
 fn nanos(d: Duration) -> u64 {

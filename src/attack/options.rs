@@ -128,6 +128,95 @@ pub struct AttackOptions {
     #[arg(long, value_name = "FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<PathBuf>,
+    /// Synthetic prompts: mean prompt length in tokens, drawn per request (exact with
+    /// --tokenizer, estimated without; chat APIs: the message content's tokens, before the
+    /// server's chat template adds its own).
+    #[arg(long, value_name = "MEAN", allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u32>,
+    /// Spread of --input-tokens (a normal clipped to min..max) [default: 0].
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_tokens_stdev: Option<f64>,
+    /// Shortest synthetic prompt, tokens [default: 1].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_tokens_min: Option<u32>,
+    /// Longest synthetic prompt, tokens (omitted: no bound).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_tokens_max: Option<u32>,
+    /// Output length per request, mean in tokens, drawn per request; over a dataset's own
+    /// lengths and over --max-new-tokens. Add --ignore-eos where the server takes it (vLLM,
+    /// rpload serve) so answers have that length; TGI treats it as a cap.
+    #[arg(long, value_name = "MEAN", allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u32>,
+    /// Spread of --output-tokens [default: 0].
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens_stdev: Option<f64>,
+    /// Shortest drawn output length, tokens [default: 1].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens_min: Option<u32>,
+    /// Longest drawn output length, tokens (omitted: no bound).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens_max: Option<u32>,
+    /// Shared prefixes: a system prompt of N tokens in front of every request (chat APIs: the
+    /// system message), one of --prefix-count, so prefix-caching servers can be measured.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_tokens: Option<u32>,
+    /// Distinct shared prefixes, assigned to requests by the seeded draw [default: 1].
+    #[arg(long, value_name = "K", allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_count: Option<u32>,
+    /// Requests from a local dataset file (over --prompts and --prompt): ShareGPT JSON, JSONL
+    /// or CSV; see prompts/README.md.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<PathBuf>,
+    /// The dataset's format: sharegpt, jsonl or csv (omitted: recognised from the content).
+    #[arg(long, value_name = "FORMAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset_format: Option<String>,
+    /// jsonl/csv datasets: the field (column) holding the prompt [default: prompt].
+    #[arg(long, value_name = "NAME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset_prompt_field: Option<String>,
+    /// jsonl/csv datasets: the field holding the output length in tokens, or an answer text
+    /// whose tokens are counted (omitted: --output-tokens or --max-new-tokens).
+    #[arg(long, value_name = "NAME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset_output_field: Option<String>,
+    /// Replay a JSONL trace (timestamp ms, input_length, output_length, hash_ids, as the
+    /// Mooncake traces): its requests at its own times instead of --rate's.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<PathBuf>,
+    /// Play the trace this many times faster [default: 1].
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_speed: Option<f64>,
+    /// Tokens per block of a trace's hash_ids [default: 512].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_block_tokens: Option<u32>,
+    /// Conversations (openai-chat): turns per session, mean; each arrival starts a session
+    /// whose later turns carry the earlier turns and the server's answers.
+    #[arg(long, value_name = "MEAN", allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turns: Option<u32>,
+    /// Spread of --turns (clipped to 1..=4x the mean) [default: 0].
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turns_stdev: Option<f64>,
+    /// Conversations: pause between an answer and the next turn [default: 0s].
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub think_time: Option<String>,
     /// Tokens to generate per request [default: 64; 20 against the embedded server].
     #[arg(long, allow_negative_numbers = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -205,6 +294,8 @@ pub const DEFAULT_TEXT_POINTER: &str = "/prediction";
 pub const DEFAULT_STRIP_PROMPT: &str = "auto";
 pub const DEFAULT_MAX_BODY_SIZE: &str = "16MiB";
 pub const DEFAULT_MAX_EVENT_SIZE: &str = "1MiB";
+/// Mooncake's traces hash prompts in blocks of 512 tokens.
+pub const DEFAULT_TRACE_BLOCK_TOKENS: u32 = 512;
 
 /// The resolved defaults: the only place an unset option gets its value.
 impl AttackOptions {
@@ -239,6 +330,47 @@ impl AttackOptions {
 
     pub fn timeout(&self) -> &str {
         self.timeout.as_deref().unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    pub fn input_tokens_stdev(&self) -> f64 {
+        self.input_tokens_stdev.unwrap_or(0.0)
+    }
+
+    pub fn output_tokens_stdev(&self) -> f64 {
+        self.output_tokens_stdev.unwrap_or(0.0)
+    }
+
+    pub fn input_tokens_min(&self) -> u32 {
+        self.input_tokens_min.unwrap_or(1)
+    }
+
+    pub fn output_tokens_min(&self) -> u32 {
+        self.output_tokens_min.unwrap_or(1)
+    }
+
+    pub fn prefix_count(&self) -> u32 {
+        self.prefix_count.unwrap_or(1)
+    }
+
+    pub fn dataset_prompt_field(&self) -> &str {
+        self.dataset_prompt_field.as_deref().unwrap_or("prompt")
+    }
+
+    pub fn replay_speed(&self) -> f64 {
+        self.replay_speed.unwrap_or(1.0)
+    }
+
+    pub fn trace_block_tokens(&self) -> u32 {
+        self.trace_block_tokens
+            .unwrap_or(DEFAULT_TRACE_BLOCK_TOKENS)
+    }
+
+    pub fn turns_stdev(&self) -> f64 {
+        self.turns_stdev.unwrap_or(0.0)
+    }
+
+    pub fn think_time(&self) -> &str {
+        self.think_time.as_deref().unwrap_or("0s")
     }
 
     pub fn max_new_tokens(&self) -> u32 {
@@ -314,6 +446,8 @@ impl AttackOptions {
             body: near(&self.body),
             prompts: near(&self.prompts),
             tokenizer: near(&self.tokenizer),
+            dataset: near(&self.dataset),
+            trace: near(&self.trace),
             ..self.clone()
         }
     }
@@ -377,6 +511,22 @@ mod tests {
             ("redirects", none.redirects().to_string()),
             ("max_body_size", none.max_body_size().to_string()),
             ("max_event_size", none.max_event_size().to_string()),
+            ("input_tokens_stdev", none.input_tokens_stdev().to_string()),
+            (
+                "output_tokens_stdev",
+                none.output_tokens_stdev().to_string(),
+            ),
+            ("input_tokens_min", none.input_tokens_min().to_string()),
+            ("output_tokens_min", none.output_tokens_min().to_string()),
+            ("prefix_count", none.prefix_count().to_string()),
+            (
+                "dataset_prompt_field",
+                none.dataset_prompt_field().to_string(),
+            ),
+            ("replay_speed", none.replay_speed().to_string()),
+            ("trace_block_tokens", none.trace_block_tokens().to_string()),
+            ("turns_stdev", none.turns_stdev().to_string()),
+            ("think_time", none.think_time().to_string()),
         ];
         let cmd = AttackOptions::augment_args(Command::new("t"));
         for arg in cmd.get_arguments() {

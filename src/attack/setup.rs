@@ -16,7 +16,7 @@ use super::clock::ClockKind;
 use super::options::AttackOptions;
 use super::{AttackConfig, ClientOptions, Requests};
 use crate::pacer::{self, Arrival, Rate};
-use crate::prompts::{DEFAULT_PROMPT, PromptSet};
+use crate::workload::Workload;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -54,7 +54,9 @@ pub enum SetupError {
     #[error(transparent)]
     Targets(#[from] api::http::TargetsError),
     #[error(transparent)]
-    Prompts(#[from] crate::prompts::PromptError),
+    WorkloadOption(#[from] super::workload_spec::WorkloadOptionError),
+    #[error(transparent)]
+    Workload(#[from] crate::workload::WorkloadError),
     #[error(transparent)]
     Tokenizer(#[from] api::TokenizerError),
     #[error(transparent)]
@@ -93,6 +95,9 @@ pub enum SetupError {
 pub struct Schedule {
     pub rate: Rate,
     pub duration: Duration,
+    /// Requests the whole run may send when it is more than this schedule's (a sweep's
+    /// steps together): synthetic prompts are built for that many.
+    pub volume: Option<u64>,
 }
 
 impl Schedule {
@@ -104,7 +109,24 @@ impl Schedule {
                 flag: "duration",
                 source,
             })?,
+            volume: None,
         })
+    }
+
+    /// Requests this run may send: `max_requests`, else the rate times the duration (a
+    /// closed loop's, unknown, is taken as 10000), else the volume a sweep states.
+    pub fn expected(&self, max_requests: Option<u64>) -> u64 {
+        if let Some(v) = self.volume {
+            return v;
+        }
+        let by_time = (!self.rate.is_unlimited() && !self.duration.is_zero())
+            .then(|| (self.rate.per_second() * self.duration.as_secs_f64()).ceil() as u64);
+        match (max_requests, by_time) {
+            (Some(m), Some(t)) => m.min(t),
+            (Some(m), None) => m,
+            (None, Some(t)) => t,
+            (None, None) => 10_000,
+        }
     }
 
     /// A constant `rps` for `duration`: a sweep's step.
@@ -115,6 +137,7 @@ impl Schedule {
                 per: Duration::from_secs(1),
             },
             duration,
+            volume: None,
         }
     }
 }
@@ -131,7 +154,7 @@ pub const MAX_INFLIGHT: usize = 1_000_000;
 /// Checks the options and loads every file they name.
 pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig, SetupError> {
     let kind = ApiKind::from_str(args.api())?;
-    let Schedule { rate, duration } = *schedule;
+    let Schedule { rate, duration, .. } = *schedule;
     check_numbers(args, rate)?;
     let timeout = pacer::parse_duration(args.timeout()).map_err(|source| SetupError::Duration {
         flag: "timeout",
@@ -190,12 +213,10 @@ pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig,
         if kind == ApiKind::Fastapi {
             api::fastapi::validate(&fastapi)?;
         }
-        let count = |t: &str| counter.count(t);
-        let prompts = match (&args.prompts, &args.prompt) {
-            (Some(path), _) => PromptSet::load(path, args.seed(), &count)?,
-            (None, Some(p)) => PromptSet::new(vec![p.clone()], args.seed(), &count),
-            (None, None) => PromptSet::new(vec![DEFAULT_PROMPT.to_owned()], args.seed(), &count),
-        };
+        let expected = schedule.expected(args.max_requests);
+        let within = (!duration.is_zero()).then_some(duration);
+        let wspec = super::workload_spec::spec(args, kind, expected, within)?;
+        let workload = Workload::build(&wspec, &counter)?;
         let params = GenParams {
             max_new_tokens: args.max_new_tokens(),
             // The wire carries f32 (TGI's and OpenAI's schemas); options keep f64 so a
@@ -220,7 +241,7 @@ pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig,
                 max_event: limits.max_event,
                 shown_url: Arc::from(crate::redact::url(&url)),
             }),
-            prompts,
+            workload,
         }
     };
     Ok(AttackConfig {

@@ -59,6 +59,11 @@ pub async fn run(args: AttackArgs) -> anyhow::Result<ExitCode> {
         ),
         _ => Box::new(std::io::stdout()),
     };
+    if let crate::attack::Requests::Api { workload, .. } = &cfg.requests {
+        for note in workload.notes() {
+            eprintln!("rpload: {note}");
+        }
+    }
     let control = Control::default();
     let _interrupts = super::interrupt::install(&control, cfg.timeout);
     let mut sink = FileSink {
@@ -286,7 +291,11 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.rate.per_second(), 5.0);
-        let Requests::Api { api, prompts } = c.requests else {
+        let Requests::Api {
+            api,
+            workload: prompts,
+        } = c.requests
+        else {
             panic!("expected an API attack")
         };
         assert_eq!(&*api.url, "http://127.0.0.1:9/v1/chat/completions");

@@ -419,7 +419,11 @@ mod tests {
         let base = p.runner.as_ref().unwrap().base();
         assert_eq!(base.max_requests, Some(3));
         assert!(!base.client.http2 && !base.client.keepalive);
-        let Requests::Api { api, prompts } = &base.requests else {
+        let Requests::Api {
+            api,
+            workload: prompts,
+        } = &base.requests
+        else {
             panic!("an API attack")
         };
         assert_eq!(api.params.repetition_penalty, Some(1.2));

@@ -14,6 +14,7 @@
 
 mod dist;
 mod summary;
+pub mod workload;
 
 pub use dist::{Dist, Percentiles};
 pub use summary::{Bytes, Summary, Tokens};
@@ -83,6 +84,7 @@ pub struct Metrics {
     tokens_out_all: u64,
     tokens_by_source: BTreeMap<TokensSource, u64>,
     tokens_in_by_source: BTreeMap<TokensSource, u64>,
+    workload: workload::WorkloadMetrics,
 }
 
 impl Metrics {
@@ -136,6 +138,7 @@ impl Metrics {
         if let Some(source) = r.tokens_in_source {
             bump(self.tokens_in_by_source.entry(source).or_default(), 1);
         }
+        self.workload.add(r);
     }
 
     fn note_error(&mut self, message: &str, count: u64) {
@@ -217,6 +220,7 @@ impl Metrics {
             capped: self.capped,
             send_lag_allowance,
             client_kept_up: self.capped == 0 && send_lag.p99 <= send_lag_allowance,
+            workload: self.workload.summary(),
         }
     }
 }
@@ -263,7 +267,7 @@ mod tests {
     use super::*;
     use crate::record::{ErrorKind, Record, TokensSource};
 
-    fn rec(seq: u64, intended_ms: u64, latency_ms: u64, code: u16) -> Record {
+    pub(super) fn rec(seq: u64, intended_ms: u64, latency_ms: u64, code: u16) -> Record {
         Record {
             attack: String::new(),
             seq,

@@ -88,4 +88,7 @@ pub struct Summary {
     pub send_lag_allowance: u64,
     /// Send-lag p99 within the allowance and no request waited for the in-flight cap.
     pub client_kept_up: bool,
+    /// What was sent: prompt, asked-for and generated lengths, TTFT per turn (LLM APIs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<super::workload::WorkloadSummary>,
 }

@@ -104,6 +104,31 @@ pub fn render(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
         }
         row(out, "Tokens", "[input, output, output/s]", &values)?;
     }
+    if let Some(w) = &s.workload {
+        let len = |l: &crate::metrics::workload::Lengths| {
+            format!(
+                "{}, {:.1}, {}, {}, {}, {}",
+                l.min, l.mean, l.p50, l.p90, l.p99, l.max
+            )
+        };
+        let shape = "[min, mean, 50, 90, 99, max]";
+        row(out, "Prompt tokens", shape, &len(&w.input))?;
+        if w.requested.count > 0 {
+            row(out, "Output asked", shape, &len(&w.requested))?;
+        }
+        if w.output.count > 0 {
+            row(out, "Output tokens", shape, &len(&w.output))?;
+        }
+        let last = crate::metrics::workload::TURN_ROWS;
+        for t in &w.turns {
+            let label = if t.turn == last {
+                format!("TTFT turn {last}+")
+            } else {
+                format!("TTFT turn {}", t.turn)
+            };
+            row(out, &label, pct, &dist(&t.ttft))?;
+        }
+    }
     row(
         out,
         "Bytes In",

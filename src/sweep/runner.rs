@@ -15,6 +15,8 @@ use crate::scenario::Scenario;
 
 pub struct AttackRunner {
     base: AttackConfig,
+    /// Where the next measured step starts in the workload's pool.
+    next_offset: u64,
     client: reqwest::Client,
     control: Control,
 }
@@ -36,10 +38,22 @@ impl AttackRunner {
                 setup::MAX_RATE
             );
         }
-        let base = setup::config(&options, &Schedule::step(1.0, sc.step_duration))?;
+        if options.trace.is_some() {
+            anyhow::bail!(
+                "--trace replays its own times; a sweep sets a rate per step: replay it with rpload attack --trace FILE"
+            );
+        }
+        // Synthetic prompts are built for every request the steps may send together, so
+        // later steps go on through the pool instead of repeating the first step's prompts.
+        let secs = sc.step_duration.as_secs_f64();
+        let volume: f64 = sc.steps().iter().map(|s| (s.rps * secs).ceil()).sum();
+        let mut schedule = Schedule::step(1.0, sc.step_duration);
+        schedule.volume = Some(volume as u64);
+        let base = setup::config(&options, &schedule)?;
         let client = crate::attack::client(&base.client)?;
         Ok(Self {
             base,
+            next_offset: 0,
             client,
             control: Control::default(),
         })
@@ -75,6 +89,12 @@ impl StepRunner for AttackRunner {
         cfg.rate = schedule.rate;
         cfg.duration = schedule.duration;
         cfg.step = spec.step;
+        if spec.step.is_some()
+            && let crate::attack::Requests::Api { workload, .. } = &mut cfg.requests
+        {
+            workload.offset = self.next_offset;
+            self.next_offset += (spec.rps * spec.duration.as_secs_f64()).ceil() as u64;
+        }
         crate::attack::run_with_client(
             cfg,
             self.client.clone(),

@@ -66,6 +66,9 @@ pub struct Sampling {
     pub presence_penalty: Option<f32>,
     #[serde(skip_serializing_if = "is_false")]
     pub ignore_eos: bool,
+    /// vLLM's extension: end-of-sequence is not honoured before this many tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub n: Option<usize>,
 }

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::prompts::Prompt;
+pub use crate::tokens::{TokenCounter, TokenizerError, estimate_tokens};
 
 /// The API kinds `--api` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,11 +281,23 @@ pub struct Api {
 impl Api {
     /// The request for one prompt.
     pub fn request(&self, prompt: &Prompt) -> RequestSpec {
+        // A length the workload drew for this request replaces --max-new-tokens.
+        let own;
+        let params = match prompt.output_tokens {
+            Some(n) if n != self.params.max_new_tokens => {
+                own = GenParams {
+                    max_new_tokens: n,
+                    ..self.params.clone()
+                };
+                &own
+            }
+            _ => &self.params,
+        };
         let body = match self.kind {
-            ApiKind::Tgi | ApiKind::TgiStream => tgi::body(&prompt.text, &self.params),
-            ApiKind::OpenaiCompletions => openai::completions_body(&prompt.text, &self.params),
-            ApiKind::OpenaiChat => openai::chat_body(&prompt.text, &self.params),
-            ApiKind::Fastapi => fastapi::body(&self.fastapi, &prompt.text, &self.params),
+            ApiKind::Tgi | ApiKind::TgiStream => tgi::body(&prompt.flat(), params),
+            ApiKind::OpenaiCompletions => openai::completions_body(&prompt.flat(), params),
+            ApiKind::OpenaiChat => openai::chat_body(prompt, params),
+            ApiKind::Fastapi => fastapi::body(&self.fastapi, &prompt.flat(), params),
             ApiKind::Http => Bytes::new(),
         };
         let mut headers = self.headers.clone();
@@ -319,7 +332,10 @@ impl Api {
             }
             ApiKind::Fastapi => {
                 let format = self.fastapi.clone();
-                let prompt = prompt.text.clone();
+                let prompt: Arc<str> = match &prompt.system {
+                    None => prompt.text.clone(),
+                    Some(_) => Arc::from(prompt.flat()),
+                };
                 Box::new(WholeBody::new(move |b: &[u8], _: &HeaderMap| {
                     fastapi::parse(&format, &prompt, b)
                 }))
@@ -327,62 +343,6 @@ impl Api {
             ApiKind::Http => Box::new(http::Discard),
         }
     }
-}
-
-/// Counts tokens of text the server did not count: with a HuggingFace `tokenizer.json` when
-/// given, else an estimate of one token per 4 characters (flagged `estimate` on records).
-#[derive(Clone, Default)]
-pub struct TokenCounter {
-    tokenizer: Option<Arc<tokenizers::Tokenizer>>,
-}
-
-impl fmt::Debug for TokenCounter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenCounter")
-            .field("tokenizer", &self.tokenizer.is_some())
-            .finish()
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("loading --tokenizer {path}: {message}; pass a HuggingFace tokenizer.json file")]
-pub struct TokenizerError {
-    pub path: String,
-    pub message: String,
-}
-
-impl TokenCounter {
-    pub fn from_file(path: &std::path::Path) -> Result<Self, TokenizerError> {
-        let tokenizer = tokenizers::Tokenizer::from_file(path).map_err(|e| TokenizerError {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        Ok(Self {
-            tokenizer: Some(Arc::new(tokenizer)),
-        })
-    }
-
-    pub fn source(&self) -> crate::record::TokensSource {
-        if self.tokenizer.is_some() {
-            crate::record::TokensSource::Tokenizer
-        } else {
-            crate::record::TokensSource::Estimate
-        }
-    }
-
-    pub fn count(&self, text: &str) -> u64 {
-        if let Some(tok) = &self.tokenizer
-            && let Ok(enc) = tok.encode(text, false)
-        {
-            return enc.len() as u64;
-        }
-        estimate_tokens(text)
-    }
-}
-
-/// About 4 characters per token for English BPE vocabularies; 0 for empty text.
-pub fn estimate_tokens(text: &str) -> u64 {
-    (text.chars().count() as u64).div_ceil(4)
 }
 
 #[cfg(test)]
@@ -397,12 +357,5 @@ mod tests {
         let err = "grpc".parse::<ApiKind>().unwrap_err().to_string();
         assert!(err.contains("unknown --api \"grpc\""), "{err}");
         assert!(err.contains("openai-chat"), "{err}");
-    }
-
-    #[test]
-    fn estimate_is_a_quarter_of_the_characters() {
-        assert_eq!(estimate_tokens(""), 0);
-        assert_eq!(estimate_tokens("abcd"), 1);
-        assert_eq!(estimate_tokens("abcde"), 2);
     }
 }

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::{ApiKind, DecodeError, Decoded, Decoder, GenParams, parse_event, parse_json};
 use crate::attack::sse::SseParser;
+use crate::prompts::Prompt;
 use crate::wire::openai::{
     ChatChoice, ChatMessage, ChatRequest, Choice, ChunkChoice, Completion, CompletionRequest,
     Content, OneOrMany, Sampling, StreamOptions, TextChoice, Usage,
@@ -27,6 +28,8 @@ fn sampling(p: &GenParams) -> Sampling {
         seed: p.seed,
         stop: (!p.stop.is_empty()).then(|| OneOrMany::Many(p.stop.clone())),
         ignore_eos: p.ignore_eos,
+        // vLLM's way to fix the length where ignore_eos alone is not honoured.
+        min_tokens: p.ignore_eos.then_some(p.max_new_tokens),
         stream: p.stream,
         stream_options: p.stream.then_some(StreamOptions {
             include_usage: true,
@@ -44,12 +47,24 @@ pub fn completions_body(prompt: &str, p: &GenParams) -> Bytes {
     Bytes::from(serde_json::to_vec(&req).expect("json"))
 }
 
-pub fn chat_body(prompt: &str, p: &GenParams) -> Bytes {
+/// A chat request: the shared prefix as the system message, a conversation's earlier turns,
+/// then the prompt as the user's message.
+pub fn chat_body(prompt: &Prompt, p: &GenParams) -> Bytes {
+    let message = |role: &str, text: &str| ChatMessage {
+        role: role.into(),
+        content: Some(Content::Text(text.to_owned())),
+    };
+    let mut messages = Vec::with_capacity(2 + 2 * prompt.history.len());
+    if let Some(system) = &prompt.system {
+        messages.push(message("system", system));
+    }
+    for (user, answer) in &prompt.history {
+        messages.push(message("user", user));
+        messages.push(message("assistant", answer));
+    }
+    messages.push(message("user", &prompt.text));
     let req = ChatRequest {
-        messages: vec![ChatMessage {
-            role: "user".into(),
-            content: Some(Content::Text(prompt.to_owned())),
-        }],
+        messages,
         sampling: sampling(p),
     };
     Bytes::from(serde_json::to_vec(&req).expect("json"))
@@ -184,7 +199,7 @@ mod tests {
             ignore_eos: true,
             ..GenParams::default()
         };
-        let v: Value = serde_json::from_slice(&chat_body("hi", &p)).unwrap();
+        let v: Value = serde_json::from_slice(&chat_body(&Prompt::plain("hi", 1), &p)).unwrap();
         assert_eq!(v["messages"][0], json!({"role": "user", "content": "hi"}));
         assert_eq!(v["stream_options"]["include_usage"], true);
         assert_eq!(

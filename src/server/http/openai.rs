@@ -59,22 +59,35 @@ impl OpenAiCall {
                 error_type: "validation",
             });
         }
+        let max_new_tokens = s
+            .max_completion_tokens
+            .or(s.max_tokens)
+            .unwrap_or(default_max);
+        // vLLM's `min_tokens`: this scheduler can hold EOS off for the whole answer or not at
+        // all, so a floor at the cap is ignore_eos and a lower one is refused, not ignored.
+        if let Some(min) = s.min_tokens
+            && min != 0
+            && min < max_new_tokens
+        {
+            return Err(ServerError::Unsupported {
+                message: format!(
+                    "Input validation error: `min_tokens` {min} below `max_tokens` {max_new_tokens} is not supported on this server; send min_tokens equal to max_tokens or ignore_eos"
+                ),
+                error_type: "validation",
+            });
+        }
         let greedy = s.temperature == Some(0.0);
         let raw = RawParams {
             temperature: s.temperature.filter(|&t| t != 0.0),
             top_p: s.top_p.filter(|&p| p < 1.0),
             top_k: s.top_k.filter(|&k| k > 0),
             do_sample: !greedy,
-            max_new_tokens: Some(
-                s.max_completion_tokens
-                    .or(s.max_tokens)
-                    .unwrap_or(default_max),
-            ),
+            max_new_tokens: Some(max_new_tokens),
             stop: s.stop.map(OneOrMany::into_vec).unwrap_or_default(),
             seed: s.seed,
             repetition_penalty: s.repetition_penalty,
             frequency_penalty: s.frequency_penalty,
-            ignore_eos: s.ignore_eos,
+            ignore_eos: s.ignore_eos || s.min_tokens.is_some_and(|m| m >= max_new_tokens),
             ..RawParams::default()
         };
         Ok(Self {
