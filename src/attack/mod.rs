@@ -15,6 +15,7 @@ pub mod api;
 pub mod budget;
 pub mod clock;
 mod exchange;
+pub mod models;
 pub mod options;
 pub mod setup;
 pub mod sse;
@@ -27,7 +28,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::pacer::{Arrival, Pacer, Rate};
+use crate::pacer::{Arrival, Pacer, Ramp, Rate};
 use crate::prompts::PromptSet;
 use crate::record::{ErrorKind, Record, TokensSource};
 use api::{Api, RequestSpec, TokenCounter};
@@ -48,6 +49,8 @@ pub struct AttackConfig {
     /// Zero frequency means a closed loop of `max_inflight` users.
     pub rate: Rate,
     pub arrival: Arrival,
+    /// `--ramp`: when set the pacer follows it (and `rate` holds its peak, for checks).
+    pub ramp: Option<Ramp>,
     /// Scheduling stops after this long (zero: until `max_requests` or cancellation).
     pub duration: Duration,
     pub max_requests: Option<u64>,
@@ -284,7 +287,10 @@ pub async fn run_with_client(
 /// The pacer plus a dispatcher that turns ticks into request tasks.
 async fn open_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>) -> u64 {
     let cfg = &shared.cfg;
-    let pacer = Pacer::new(cfg.rate, cfg.arrival, cfg.duration, cfg.max_requests);
+    let pacer = match &cfg.ramp {
+        Some(ramp) => Pacer::ramped(ramp.clone(), cfg.arrival, cfg.duration, cfg.max_requests),
+        None => Pacer::new(cfg.rate, cfg.arrival, cfg.duration, cfg.max_requests),
+    };
     let (tick_tx, mut tick_rx) = mpsc::unbounded_channel::<Tick>();
     let pacer = clock::spawn_pacer(shared.clock, pacer, tick_tx);
     let inflight = Arc::new(Semaphore::new(cfg.max_inflight));
