@@ -153,3 +153,57 @@ async fn model_auto_without_a_models_route_says_what_to_do() {
     );
     assert!(stderr.contains("pass --model NAME"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_asks_for_the_model_once_before_its_warm_up() {
+    let (addr, seen) = serve(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let target = format!("http://{addr}/v1");
+    let argv: Vec<String> = [
+        "sweep",
+        "-q",
+        "--out",
+        &out.display().to_string(),
+        "--api",
+        "openai-chat",
+        "--target",
+        &target,
+        "--model",
+        "auto",
+        "--rps",
+        "10,20",
+        "--step-duration",
+        "300ms",
+        "--cooldown",
+        "0s",
+        "--initial-warmup",
+        "200ms",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(BIN)
+            .args(&argv)
+            .env_remove("OPENAI_API_KEY")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(status.status.code().is_some(), "{stderr}");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen[0].0, "GET /v1/models", "{stderr}");
+    let asks = seen.iter().filter(|s| s.0 == "GET /v1/models").count();
+    assert_eq!(asks, 1, "asked once for the whole sweep");
+    // Warm-up (2) and steps (3 + 6): every request names the listed model.
+    assert!(seen.len() >= 10, "{} requests: {stderr}", seen.len());
+    assert!(
+        seen[1..]
+            .iter()
+            .all(|s| s.0 == "POST /v1/chat/completions" && s.2.as_deref() == Some("served-7b")),
+        "{seen:?}"
+    );
+}
