@@ -273,3 +273,42 @@ fn workload_mistakes_are_caught_before_anything_is_sent() {
     assert!(err(&["--dataset", empty.to_str().unwrap(), "--input-tokens", "5"]).contains("two sources of requests"));
     assert!(err(&["--dataset-format", "xml", "--dataset", empty.to_str().unwrap()]).contains("--dataset-format \"xml\" is not known"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_replay_their_times_lengths_and_shared_blocks() {
+    let (addr, seen) = recording_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trace.jsonl");
+    std::fs::write(
+        &path,
+        "{\"timestamp\": 0, \"input_length\": 40, \"output_length\": 5, \"hash_ids\": [7, 8, 9]}\n\
+         {\"timestamp\": 300, \"input_length\": 20, \"output_length\": 3, \"hash_ids\": [7, 10]}\n\
+         {\"timestamp\": 500, \"input_length\": 10, \"output_length\": 9, \"hash_ids\": [11]}\n\
+         {\"timestamp\": 900, \"input_length\": 12, \"output_length\": 2}\n",
+    )
+    .unwrap();
+    let records = common::attack_to(
+        &common::url(addr),
+        "tgi",
+        &["--trace", path.to_str().unwrap(), "--replay-speed", "2", "--trace-block-tokens", "16", "--tokenizer", TOKENIZER, "--duration", "5s"],
+    )
+    .await;
+    assert_eq!(records.len(), 4);
+    let intended: Vec<u64> = records.iter().map(|r| r.intended_ns / 1_000_000).collect();
+    assert_eq!(intended, [0, 150, 250, 450], "twice as fast");
+    let tok = tokenizers::Tokenizer::from_file(TOKENIZER).unwrap();
+    let mut bodies = seen.lock().unwrap().clone();
+    bodies.sort_by_key(|b| b["parameters"]["max_new_tokens"].as_u64());
+    let by_out: HashMap<u64, String> = bodies
+        .iter()
+        .map(|b| (b["parameters"]["max_new_tokens"].as_u64().unwrap(), b["inputs"].as_str().unwrap().to_owned()))
+        .collect();
+    for (out, len) in [(5, 40), (3, 20), (9, 10), (2, 12)] {
+        assert_eq!(tokens(&tok, &by_out[&out]), len, "request asking {out}");
+    }
+    // Block 7 opens both of the first two requests: their first 16 tokens are one text.
+    let ids = |t: &str| tok.encode(t, false).unwrap().get_ids().to_vec();
+    let (a, b) = (ids(&by_out[&5]), ids(&by_out[&3]));
+    assert_eq!(a[..16], b[..16]);
+    assert_ne!(a[16..20], b[16..20]);
+}

@@ -174,6 +174,28 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_replay_pacer_hands_over_its_offsets_on_time() {
+        let offsets = [0, 30, 30, 500, 1200].map(Duration::from_millis).to_vec();
+        let pacer = Pacer::replay(offsets, 2.0, Duration::from_millis(550), None);
+        let clock = Clock::start(ClockKind::Tokio);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let handle = spawn_pacer(clock, pacer, tx);
+        let mut got = Vec::new();
+        while let Some(t) = rx.recv().await {
+            assert_eq!(
+                clock.elapsed(),
+                t.intended,
+                "tick {} handed over late",
+                t.seq
+            );
+            got.push((t.seq, t.intended.as_millis()));
+        }
+        handle.stop().await;
+        // Halved by the speed; 1200 ms becomes 600 ms, past the 550 ms duration.
+        assert_eq!(got, [(0, 0), (1, 15), (2, 15), (3, 250)]);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn stopping_a_tokio_pacer_ends_its_ticks() {
         let rate = parse_rate("10/s").unwrap();
         let pacer = Pacer::new(rate, Arrival::Constant, Duration::ZERO, None);

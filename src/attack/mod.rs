@@ -15,6 +15,7 @@ pub mod api;
 pub mod budget;
 pub mod clock;
 mod exchange;
+pub mod models;
 pub mod options;
 mod session;
 pub mod setup;
@@ -29,7 +30,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::pacer::{Arrival, Pacer, Rate};
+use crate::pacer::{Arrival, Pacer, Ramp, Rate};
 use crate::record::{ErrorKind, Record, TokensSource};
 use crate::workload::Workload;
 use api::{Api, RequestSpec, TokenCounter};
@@ -50,6 +51,8 @@ pub struct AttackConfig {
     /// Zero frequency means a closed loop of `max_inflight` users.
     pub rate: Rate,
     pub arrival: Arrival,
+    /// `--ramp`: when set the pacer follows it (and `rate` holds its peak, for checks).
+    pub ramp: Option<Ramp>,
     /// Scheduling stops after this long (zero: until `max_requests` or cancellation).
     pub duration: Duration,
     pub max_requests: Option<u64>,
@@ -286,7 +289,18 @@ pub async fn run_with_client(
 /// The pacer plus a dispatcher that turns ticks into request tasks.
 async fn open_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>) -> u64 {
     let cfg = &shared.cfg;
-    let pacer = Pacer::new(cfg.rate, cfg.arrival, cfg.duration, cfg.max_requests);
+    let trace = match &cfg.requests {
+        Requests::Api { workload, .. } => workload.times.clone(),
+        Requests::Targets(_) => None,
+    };
+    let pacer = match (&cfg.ramp, trace) {
+        // A trace's times are already divided by its replay speed.
+        (_, Some(times)) => Pacer::replay(times.to_vec(), 1.0, cfg.duration, cfg.max_requests),
+        (Some(ramp), None) => {
+            Pacer::ramped(ramp.clone(), cfg.arrival, cfg.duration, cfg.max_requests)
+        }
+        (None, None) => Pacer::new(cfg.rate, cfg.arrival, cfg.duration, cfg.max_requests),
+    };
     let (tick_tx, mut tick_rx) = mpsc::unbounded_channel::<Tick>();
     let pacer = clock::spawn_pacer(shared.clock, pacer, tick_tx);
     let inflight = Arc::new(Semaphore::new(cfg.max_inflight));

@@ -50,12 +50,24 @@ pub struct AttackOptions {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<PathBuf>,
-    /// Arrival process: constant (evenly spaced) or poisson (exponential gaps, seeded)
-    /// [default: constant].
+    /// Arrival process: constant (evenly spaced), poisson (exponential gaps, seeded) or gamma
+    /// (gamma gaps of shape --burstiness, seeded) [default: constant].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arrival: Option<String>,
-    /// Seed for Poisson arrivals and the prompt draw [default: 0].
+    /// --arrival gamma only: the gaps' shape B, so their coefficient of variation is
+    /// 1/sqrt(B): below 1 requests come in bursts, 1 is Poisson, above 1 they are more even
+    /// [default: 1].
+    #[arg(long, allow_negative_numbers = true, value_name = "B")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burstiness: Option<f64>,
+    /// `attack` only, instead of --rate: the rate goes linearly from FROM to TO req/s over
+    /// DURATION, then holds TO for the rest of --duration (`10..100/30s`). Stages follow one
+    /// another, separated by commas: `0..50/10s,50..50/1m,50..0/10s`.
+    #[arg(long, value_name = "FROM..TO/DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<String>,
+    /// Seed for Poisson and gamma arrivals and the prompt draw [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
@@ -251,11 +263,13 @@ pub struct AttackOptions {
     #[arg(long)]
     #[serde(default, skip_serializing_if = "is_false")]
     pub ignore_eos: bool,
-    /// OpenAI kinds: stream the answer (SSE with a usage chunk) to measure TTFT and ITL.
+    /// OpenAI kinds: stream the answer (SSE with a usage chunk) to measure TTFT and ITL
+    /// (TGI streams with --api tgi-stream).
     #[arg(long)]
     #[serde(default, skip_serializing_if = "is_false")]
     pub stream: bool,
-    /// OpenAI kinds: the `model` field.
+    /// OpenAI kinds: the `model` field. `auto` asks the server's /v1/models once before the
+    /// first request and uses the first model it lists.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
@@ -287,6 +301,7 @@ pub const DEFAULT_API: &str = "tgi";
 pub const DEFAULT_FORMAT: &str = "http";
 pub const DEFAULT_METHOD: &str = "GET";
 pub const DEFAULT_ARRIVAL: &str = "constant";
+pub const DEFAULT_BURSTINESS: f64 = 1.0;
 pub const DEFAULT_MAX_INFLIGHT: usize = 10_000;
 pub const DEFAULT_TIMEOUT: &str = "30s";
 pub const DEFAULT_MAX_NEW_TOKENS: u32 = 64;
@@ -318,6 +333,10 @@ impl AttackOptions {
 
     pub fn arrival(&self) -> &str {
         self.arrival.as_deref().unwrap_or(DEFAULT_ARRIVAL)
+    }
+
+    pub fn burstiness(&self) -> f64 {
+        self.burstiness.unwrap_or(DEFAULT_BURSTINESS)
     }
 
     pub fn seed(&self) -> u64 {
@@ -498,6 +517,7 @@ mod tests {
             ("format", none.format().to_string()),
             ("method", none.method().to_string()),
             ("arrival", none.arrival().to_string()),
+            ("burstiness", none.burstiness().to_string()),
             ("seed", none.seed().to_string()),
             ("max_inflight", none.max_inflight().to_string()),
             ("timeout", none.timeout().to_string()),

@@ -15,7 +15,7 @@ use super::api::{self, Api, ApiKind, FastapiFormat, GenParams, TokenCounter, htt
 use super::clock::ClockKind;
 use super::options::AttackOptions;
 use super::{AttackConfig, ClientOptions, Requests};
-use crate::pacer::{self, Arrival, Rate};
+use crate::pacer::{self, Arrival, Ramp, Rate};
 use crate::workload::Workload;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +29,30 @@ pub enum SetupError {
         flag: &'static str,
         source: pacer::ParseError,
     },
-    #[error("--arrival {0:?} is not known; use constant or poisson")]
+    #[error("--arrival {0:?} is not known; use constant, poisson or gamma")]
     Arrival(String),
+    #[error("--burstiness shapes gamma arrivals only; add --arrival gamma (or drop --burstiness)")]
+    BurstinessWithoutGamma,
+    #[error("--ramp: {0}")]
+    Ramp(crate::scenario::caret::CaretError),
+    #[error(
+        "--ramp sets the rate itself (its last rate holds after it); drop --rate or drop --ramp"
+    )]
+    RampWithRate,
+    #[error(
+        "--ramp lasts {ramp}, longer than --duration {duration}; raise --duration to at least {ramp} or shorten the ramp"
+    )]
+    RampTooLong { ramp: String, duration: String },
+    #[error(
+        "--ramp is for `rpload attack`: a sweep's steps set their own rates (--rps); drop --ramp here, or run the ramp with `rpload attack`"
+    )]
+    RampInSweep,
+    #[error(
+        "--stream is for the OpenAI kinds, not --api {0}; for TGI streaming use --api tgi-stream"
+    )]
+    Stream(ApiKind),
+    #[error(transparent)]
+    Model(#[from] super::models::ModelError),
     #[error("--format {0:?} is not known; use http or json")]
     Format(String),
     #[error(
@@ -160,11 +182,20 @@ pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig,
         flag: "timeout",
         source,
     })?;
-    let arrival = match args.arrival() {
-        "constant" => Arrival::Constant,
-        "poisson" => Arrival::Poisson { seed: args.seed() },
-        other => return Err(SetupError::Arrival(other.to_owned())),
-    };
+    let arrival = arrival(args)?;
+    let ramp = ramp(args, duration)?;
+    // With a ramp the pacer follows it; `rate` keeps its peak, so the closed-loop and
+    // --max-rate checks below see an open loop.
+    let rate = ramp.as_ref().map_or(rate, |r| Rate {
+        freq: r.peak(),
+        per: Duration::from_secs(1),
+    });
+    if args.stream && !matches!(kind, ApiKind::OpenaiChat | ApiKind::OpenaiCompletions) {
+        // tgi-stream streams anyway; --stream there is redundant, not a mistake.
+        if kind != ApiKind::TgiStream {
+            return Err(SetupError::Stream(kind));
+        }
+    }
     let strip_prompt = args.strip_prompt().parse()?;
     let max_inflight = args.max_inflight();
     if max_inflight == 0 {
@@ -215,7 +246,7 @@ pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig,
         }
         let expected = schedule.expected(args.max_requests);
         let within = (!duration.is_zero()).then_some(duration);
-        let wspec = super::workload_spec::spec(args, kind, expected, within)?;
+        let wspec = super::workload_spec::spec(args, kind, expected, within, rate.is_unlimited())?;
         let workload = Workload::build(&wspec, &counter)?;
         let params = GenParams {
             max_new_tokens: args.max_new_tokens(),
@@ -248,6 +279,7 @@ pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig,
         requests,
         rate,
         arrival,
+        ramp,
         duration,
         max_requests: args.max_requests,
         max_inflight,
@@ -271,6 +303,60 @@ pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig,
         step: None,
         clock: ClockKind::Thread,
     })
+}
+
+/// `--arrival`, with `--burstiness` for gamma (and only there).
+fn arrival(args: &AttackOptions) -> Result<Arrival, SetupError> {
+    let arrival = match args.arrival() {
+        "constant" => Arrival::Constant,
+        "poisson" => Arrival::Poisson { seed: args.seed() },
+        "gamma" => {
+            let b = args.burstiness();
+            // Below 0.01 most gaps round to zero and the rest are enormous (a CV of 10 is
+            // already one burst after another); any finite shape above works.
+            if !(b.is_finite() && b >= 0.01) {
+                return Err(SetupError::Out {
+                    flag: "burstiness",
+                    value: b.to_string(),
+                    limit: "must be a number of at least 0.01 (gaps' CV 1/sqrt(B): 0.25 is bursty, 1 is Poisson, 4 is even)".into(),
+                });
+            }
+            Arrival::Gamma {
+                seed: args.seed(),
+                burstiness: b,
+            }
+        }
+        other => return Err(SetupError::Arrival(other.to_owned())),
+    };
+    if args.burstiness.is_some() && !matches!(arrival, Arrival::Gamma { .. }) {
+        return Err(SetupError::BurstinessWithoutGamma);
+    }
+    Ok(arrival)
+}
+
+/// `--ramp`, which must fit in `duration` (zero: no limit) and one attacker's reach.
+fn ramp(args: &AttackOptions, duration: Duration) -> Result<Option<Ramp>, SetupError> {
+    let Some(text) = &args.ramp else {
+        return Ok(None);
+    };
+    let ramp = Ramp::parse(text).map_err(SetupError::Ramp)?;
+    if ramp.peak() > MAX_RATE {
+        return Err(SetupError::Out {
+            flag: "ramp",
+            value: ramp.to_string(),
+            limit: format!(
+                "reaches {} req/s, above the 1000000 req/s one attacker process can schedule",
+                ramp.peak()
+            ),
+        });
+    }
+    if !duration.is_zero() && ramp.length() > duration {
+        return Err(SetupError::RampTooLong {
+            ramp: pacer::format_duration(ramp.length()),
+            duration: pacer::format_duration(duration),
+        });
+    }
+    Ok(Some(ramp))
 }
 
 /// Every numeric option within its meaning, named with its limit.
@@ -446,7 +532,9 @@ fn read_body(path: &Path) -> Result<Vec<u8>, SetupError> {
     })
 }
 
-/// A bare host gets the API's usual path; a URL with a path is used as given.
+/// A bare host gets the API's usual path; an OpenAI kind's base URL ending in `/v1` gets the
+/// route under it (`/v1/chat/completions`), as OpenAI's own clients take a base URL; any other
+/// path is used as given.
 pub fn api_url(target: &str, kind: ApiKind) -> Result<String, SetupError> {
     let bad = |message: String| SetupError::Target {
         url: target.to_owned(),
@@ -457,8 +545,14 @@ pub fn api_url(target: &str, kind: ApiKind) -> Result<String, SetupError> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad("the scheme must be http or https".into()));
     }
-    if url.path() == "/" || url.path().is_empty() {
+    let base = url.path().trim_end_matches('/').to_owned();
+    if base.is_empty() {
         url.set_path(kind.default_path());
+    } else if base.ends_with("/v1")
+        && matches!(kind, ApiKind::OpenaiChat | ApiKind::OpenaiCompletions)
+    {
+        // default_path is `/v1/...`: the route after the base's own `/v1`.
+        url.set_path(&format!("{base}{}", &kind.default_path()[3..]));
     }
     Ok(url.to_string())
 }
@@ -478,5 +572,37 @@ mod tests {
             "http://h:1/custom/predict"
         );
         assert!(api_url("127.0.0.1:8080", ApiKind::Tgi).is_err());
+        // OpenAI base URLs, as OpenAI's clients take them.
+        let cases = [
+            (
+                "http://h:1/v1",
+                ApiKind::OpenaiChat,
+                "http://h:1/v1/chat/completions",
+            ),
+            (
+                "http://h:1/v1/",
+                ApiKind::OpenaiCompletions,
+                "http://h:1/v1/completions",
+            ),
+            (
+                "https://h/openai/v1?k=1",
+                ApiKind::OpenaiChat,
+                "https://h/openai/v1/chat/completions?k=1",
+            ),
+            (
+                "http://h:1/",
+                ApiKind::OpenaiChat,
+                "http://h:1/v1/chat/completions",
+            ),
+            (
+                "http://h:1/v2/chat",
+                ApiKind::OpenaiChat,
+                "http://h:1/v2/chat",
+            ),
+            ("http://h:1/v1", ApiKind::Tgi, "http://h:1/v1"),
+        ];
+        for (target, kind, want) in cases {
+            assert_eq!(api_url(target, kind).unwrap(), want, "{target} as {kind}");
+        }
     }
 }

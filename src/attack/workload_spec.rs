@@ -38,17 +38,20 @@ pub enum WorkloadOptionError {
         value: String,
         limit: &'static str,
     },
+    #[error("--trace sends requests at the trace's times; drop --rate 0 (a closed loop has no times)")]
+    TraceClosedLoop,
     #[error("--think-time: {0}")]
     Think(crate::pacer::ParseError),
 }
 
 /// The workload `args` describe for an attack of `kind` expected to send `expected`
-/// requests, lasting `within` (None: no time bound).
+/// requests, lasting `within` (None: no time bound), open loop or closed.
 pub fn spec(
     args: &AttackOptions,
     kind: ApiKind,
     expected: u64,
     within: Option<Duration>,
+    closed_loop: bool,
 ) -> Result<WorkloadSpec, WorkloadOptionError> {
     use WorkloadOptionError as E;
     let out = |flag, value: String, limit| E::Out { flag, value, limit };
@@ -181,6 +184,19 @@ pub fn spec(
                 .unwrap_or_else(|| DEFAULT_PROMPT.to_owned()),
         ])
     };
+    let expected = match &source {
+        // A trace sends its own rows, not the rate's: keep as many as the run may send.
+        Source::Trace { .. } => args.max_requests.unwrap_or(crate::workload::MAX_POOL as u64),
+        _ => expected,
+    };
+    if args.trace.is_some() {
+        if args.ramp.is_some() {
+            return Err(E::Sources { a: "trace", b: "ramp" });
+        }
+        if closed_loop {
+            return Err(E::TraceClosedLoop);
+        }
+    }
     if args.turns.is_some() {
         if kind != ApiKind::OpenaiChat {
             return Err(E::TurnsApi(kind));

@@ -24,9 +24,10 @@ use crate::record::{Record, RecordWriter};
 pub struct AttackArgs {
     #[command(flatten)]
     pub options: AttackOptions,
-    /// Requests per period: `50`, `50/s`, `1/5s`. 0 runs a closed loop of --max-inflight users.
-    #[arg(long, short = 'r', default_value = "50/1s", allow_hyphen_values = true)]
-    pub rate: String,
+    /// Requests per period: `50`, `50/s`, `1/5s`. 0 runs a closed loop of --max-inflight
+    /// users. --ramp replaces it [default: 50/1s].
+    #[arg(long, short = 'r', allow_hyphen_values = true)]
+    pub rate: Option<String>,
     /// How long to schedule requests (`10s`, `1m30s`; 0 = until Ctrl-C or --max-requests).
     #[arg(long, short = 'd', default_value = "10s", allow_hyphen_values = true)]
     pub duration: String,
@@ -38,15 +39,31 @@ pub struct AttackArgs {
     pub fail_on_errors: Option<String>,
 }
 
-/// The checked attack these flags describe; every problem is found here, before a request.
+/// `--rate` when none is given (and no --ramp).
+pub const DEFAULT_RATE: &str = "50/1s";
+
+impl AttackArgs {
+    pub fn rate(&self) -> &str {
+        self.rate.as_deref().unwrap_or(DEFAULT_RATE)
+    }
+}
+
+/// The checked attack these flags describe; every problem is found here, before a request
+/// (but `--model auto`'s question to the server, which [`run`] asks before the first).
 pub fn config(args: &AttackArgs) -> Result<AttackConfig, SetupError> {
-    let schedule = Schedule::parse(&args.rate, &args.duration)?;
+    if args.rate.is_some() && args.options.ramp.is_some() {
+        return Err(SetupError::RampWithRate);
+    }
+    let schedule = Schedule::parse(args.rate(), &args.duration)?;
     setup::config(&args.options, &schedule)
 }
 
 /// `rpload attack`.
 pub async fn run(args: AttackArgs) -> anyhow::Result<ExitCode> {
-    let cfg = config(&args)?;
+    let mut cfg = config(&args)?;
+    // One client for the model question and the attack, so the attack reuses its connection.
+    let client = crate::attack::client(&cfg.client)?;
+    crate::attack::models::resolve(&mut cfg, &client).await?;
     let fail_on_errors = args
         .fail_on_errors
         .as_deref()
@@ -74,7 +91,7 @@ pub async fn run(args: AttackArgs) -> anyhow::Result<ExitCode> {
         cancelled: 0,
     };
     let kept = "every finished request before it was written";
-    let stats = crate::attack::run(cfg, control, &mut sink)
+    let stats = crate::attack::run_with_client(cfg, client, control, &mut sink)
         .await
         .map_err(|e| e.context(RunFailed(format!("the attack stopped; {kept}"))))?;
     sink.writer
@@ -235,7 +252,9 @@ mod tests {
             err(&[&t[..], &["--duration", "10"]].concat())
                 .starts_with("--duration: invalid duration")
         );
-        assert!(err(&[&t[..], &["--arrival", "burst"]].concat()).contains("constant or poisson"));
+        assert!(
+            err(&[&t[..], &["--arrival", "burst"]].concat()).contains("constant, poisson or gamma")
+        );
         assert!(
             err(&[&t[..], &["--rate", "0", "--duration", "0"]].concat()).contains("closed loop")
         );
@@ -271,6 +290,104 @@ mod tests {
         assert!(
             e.starts_with("--strip-prompt \"sometimes\" is not known; use auto"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_arrivals_and_ramps_are_named_with_their_fix() {
+        let t = ["--target", "http://127.0.0.1:9"];
+        let with = |extra: &[&str]| err(&[&t[..], extra].concat());
+        let e = with(&["--burstiness", "0.5"]);
+        assert_eq!(
+            e,
+            "--burstiness shapes gamma arrivals only; add --arrival gamma (or drop --burstiness)"
+        );
+        assert!(
+            with(&["--arrival", "poisson", "--burstiness", "2"]).contains("add --arrival gamma")
+        );
+        for b in ["0", "-1", "NaN", "inf", "0.001"] {
+            let e = with(&["--arrival", "gamma", "--burstiness", b]);
+            assert!(e.starts_with("--burstiness "), "{b}: {e}");
+            assert!(e.contains("must be a number of at least 0.01"), "{b}: {e}");
+        }
+        let e = with(&["--ramp", "10..100/30s", "--rate", "5"]);
+        assert!(e.starts_with("--ramp sets the rate itself"), "{e}");
+        assert!(e.contains("drop --rate"), "{e}");
+        let e = with(&["--ramp", "10..100"]);
+        assert!(
+            e.starts_with("--ramp: invalid ramp `10..100`: stage `10..100` has no /DURATION"),
+            "{e}"
+        );
+        assert!(e.contains("\n         ^"), "{e}");
+        let e = with(&["--ramp", "10..100/30s"]);
+        assert_eq!(
+            e,
+            "--ramp lasts 30s, longer than --duration 10s; raise --duration to at least 30s or shorten the ramp"
+        );
+        let e = with(&["--ramp", "10..2000000/1s"]);
+        assert!(
+            e.starts_with("--ramp 10..2000000/1s: reaches 2000000 req/s"),
+            "{e}"
+        );
+        let e = with(&["--ramp", "10..100/1s", "--max-rate", "5"]);
+        assert!(
+            e.contains("--max-rate only applies to a closed loop"),
+            "{e}"
+        );
+        for api in ["tgi", "fastapi"] {
+            let e = with(&["--api", api, "--stream"]);
+            assert_eq!(
+                e,
+                format!(
+                    "--stream is for the OpenAI kinds, not --api {api}; for TGI streaming use --api tgi-stream"
+                )
+            );
+        }
+        assert!(
+            config(&args(
+                &[&t[..], &["--api", "tgi-stream", "--stream"]].concat()
+            ))
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn gamma_arrivals_and_a_ramp_reach_the_config() {
+        let t = ["--target", "http://127.0.0.1:9"];
+        let c = config(&args(
+            &[
+                &t[..],
+                &["--arrival", "gamma", "--burstiness", "0.25", "--seed", "3"],
+            ]
+            .concat(),
+        ))
+        .unwrap();
+        assert_eq!(
+            c.arrival,
+            crate::pacer::Arrival::Gamma {
+                seed: 3,
+                burstiness: 0.25
+            }
+        );
+        assert!(c.ramp.is_none());
+        let c = config(&args(
+            &[
+                &t[..],
+                &["--ramp", "0..40/5s,40..10/5s", "--duration", "20s"],
+            ]
+            .concat(),
+        ))
+        .unwrap();
+        let ramp = c.ramp.expect("a ramp");
+        assert_eq!(ramp.stages().len(), 2);
+        // The open loop runs at the ramp's pace; `rate` carries its peak.
+        assert_eq!(c.rate.per_second(), 40.0);
+        // --duration 0 lets the last rate hold until Ctrl-C or --max-requests.
+        assert!(
+            config(&args(
+                &[&t[..], &["--ramp", "1..2/1m", "--duration", "0"]].concat()
+            ))
+            .is_ok()
         );
     }
 

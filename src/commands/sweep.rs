@@ -501,6 +501,16 @@ mod tests {
     }
 
     #[test]
+    fn a_sweep_refuses_a_ramp() {
+        let plain = "[sweep]\nrps = \"1,2\"\n";
+        let want = "--ramp is for `rpload attack`: a sweep's steps set their own rates (--rps)";
+        let flag = runner(plain, &["--ramp", "1..10/5s"]).err().unwrap();
+        assert!(format!("{flag:#}").starts_with(want), "{flag:#}");
+        let file = runner("ramp = \"1..10/5s\"\n[sweep]\nrps = \"1\"\n", &[]).err();
+        assert!(format!("{:#}", file.unwrap()).starts_with(want));
+    }
+
+    #[test]
     fn strip_prompt_reaches_the_attacker_from_file_and_flag() {
         let toml = "api = \"fastapi\"\nstrip_prompt = \"never\"\n[sweep]\nrps = \"1\"\n";
         assert_eq!(

@@ -19,6 +19,8 @@ pub struct AttackRunner {
     next_offset: u64,
     client: reqwest::Client,
     control: Control,
+    /// Whether `--model auto` has been asked yet (once, before the first warm-up or step).
+    models_resolved: bool,
 }
 
 impl AttackRunner {
@@ -31,6 +33,9 @@ impl AttackRunner {
         }
         options.api = Some(sc.api.clone());
         options.name = Some(sc.name.clone());
+        if options.ramp.is_some() {
+            return Err(setup::SetupError::RampInSweep.into());
+        }
         // Every step's rate is within what one attacker can schedule, checked before the first.
         if let Some(&top) = sc.plan.rates().iter().find(|&&r| r > setup::MAX_RATE) {
             anyhow::bail!(
@@ -56,6 +61,7 @@ impl AttackRunner {
             next_offset: 0,
             client,
             control: Control::default(),
+            models_resolved: false,
         })
     }
 
@@ -84,6 +90,10 @@ impl Sink for FnSink<'_> {
 
 impl StepRunner for AttackRunner {
     async fn run_step(&mut self, spec: &StepSpec, sink: &mut dyn FnMut(Record)) -> Result<()> {
+        if !self.models_resolved {
+            crate::attack::models::resolve(&mut self.base, &self.client).await?;
+            self.models_resolved = true;
+        }
         let mut cfg = self.base.clone();
         let schedule = Schedule::step(spec.rps, spec.duration);
         cfg.rate = schedule.rate;

@@ -1,15 +1,8 @@
-//! The pacer: a pure schedule of intended send times. No clock, no I/O: the attacker asks it
-//! when hit `n` is due and sleeps until then, so every request knows when it *should* have left
-//! and latency can be measured from that instant (coordinated-omission free).
-//!
-//! Also parses the rate and duration syntax users type (`50`, `50/s`, `1/5s`, `10s`, `1m30s`).
+//! The syntax users type for a schedule: rates (`50`, `50/s`, `1/5s`, as Vegeta writes them)
+//! and durations (`10s`, `1m30s`, as Go writes them), and how durations are printed back.
 
 use std::fmt;
 use std::time::Duration;
-
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand_distr::{Distribution, Exp};
 
 /// A request rate: `freq` hits every `per`. `freq == 0` means no schedule (closed loop).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -139,108 +132,6 @@ fn trim_float(v: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
-/// How arrivals are spaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arrival {
-    /// Evenly spaced, as Vegeta and wrk2.
-    Constant,
-    /// Exponential gaps with the same mean (a Poisson process), reproducible from a seed.
-    Poisson { seed: u64 },
-}
-
-/// What the attacker should do next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
-    /// Sleep this long, then ask again.
-    Wait(Duration),
-    /// Send the next hit now (it was due at the returned intended offset).
-    Fire(Duration),
-    /// The schedule is over.
-    Stop,
-}
-
-/// A schedule of intended send offsets from the attack start.
-#[derive(Debug, Clone)]
-pub struct Pacer {
-    rate: Rate,
-    arrival: PacerArrival,
-    /// Hits after which the schedule ends (`duration`); `None` = unbounded.
-    limit: Option<Duration>,
-    max_hits: Option<u64>,
-    /// Intended offset of the next hit, ns.
-    next_ns: f64,
-    hits: u64,
-}
-
-#[derive(Debug, Clone)]
-enum PacerArrival {
-    Constant,
-    Poisson { rng: Box<StdRng>, exp: Exp<f64> },
-}
-
-impl Pacer {
-    /// A schedule at `rate` (must be > 0) that stops after `duration` (zero = never) or
-    /// `max_hits` hits.
-    pub fn new(rate: Rate, arrival: Arrival, duration: Duration, max_hits: Option<u64>) -> Self {
-        let per_s = rate.per_second();
-        assert!(per_s > 0.0, "a pacer needs a positive rate");
-        let arrival = match arrival {
-            Arrival::Constant => PacerArrival::Constant,
-            Arrival::Poisson { seed } => PacerArrival::Poisson {
-                rng: Box::new(StdRng::seed_from_u64(seed)),
-                exp: Exp::new(per_s).expect("positive rate"),
-            },
-        };
-        Self {
-            rate,
-            arrival,
-            limit: (!duration.is_zero()).then_some(duration),
-            max_hits,
-            next_ns: 0.0,
-            hits: 0,
-        }
-    }
-
-    /// The intended offset of the next hit, advancing the schedule; `None` when it is over.
-    /// Constant spacing is computed as `n * interval` (not by accumulation) so it never drifts.
-    pub fn next_due(&mut self) -> Option<Duration> {
-        if self.max_hits.is_some_and(|m| self.hits >= m) {
-            return None;
-        }
-        let due_ns = match &mut self.arrival {
-            PacerArrival::Constant => {
-                self.hits as f64 * self.rate.per.as_nanos() as f64 / self.rate.freq
-            }
-            PacerArrival::Poisson { rng, exp } => {
-                // The first arrival is at 0 like the constant schedule, so a run starts at once.
-                let due = self.next_ns;
-                self.next_ns += exp.sample(&mut **rng) * 1e9;
-                due
-            }
-        };
-        let due = Duration::from_nanos(due_ns.round() as u64);
-        if self.limit.is_some_and(|l| due >= l) {
-            return None;
-        }
-        self.hits += 1;
-        Some(due)
-    }
-
-    /// Vegeta's pacer shape: given the elapsed time, fire the next hit or say how long to wait.
-    /// `pending` is the next hit's due time that the caller peeked earlier, if any.
-    pub fn pace(elapsed: Duration, pending: Option<Duration>) -> Next {
-        match pending {
-            None => Next::Stop,
-            Some(due) if due <= elapsed => Next::Fire(due),
-            Some(due) => Next::Wait(due - elapsed),
-        }
-    }
-
-    pub fn hits(&self) -> u64 {
-        self.hits
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,79 +186,6 @@ mod tests {
         assert_eq!(format_duration(ms(250)), "250ms");
         assert_eq!(format_duration(Duration::from_secs(10)), "10s");
     }
-
-    #[test]
-    fn constant_schedule_table() {
-        // (rate, duration, expected intended offsets in ms)
-        let cases: &[(&str, u64, &[u64])] = &[
-            ("10/s", 500, &[0, 100, 200, 300, 400]),
-            ("1/5s", 12_000, &[0, 5_000, 10_000]),
-            ("4/s", 1_000, &[0, 250, 500, 750]),
-        ];
-        for (rate, dur, want) in cases {
-            let mut p = Pacer::new(parse_rate(rate).unwrap(), Arrival::Constant, ms(*dur), None);
-            let got: Vec<u64> = std::iter::from_fn(|| p.next_due())
-                .map(|d| d.as_millis() as u64)
-                .collect();
-            assert_eq!(&got, want, "{rate} for {dur}ms");
-        }
-    }
-
-    #[test]
-    fn constant_schedule_does_not_drift() {
-        // 3 per second has a non-integer ns interval; hit 3000 must land exactly on 1000 s.
-        let mut p = Pacer::new(
-            parse_rate("3/s").unwrap(),
-            Arrival::Constant,
-            Duration::ZERO,
-            None,
-        );
-        let mut last = Duration::ZERO;
-        for _ in 0..=3000 {
-            last = p.next_due().unwrap();
-        }
-        assert_eq!(last, Duration::from_secs(1000));
-    }
-
-    #[test]
-    fn max_hits_stops_the_schedule() {
-        let mut p = Pacer::new(
-            parse_rate("1000").unwrap(),
-            Arrival::Constant,
-            Duration::ZERO,
-            Some(3),
-        );
-        assert_eq!(std::iter::from_fn(|| p.next_due()).count(), 3);
-        assert_eq!(p.hits(), 3);
-    }
-
-    #[test]
-    fn poisson_is_seeded_and_has_the_right_mean() {
-        let rate = parse_rate("200/s").unwrap();
-        let run = |seed| {
-            let mut p = Pacer::new(
-                rate,
-                Arrival::Poisson { seed },
-                Duration::from_secs(50),
-                None,
-            );
-            std::iter::from_fn(|| p.next_due()).collect::<Vec<_>>()
-        };
-        let a = run(7);
-        assert_eq!(a, run(7));
-        assert_ne!(a, run(8));
-        // 10,000 expected arrivals in 50 s; a Poisson count has sd 100, so 4 sd is 400.
-        assert!((a.len() as i64 - 10_000).abs() < 400, "{}", a.len());
-        assert!(a.windows(2).all(|w| w[0] <= w[1]));
-        assert_eq!(a[0], Duration::ZERO);
-    }
-
-    #[test]
-    fn pace_fires_or_waits() {
-        assert_eq!(Pacer::pace(ms(5), Some(ms(3))), Next::Fire(ms(3)));
-        assert_eq!(Pacer::pace(ms(5), Some(ms(9))), Next::Wait(ms(4)));
-        assert_eq!(Pacer::pace(ms(5), None), Next::Stop);
-    }
 }
 
 /// Property tests: the rate and duration syntax never panics, and what `format_duration` and
@@ -375,6 +193,7 @@ mod tests {
 #[cfg(test)]
 mod props {
     use super::*;
+    use crate::pacer::{Arrival, Pacer};
     use proptest::prelude::*;
 
     const UNITS: [(&str, u64); 7] = [
