@@ -25,7 +25,11 @@ type Seen = Arc<Mutex<Vec<Value>>>;
 /// the request body.
 async fn recording_server() -> (SocketAddr, Seen) {
     let seen: Seen = Arc::default();
-    async fn answer(State(seen): State<Seen>, uri: axum::http::Uri, body: axum::Json<Value>) -> axum::Json<Value> {
+    async fn answer(
+        State(seen): State<Seen>,
+        uri: axum::http::Uri,
+        body: axum::Json<Value>,
+    ) -> axum::Json<Value> {
         let n = {
             let mut s = seen.lock().unwrap();
             s.push(body.0.clone());
@@ -33,7 +37,9 @@ async fn recording_server() -> (SocketAddr, Seen) {
         };
         let text = format!(" reply {n}");
         axum::Json(match uri.path() {
-            "/generate" => json!({"generated_text": text, "details": {"finish_reason": "length", "generated_tokens": 2}}),
+            "/generate" => {
+                json!({"generated_text": text, "details": {"finish_reason": "length", "generated_tokens": 2}})
+            }
             "/v1/chat/completions" => json!({
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}],
                 "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
@@ -68,10 +74,31 @@ async fn synthetic_prompts_have_their_drawn_token_counts_on_the_wire() {
     let target = common::url(addr);
     let flags = |n: &'static str| {
         vec![
-            "--rate", "400", "--duration", "1s", "--max-requests", n, "--seed", "5",
-            "--tokenizer", TOKENIZER, "--input-tokens", "120", "--input-tokens-stdev", "30",
-            "--input-tokens-min", "40", "--input-tokens-max", "200", "--output-tokens", "16",
-            "--output-tokens-stdev", "4", "--output-tokens-min", "4", "--ignore-eos",
+            "--rate",
+            "400",
+            "--duration",
+            "1s",
+            "--max-requests",
+            n,
+            "--seed",
+            "5",
+            "--tokenizer",
+            TOKENIZER,
+            "--input-tokens",
+            "120",
+            "--input-tokens-stdev",
+            "30",
+            "--input-tokens-min",
+            "40",
+            "--input-tokens-max",
+            "200",
+            "--output-tokens",
+            "16",
+            "--output-tokens-stdev",
+            "4",
+            "--output-tokens-min",
+            "4",
+            "--ignore-eos",
         ]
     };
     let records = common::attack_to(&target, "tgi", &flags("300")).await;
@@ -86,7 +113,10 @@ async fn synthetic_prompts_have_their_drawn_token_counts_on_the_wire() {
         assert_eq!(b["parameters"]["ignore_eos"], true);
         let asked = b["parameters"]["max_new_tokens"].as_u64().unwrap();
         assert!(asked >= 4);
-        assert!(by_text.insert(text, (n, asked)).is_none(), "every prompt differs");
+        assert!(
+            by_text.insert(text, (n, asked)).is_none(),
+            "every prompt differs"
+        );
     }
     let lens: Vec<f64> = by_text.values().map(|v| v.0 as f64).collect();
     let (m, sd) = mean_sd(&lens);
@@ -95,7 +125,10 @@ async fn synthetic_prompts_have_their_drawn_token_counts_on_the_wire() {
     assert!((sd - 30.0).abs() < 6.0, "stdev {sd}");
     let asked: Vec<f64> = by_text.values().map(|v| v.1 as f64).collect();
     let (am, asd) = mean_sd(&asked);
-    assert!((am - 16.0).abs() < 1.0 && (asd - 4.0).abs() < 1.0, "{am} {asd}");
+    assert!(
+        (am - 16.0).abs() < 1.0 && (asd - 4.0).abs() < 1.0,
+        "{am} {asd}"
+    );
     // Records say what was asked and how long the prompt was, exactly.
     let mut want: Vec<(u64, u64)> = by_text.values().map(|v| (v.0 as u64, v.1)).collect();
     let mut got: Vec<(u64, u64)> = records
@@ -111,8 +144,15 @@ async fn synthetic_prompts_have_their_drawn_token_counts_on_the_wire() {
         assert_eq!(again.len(), 20);
         seen.lock().unwrap()[300..].to_vec()
     };
-    let old: HashSet<&str> = bodies.iter().map(|b| b["inputs"].as_str().unwrap()).collect();
-    assert!(first.iter().all(|b| old.contains(b["inputs"].as_str().unwrap())));
+    let old: HashSet<&str> = bodies
+        .iter()
+        .map(|b| b["inputs"].as_str().unwrap())
+        .collect();
+    assert!(
+        first
+            .iter()
+            .all(|b| old.contains(b["inputs"].as_str().unwrap()))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,9 +161,15 @@ async fn dataset_rows_are_sent_with_their_answer_lengths() {
     let dir = tempfile::tempdir().unwrap();
     let tok = tokenizers::Tokenizer::from_file(TOKENIZER).unwrap();
     let answers = [
-        ("Where is the bridge?", "The bridge is on Elm Street, near the old mill."),
+        (
+            "Where is the bridge?",
+            "The bridge is on Elm Street, near the old mill.",
+        ),
         ("Name a colour.", "Blue."),
-        ("Count to five.", "One, two, three, four, five, and that is all of them."),
+        (
+            "Count to five.",
+            "One, two, three, four, five, and that is all of them.",
+        ),
     ];
     let conv: Vec<Value> = answers
         .iter()
@@ -135,7 +181,18 @@ async fn dataset_rows_are_sent_with_their_answer_lengths() {
     let records = common::attack_to(
         &common::url(addr),
         "openai-completions",
-        &["--rate", "100", "--duration", "1s", "--max-requests", "60", "--dataset", path.to_str().unwrap(), "--tokenizer", TOKENIZER],
+        &[
+            "--rate",
+            "100",
+            "--duration",
+            "1s",
+            "--max-requests",
+            "60",
+            "--dataset",
+            path.to_str().unwrap(),
+            "--tokenizer",
+            TOKENIZER,
+        ],
     )
     .await;
     assert_eq!(records.len(), 60);
@@ -153,12 +210,27 @@ async fn dataset_rows_are_sent_with_their_answer_lengths() {
     assert_eq!(prompts_seen.len(), 3, "the seeded draw reaches every row");
     // A JSONL dataset with named fields, and --output-tokens over the data's own lengths.
     let jsonl = dir.path().join("rows.jsonl");
-    std::fs::write(&jsonl, "{\"q\": \"alpha\", \"n\": 7}\n{\"q\": \"beta\", \"n\": 9}\n").unwrap();
+    std::fs::write(
+        &jsonl,
+        "{\"q\": \"alpha\", \"n\": 7}\n{\"q\": \"beta\", \"n\": 9}\n",
+    )
+    .unwrap();
     let before = seen.lock().unwrap().len();
     common::attack_to(
         &common::url(addr),
         "tgi",
-        &["--rate", "100", "--max-requests", "20", "--dataset", jsonl.to_str().unwrap(), "--dataset-prompt-field", "q", "--dataset-output-field", "n"],
+        &[
+            "--rate",
+            "100",
+            "--max-requests",
+            "20",
+            "--dataset",
+            jsonl.to_str().unwrap(),
+            "--dataset-prompt-field",
+            "q",
+            "--dataset-output-field",
+            "n",
+        ],
     )
     .await;
     let rows = seen.lock().unwrap()[before..].to_vec();
@@ -170,10 +242,27 @@ async fn dataset_rows_are_sent_with_their_answer_lengths() {
     common::attack_to(
         &common::url(addr),
         "tgi",
-        &["--rate", "100", "--max-requests", "10", "--dataset", jsonl.to_str().unwrap(), "--dataset-prompt-field", "q", "--dataset-output-field", "n", "--output-tokens", "3"],
+        &[
+            "--rate",
+            "100",
+            "--max-requests",
+            "10",
+            "--dataset",
+            jsonl.to_str().unwrap(),
+            "--dataset-prompt-field",
+            "q",
+            "--dataset-output-field",
+            "n",
+            "--output-tokens",
+            "3",
+        ],
     )
     .await;
-    assert!(seen.lock().unwrap()[before..].iter().all(|b| b["parameters"]["max_new_tokens"] == 3));
+    assert!(
+        seen.lock().unwrap()[before..]
+            .iter()
+            .all(|b| b["parameters"]["max_new_tokens"] == 3)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,7 +271,20 @@ async fn shared_prefixes_are_k_system_prompts_of_n_tokens() {
     let records = common::attack_to(
         &common::url(addr),
         "openai-chat",
-        &["--rate", "200", "--max-requests", "120", "--tokenizer", TOKENIZER, "--prefix-tokens", "50", "--prefix-count", "3", "--input-tokens", "20"],
+        &[
+            "--rate",
+            "200",
+            "--max-requests",
+            "120",
+            "--tokenizer",
+            TOKENIZER,
+            "--prefix-tokens",
+            "50",
+            "--prefix-count",
+            "3",
+            "--input-tokens",
+            "20",
+        ],
     )
     .await;
     assert_eq!(records.len(), 120);
@@ -209,7 +311,18 @@ async fn conversations_carry_the_answers_the_server_gave() {
     let records = common::attack_to(
         &common::url(addr),
         "openai-chat",
-        &["--rate", "10", "--duration", "1s", "--turns", "3", "--think-time", "40ms", "--input-tokens", "8"],
+        &[
+            "--rate",
+            "10",
+            "--duration",
+            "1s",
+            "--turns",
+            "3",
+            "--think-time",
+            "40ms",
+            "--input-tokens",
+            "8",
+        ],
     )
     .await;
     // 10 sessions of 3 turns.
@@ -222,11 +335,18 @@ async fn conversations_carry_the_answers_the_server_gave() {
     assert_eq!(by_session.len(), 10);
     for turns in by_session.values_mut() {
         turns.sort_by_key(|r| r.turn);
-        assert_eq!(turns.iter().map(|r| r.turn.unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(
+            turns.iter().map(|r| r.turn.unwrap()).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
         for w in turns.windows(2) {
             // The next turn is due when the answer ended plus the think time.
             let end = w[0].intended_ns + w[0].latency;
-            assert!(w[1].intended_ns >= end + 40_000_000, "{} < {end} + 40ms", w[1].intended_ns);
+            assert!(
+                w[1].intended_ns >= end + 40_000_000,
+                "{} < {end} + 40ms",
+                w[1].intended_ns
+            );
             assert!(w[1].intended_ns < end + 200_000_000);
         }
     }
@@ -256,7 +376,14 @@ async fn conversations_carry_the_answers_the_server_gave() {
 #[test]
 fn workload_mistakes_are_caught_before_anything_is_sent() {
     let err = |extra: &[&str]| {
-        let mut argv = vec!["--target", "http://127.0.0.1:9", "--rate", "1", "--duration", "1s"];
+        let mut argv = vec![
+            "--target",
+            "http://127.0.0.1:9",
+            "--rate",
+            "1",
+            "--duration",
+            "1s",
+        ];
         argv.extend_from_slice(extra);
         rpload::commands::attack::config(&common::attack_args(&argv))
             .unwrap_err()
@@ -264,14 +391,28 @@ fn workload_mistakes_are_caught_before_anything_is_sent() {
     };
     assert!(err(&["--turns", "3"]).starts_with("--turns needs a chat API"));
     assert!(err(&["--input-tokens", "500", "--input-tokens-max", "100"]).contains("lies outside"));
-    assert!(err(&["--input-tokens-stdev", "3"]).contains("--input-tokens-stdev only applies with --input-tokens"));
+    assert!(
+        err(&["--input-tokens-stdev", "3"])
+            .contains("--input-tokens-stdev only applies with --input-tokens")
+    );
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("e.jsonl");
     std::fs::write(&empty, "{\"text\": \"a\"}\n").unwrap();
     let e = err(&["--dataset", empty.to_str().unwrap()]);
     assert!(e.contains("has no usable rows (1 skipped)"), "{e}");
-    assert!(err(&["--dataset", empty.to_str().unwrap(), "--input-tokens", "5"]).contains("two sources of requests"));
-    assert!(err(&["--dataset-format", "xml", "--dataset", empty.to_str().unwrap()]).contains("--dataset-format \"xml\" is not known"));
+    assert!(
+        err(&["--dataset", empty.to_str().unwrap(), "--input-tokens", "5"])
+            .contains("two sources of requests")
+    );
+    assert!(
+        err(&[
+            "--dataset-format",
+            "xml",
+            "--dataset",
+            empty.to_str().unwrap()
+        ])
+        .contains("--dataset-format \"xml\" is not known")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,7 +431,18 @@ async fn traces_replay_their_times_lengths_and_shared_blocks() {
     let records = common::attack_to(
         &common::url(addr),
         "tgi",
-        &["--trace", path.to_str().unwrap(), "--replay-speed", "2", "--trace-block-tokens", "16", "--tokenizer", TOKENIZER, "--duration", "5s"],
+        &[
+            "--trace",
+            path.to_str().unwrap(),
+            "--replay-speed",
+            "2",
+            "--trace-block-tokens",
+            "16",
+            "--tokenizer",
+            TOKENIZER,
+            "--duration",
+            "5s",
+        ],
     )
     .await;
     assert_eq!(records.len(), 4);
@@ -301,7 +453,12 @@ async fn traces_replay_their_times_lengths_and_shared_blocks() {
     bodies.sort_by_key(|b| b["parameters"]["max_new_tokens"].as_u64());
     let by_out: HashMap<u64, String> = bodies
         .iter()
-        .map(|b| (b["parameters"]["max_new_tokens"].as_u64().unwrap(), b["inputs"].as_str().unwrap().to_owned()))
+        .map(|b| {
+            (
+                b["parameters"]["max_new_tokens"].as_u64().unwrap(),
+                b["inputs"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     for (out, len) in [(5, 40), (3, 20), (9, 10), (2, 12)] {
         assert_eq!(tokens(&tok, &by_out[&out]), len, "request asking {out}");

@@ -38,7 +38,9 @@ pub enum WorkloadOptionError {
         value: String,
         limit: &'static str,
     },
-    #[error("--trace sends requests at the trace's times; drop --rate 0 (a closed loop has no times)")]
+    #[error(
+        "--trace sends requests at the trace's times; drop --rate 0 (a closed loop has no times)"
+    )]
     TraceClosedLoop,
     #[error("--think-time: {0}")]
     Think(crate::pacer::ParseError),
@@ -186,12 +188,17 @@ pub fn spec(
     };
     let expected = match &source {
         // A trace sends its own rows, not the rate's: keep as many as the run may send.
-        Source::Trace { .. } => args.max_requests.unwrap_or(crate::workload::MAX_POOL as u64),
+        Source::Trace { .. } => args
+            .max_requests
+            .unwrap_or(crate::workload::MAX_POOL as u64),
         _ => expected,
     };
     if args.trace.is_some() {
         if args.ramp.is_some() {
-            return Err(E::Sources { a: "trace", b: "ramp" });
+            return Err(E::Sources {
+                a: "trace",
+                b: "ramp",
+            });
         }
         if closed_loop {
             return Err(E::TraceClosedLoop);
