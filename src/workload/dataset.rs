@@ -65,7 +65,7 @@ pub struct Row {
 }
 
 /// What was read: the kept rows and how many rows could not be used.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Dataset {
     pub rows: Vec<Row>,
     pub skipped: u64,
@@ -156,16 +156,6 @@ fn sniff(path: &Path, head: &[u8]) -> Format {
 struct Keeper {
     data: Dataset,
     bytes: usize,
-}
-
-impl Default for Dataset {
-    fn default() -> Self {
-        Self {
-            rows: Vec::new(),
-            skipped: 0,
-            unkept: 0,
-        }
-    }
 }
 
 impl Keeper {
