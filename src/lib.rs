@@ -7,8 +7,9 @@
 //! commands    the command line: flags of each subcommand, printing, exit status
 //! sweep       the driver (clock, order of events) -> a RunSink (the run folder) and an Observer
 //! report      renderers: Vegeta's text/json/hist/hdrplot; a sweep's csv, markdown, png, table
-//! analysis    pure judging: pace, verdict, per-step and per-rate summary, headline
-//! scenario    what the user writes: the file, rate plans, SLOs, verdict rules
+//! analysis    pure judging: pace, closed-loop scaling, verdict, per-step and per-rate summary,
+//!             headline
+//! scenario    what the user writes: the file, rate or concurrency plans, SLOs, verdict rules
 //! attack      options -> setup -> clock (pacer waits) -> api clients -> Record (one per request)
 //! server      http (axum) -> validate -> scheduler (continuous | single) -> engine (candle)
 //! cost        prices, the study's cost formulas, capacity plans

@@ -72,3 +72,49 @@ async fn steps_pass_with_a_core_busy() {
         assert!((9.9..12.0).contains(&r.send_lag_limit_ms), "{why}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrency_sweep_finds_the_plateau_with_a_core_busy() {
+    // 4 slots of 100 ms: throughput grows with users up to 4, then stays at 40 req/s.
+    let server = CapacityServer::start(4, Duration::from_millis(100), None).await;
+    let busy = BusyCore::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, s) = sweep_cli(
+        dir.path(),
+        &[
+            "--target",
+            &server.url(),
+            "--api",
+            "tgi",
+            "--concurrency",
+            "1,2,4,8",
+            "--step-duration",
+            "2s",
+            "--cooldown",
+            "0s",
+            "--initial-warmup",
+            "0s",
+            "--fail-under",
+            "4",
+        ],
+    )
+    .await;
+    drop(busy);
+    let s = s.expect("a summary");
+    let why = explain(&s);
+    assert_eq!(
+        statuses(&s),
+        [
+            (1.0, "sustainable"),
+            (2.0, "sustainable"),
+            (4.0, "sustainable"),
+            (8.0, "unsustainable")
+        ],
+        "{why}"
+    );
+    assert_eq!(s.steps[3].reasons[0].rule, "scaling", "{why}");
+    assert_eq!(
+        code, 0,
+        "the headline of 4 users meets --fail-under 4: {why}"
+    );
+}

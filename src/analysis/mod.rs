@@ -2,10 +2,12 @@
 //! numbers a run reports. Below both `sweep` (which calls it live, after every step) and
 //! `report` (which draws what it computed), so the two can never judge a step differently.
 //!
-//! [`pace`] (did the target keep pace with the arrivals), [`verdict`] (sustainable or not,
+//! [`pace`] (did the target keep pace with the arrivals), [`scaling`] (did a closed loop's
+//! added users still buy throughput), [`verdict`] (sustainable or not,
 //! the stop rule, the headline), [`summary`] (per-step and per-rate rows, token rates and cost).
 //! No clock, no I/O.
 
 pub mod pace;
+pub mod scaling;
 pub mod summary;
 pub mod verdict;

@@ -19,7 +19,9 @@ use crate::record::Record;
 use crate::scenario::{PlannedStep, Scenario};
 
 use super::pace::{PaceCall, PaceData, PaceEstimate, SlopeFit, Window};
-use super::verdict::{self, Pcts, Reason, Status, StepFigures};
+use super::scaling::{self, Scaling};
+use super::verdict::{self, ClosedLoop, Pcts, Reason, Status, StepFigures};
+use crate::scenario::plan::Axis;
 use crate::scenario::rules::VerdictRules;
 
 /// Quantiles (percent) of the latency distribution kept per step for the distribution chart.
@@ -53,7 +55,10 @@ pub struct StepRow {
     pub step: u32,
     pub rate_index: usize,
     pub repeat: u32,
+    /// The offered rate; 0 for a closed-loop step (`steps.csv` leaves it empty).
     pub target_rps: f64,
+    /// Users of a closed-loop step (`--concurrency`).
+    pub target_concurrency: Option<u32>,
     /// Requests over the span of intended sends (Vegeta's `rate`).
     pub achieved_rps: f64,
     /// Successes over first intended send to last end (Vegeta's `throughput`, the study's
@@ -62,8 +67,10 @@ pub struct StepRow {
     pub throughput_rps: f64,
     /// Departures of successful requests per second, estimated from the latency trend
     /// (`pace`): what the verdict compares with the arrivals, and the basis of token rates and
-    /// costs.
+    /// costs. A closed loop's is its throughput (no arrivals to estimate from).
     pub served_rps: f64,
+    /// A closed-loop step against the level below (None: a rate step, or the first level).
+    pub scaling: Option<Scaling>,
     pub requests: u64,
     /// Requests that failed (any error kind).
     pub errors: u64,
@@ -109,6 +116,7 @@ pub struct StepRow {
 pub struct RateRow {
     pub rate_index: usize,
     pub target_rps: f64,
+    pub target_concurrency: Option<u32>,
     pub repeats: u32,
     pub requests: u64,
     pub throughput_rps: f64,
@@ -134,10 +142,11 @@ pub struct RateRow {
     pub all_succeeded: bool,
 }
 
-/// The headline: the highest sustainable rate.
+/// The headline: the highest sustainable rate (or concurrency).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Headline {
     pub target_rps: f64,
+    pub target_concurrency: Option<u32>,
     pub throughput_rps: f64,
     pub served_rps: f64,
     pub latency_p50_ms: f64,
@@ -151,6 +160,7 @@ impl Headline {
     pub fn of(r: &RateRow) -> Self {
         Headline {
             target_rps: r.target_rps,
+            target_concurrency: r.target_concurrency,
             throughput_rps: r.throughput_rps,
             served_rps: r.served_rps,
             latency_p50_ms: r.latency_ms.p50,
@@ -167,6 +177,8 @@ pub struct SweepSummary {
     pub name: String,
     pub target: String,
     pub api: String,
+    /// What the plan's levels are: rates, or closed-loop users.
+    pub axis: Axis,
     pub plan: String,
     pub step_duration_s: f64,
     pub repeat: u32,
@@ -218,24 +230,40 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
         .map(|(idx, d)| (*idx, d.metrics.summary()))
         .collect();
     let max_inflight = Some(sc.file.attack.max_inflight() as u64);
-    let rows: Vec<StepRow> = summaries
-        .iter()
-        .filter_map(|(idx, s)| {
-            let p = planned.iter().find(|p| p.step == *idx)?;
-            let data = &input.steps[idx];
-            Some(step_row(
-                &StepInput {
-                    planned: p,
-                    data,
-                    summary: s,
-                    max_inflight,
-                },
-                &sc.rules,
-                input.price,
-                sc.tokens_per_request,
-            ))
-        })
-        .collect();
+    // Steps in run order, so a closed-loop level is compared with the levels already judged.
+    let mut rows: Vec<StepRow> = Vec::new();
+    let mut levels: Vec<(usize, scaling::Level)> = Vec::new();
+    for (idx, s) in &summaries {
+        let Some(p) = planned.iter().find(|p| p.step == *idx) else {
+            continue;
+        };
+        let data = &input.steps[idx];
+        let closed_loop = p.concurrency.map(|users| {
+            let here = scaling::Level {
+                users,
+                throughput_rps: s.throughput,
+                successes: data.metrics.successes,
+                latency_cv: data.metrics.latency_ok.cv(),
+            };
+            levels.push((p.rate_index, here));
+            ClosedLoop {
+                here,
+                below: level_below(&levels, p.rate_index),
+            }
+        });
+        rows.push(step_row(
+            &StepInput {
+                planned: p,
+                data,
+                summary: s,
+                max_inflight: closed_loop.map_or(max_inflight, |c| Some(u64::from(c.here.users))),
+                closed_loop,
+            },
+            &sc.rules,
+            input.price,
+            sc.tokens_per_request,
+        ));
+    }
     let mut rates = Vec::new();
     for (ri, &rps) in sc.plan.rates().iter().enumerate() {
         let reps: Vec<&StepRow> = rows.iter().filter(|r| r.rate_index == ri).collect();
@@ -248,19 +276,24 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
             .map(|d| &d.pace)
             .collect();
         let pooled = PaceData::pooled(&paces, sc.rules.max_slope());
-        rates.push(rate_row(ri, rps, &reps, pooled));
+        let level = planned.iter().find(|p| p.rate_index == ri);
+        let users = level.and_then(|p| p.concurrency);
+        let rps = if users.is_some() { 0.0 } else { rps };
+        rates.push(rate_row(ri, (rps, users), &reps, pooled));
     }
-    let flags: Vec<(f64, Status)> = rates.iter().map(|r| (r.target_rps, r.status)).collect();
+    let flags: Vec<(f64, Status)> = rates.iter().map(|r| (r.level(), r.status)).collect();
     let headline = verdict::headline(&flags).map(|i| Headline::of(&rates[i]));
+    // The study's criterion is about offered rates; a closed loop has none.
     let study_max_rps = rates
         .iter()
-        .filter(|r| r.all_succeeded)
+        .filter(|r| r.all_succeeded && r.target_concurrency.is_none())
         .map(|r| r.target_rps)
         .max_by(f64::total_cmp);
     SweepSummary {
         name: sc.name.clone(),
         target: input.target.clone(),
         api: sc.api.clone(),
+        axis: sc.axis,
         plan: sc.plan.spec().to_string(),
         step_duration_s: sc.step_duration.as_secs_f64(),
         repeat: sc.repeat,
@@ -275,12 +308,44 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
     }
 }
 
-/// The verdict inputs of one step: its summary's success-only timings and its pace.
+/// The closed-loop level a level is compared with: the nearest lower level that ran, its
+/// repeats pooled.
+fn level_below(levels: &[(usize, scaling::Level)], rate_index: usize) -> Option<scaling::Level> {
+    let below = levels
+        .iter()
+        .map(|(ri, _)| *ri)
+        .filter(|ri| *ri < rate_index)
+        .max()?;
+    let reps: Vec<scaling::Level> = levels
+        .iter()
+        .filter(|(ri, _)| *ri == below)
+        .map(|(_, l)| *l)
+        .collect();
+    scaling::pooled(&reps)
+}
+
+impl RateRow {
+    /// The plan's level of this row: its users on the concurrency axis, else its rate.
+    pub fn level(&self) -> f64 {
+        self.target_concurrency.map_or(self.target_rps, f64::from)
+    }
+}
+
+impl StepRow {
+    /// The plan's level of this row, as [`RateRow::level`].
+    pub fn level(&self) -> f64 {
+        self.target_concurrency.map_or(self.target_rps, f64::from)
+    }
+}
+
+/// The verdict inputs of one step: its summary's success-only timings and its pace (or, in a
+/// closed loop, its level against the one below).
 pub fn figures(
     target_rps: f64,
     s: &Summary,
     pace: PaceEstimate,
     max_inflight: Option<u64>,
+    closed_loop: Option<ClosedLoop>,
 ) -> StepFigures {
     let opt = |p: &Percentiles| (p.count > 0).then(|| Pcts::scaled(p, 1.0));
     StepFigures {
@@ -296,6 +361,7 @@ pub fn figures(
         ttft: opt(&s.ttft),
         itl: opt(&s.itl),
         tpot: opt(&s.tpot),
+        closed_loop,
     }
 }
 
@@ -305,6 +371,7 @@ struct StepInput<'a> {
     data: &'a StepData,
     summary: &'a Summary,
     max_inflight: Option<u64>,
+    closed_loop: Option<ClosedLoop>,
 }
 
 fn step_row(
@@ -316,11 +383,15 @@ fn step_row(
     let p = input.planned;
     let m = &input.data.metrics;
     let s = input.summary;
-    let pace = input
+    let mut pace = input
         .data
         .pace
         .estimate(p.rps, s.success, rules.max_slope());
-    let fig = figures(p.rps, s, pace, input.max_inflight);
+    if input.closed_loop.is_some() {
+        // A closed loop sends as its answers come back: its throughput is what it served.
+        pace.served_rps = s.throughput;
+    }
+    let fig = figures(p.rps, s, pace, input.max_inflight, input.closed_loop);
     let verdict = verdict::judge(&fig, rules);
     let successes = m.successes;
     // Tokens per successful request times the served rate: the same window as the verdict.
@@ -351,8 +422,10 @@ fn step_row(
                 usd_per_1m_tokens: c.usd_per_1k_tokens.map(|x| x * 1e3),
                 usd_per_1k_output_tokens: c.usd_per_1k_output_tokens,
                 usd_per_1k_requests: c.usd_per_1k_requests,
+                // The study's formula prices an offered rate; a closed loop has none.
                 study_usd_per_1k_tokens: tokens_per_request
                     .or(measured_tpr)
+                    .filter(|_| p.concurrency.is_none())
                     .and_then(|t| cost::study_usd_per_1k_tokens(price.usd_per_hour, p.rps, t)),
                 window_usd_p90: (successes > 0)
                     .then(|| cost::window_usd(price.usd_per_hour, latency_ms.p90 / 1e3)),
@@ -365,9 +438,13 @@ fn step_row(
         rate_index: p.rate_index,
         repeat: p.repeat,
         target_rps: p.rps,
+        target_concurrency: p.concurrency,
         achieved_rps: s.rate,
         throughput_rps: s.throughput,
         served_rps: pace.served_rps,
+        scaling: input
+            .closed_loop
+            .and_then(|c| scaling::compare(&c.below?, &c.here)),
         requests: s.requests,
         errors: s.requests - successes,
         success_ratio: s.success,
@@ -414,12 +491,16 @@ fn mean_opt(xs: impl Iterator<Item = Option<f64>>) -> Option<f64> {
 
 fn rate_row(
     rate_index: usize,
-    rps: f64,
+    (rps, users): (f64, Option<u32>),
     reps: &[&StepRow],
     (pooled, call): (Option<SlopeFit>, PaceCall),
 ) -> RateRow {
     let statuses: Vec<Status> = reps.iter().map(|r| r.status).collect();
-    let status = verdict::fold_repeats(&statuses, call);
+    // A closed loop's repeats have no trend to pool; each is judged on its own scaling.
+    let status = match users {
+        Some(_) => Status::fold(statuses.iter().copied()),
+        None => verdict::fold_repeats(&statuses, call),
+    };
     let ms_opt = |f: fn(&StepRow) -> Option<Ms>| {
         let v: Vec<Ms> = reps.iter().filter_map(|r| f(r)).collect();
         (!v.is_empty()).then(|| Ms::mean_of(&v))
@@ -428,6 +509,7 @@ fn rate_row(
     RateRow {
         rate_index,
         target_rps: rps,
+        target_concurrency: users,
         repeats: reps.len() as u32,
         requests: reps.iter().map(|r| r.requests).sum(),
         throughput_rps: mean(reps.iter().map(|r| r.throughput_rps)),

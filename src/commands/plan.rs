@@ -59,7 +59,12 @@ pub fn text(args: &PlanArgs) -> Result<String> {
             (Some(price), Some(h)) => inputs.push(PlanInput {
                 run,
                 price: price.clone(),
-                sustainable_rps: h.target_rps,
+                // A concurrency sweep's headline has no offered rate: what one instance
+                // sustains is the throughput at its highest sustainable concurrency.
+                sustainable_rps: match h.target_concurrency {
+                    Some(_) => h.served_rps,
+                    None => h.target_rps,
+                },
                 usd_per_1k_tokens: h.cost.usd_per_1k_tokens,
             }),
         }

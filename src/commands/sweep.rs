@@ -17,7 +17,7 @@ use crate::attack::options::AttackOptions;
 use crate::cost::Price;
 use crate::exit::{self, RunFailed};
 use crate::record::Record;
-use crate::scenario::plan::fmt_rate;
+use crate::scenario::plan::Axis;
 use crate::scenario::{CostSection, PlannedStep, Scenario, ScenarioFile, SweepSection};
 use crate::server::{ServerConfig, ServerOptions};
 use crate::sweep::output::{self, RunFolder};
@@ -276,11 +276,23 @@ pub fn outcome(summary: &SweepSummary, fail_under: Option<f64>) -> SweepOutcome 
     let requests = summary.steps.iter().map(|r| r.requests).sum::<u64>();
     let errors = summary.steps.iter().map(|r| r.errors).sum::<u64>();
     verdict::sweep_outcome(
-        summary.headline.as_ref().map(|h| h.target_rps),
+        summary.axis,
+        summary
+            .headline
+            .as_ref()
+            .map(|h| h.target_concurrency.map_or(h.target_rps, f64::from)),
         requests,
         requests - errors,
         fail_under,
     )
+}
+
+/// A step's load as the progress lines say it: `40 req/s`, `8 users`.
+fn load(p: &PlannedStep) -> String {
+    match p.concurrency {
+        Some(users) => Axis::Concurrency.fmt_level(f64::from(users)),
+        None => Axis::Rate.fmt_level(p.rps),
+    }
 }
 
 /// Progress on stderr: a line for the warm-up, a bar per step with live figures, its verdict
@@ -302,12 +314,12 @@ impl Bars {
 }
 
 impl Observer for Bars {
-    fn warming_up(&mut self, rps: f64, duration: Duration) {
+    fn warming_up(&mut self, first: &PlannedStep, duration: Duration) {
         if self.enabled {
             eprintln!(
-                "warming up: {} at {} req/s, unmeasured (--initial-warmup 0s skips it)",
+                "warming up: {} at {}, unmeasured (--initial-warmup 0s skips it)",
                 crate::pacer::format_duration(duration),
-                fmt_rate(rps)
+                load(first)
             );
         }
     }
@@ -316,18 +328,21 @@ impl Observer for Bars {
         if !self.enabled {
             return;
         }
-        let expected = (p.rps * duration.as_secs_f64()).round().max(1.0) as u64;
-        let style =
-            ProgressStyle::with_template("step {prefix} [{bar:30}] {pos:>6}/{len:<6} {msg}")
-                .expect("static template")
-                .progress_chars("=> ");
-        self.bar = ProgressBar::new(expected).with_style(style);
-        self.bar.set_prefix(format!(
-            "{}/{} @ {} req/s",
-            p.step + 1,
-            steps,
-            fmt_rate(p.rps)
-        ));
+        // A closed loop's count is whatever its users manage: a counter, not a bar.
+        self.bar = if p.concurrency.is_some() {
+            let style = ProgressStyle::with_template("step {prefix} {pos:>6} requests {msg}")
+                .expect("static template");
+            ProgressBar::no_length().with_style(style)
+        } else {
+            let expected = (p.rps * duration.as_secs_f64()).round().max(1.0) as u64;
+            let style =
+                ProgressStyle::with_template("step {prefix} [{bar:30}] {pos:>6}/{len:<6} {msg}")
+                    .expect("static template")
+                    .progress_chars("=> ");
+            ProgressBar::new(expected).with_style(style)
+        };
+        self.bar
+            .set_prefix(format!("{}/{} @ {}", p.step + 1, steps, load(p)));
         self.last_msg = Instant::now();
     }
 

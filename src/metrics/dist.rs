@@ -49,6 +49,17 @@ impl Dist {
         self.count
     }
 
+    /// Standard deviation over mean (0 with no values): how alike the values are, which sets
+    /// how noisy a count of back-to-back requests is (`analysis::scaling`).
+    pub fn cv(&self) -> f64 {
+        let mean = self.hist.mean();
+        if self.count == 0 || mean <= 0.0 {
+            0.0
+        } else {
+            self.hist.stdev() / mean
+        }
+    }
+
     /// A percentile in ns (`q` in 0..=100); exact min/max at the ends.
     pub fn quantile(&self, q: f64) -> u64 {
         if self.count == 0 {

@@ -1,6 +1,7 @@
 //! `steps.csv`: one row per sweep step. The first 17 columns are the contract of design.md
 //! section 3, in that order; more follow. Fixed decimal places so reruns diff cleanly; an
-//! empty cell means "not measured" (no streaming data, no price, nothing succeeded).
+//! empty cell means "not measured" (no streaming data, no price, nothing succeeded) or "not
+//! this axis" (`target_rps` of a closed-loop step, `target_concurrency` of a rate step).
 
 use crate::analysis::summary::{Ms, SweepSummary};
 use crate::cost::fmt_sig;
@@ -27,7 +28,7 @@ pub const STEP_COLUMNS: [&str; 17] = [
 ];
 
 /// Columns after the contract ones. Latencies, TTFT, ITL and TPOT are of successful requests.
-pub const EXTRA_COLUMNS: [&str; 26] = [
+pub const EXTRA_COLUMNS: [&str; 28] = [
     "step",
     "repeat",
     "requests",
@@ -54,6 +55,8 @@ pub const EXTRA_COLUMNS: [&str; 26] = [
     "service_p50_ms",
     "service_p95_ms",
     "cost_per_1m_tokens_usd",
+    "target_concurrency",
+    "throughput_gain",
 ];
 
 fn f3(x: f64) -> String {
@@ -86,7 +89,12 @@ pub fn steps_csv(s: &SweepSummary) -> String {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let row = [
-            f3(r.target_rps),
+            // A closed loop has no offered rate: the cell stays empty, the users go in
+            // target_concurrency.
+            match r.target_concurrency {
+                Some(_) => String::new(),
+                None => f3(r.target_rps),
+            },
             f3(r.achieved_rps),
             f3(r.throughput_rps),
             format!("{:.4}", r.success_ratio),
@@ -129,6 +137,12 @@ pub fn steps_csv(s: &SweepSummary) -> String {
             opt_ms(r.service_ms, |m| m.p50),
             opt_ms(r.service_ms, |m| m.p95),
             usd(r.cost.usd_per_1m_tokens),
+            r.target_concurrency
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            r.scaling
+                .map(|g| format!("{:.4}", g.gain))
+                .unwrap_or_default(),
         ];
         w.write_record(&row).expect("writing to memory");
     }

@@ -11,7 +11,7 @@ use crate::analysis::summary::{Ms, StepRow, SweepSummary};
 use crate::analysis::verdict::Status;
 use crate::cost::fmt_sig;
 use crate::report::png;
-use crate::scenario::plan::fmt_rate;
+use crate::scenario::plan::{Axis, fmt_rate};
 use crate::scenario::slo::{Clause, Family};
 
 /// A latency as people read it: `850.2 ms`, `1.44 s`.
@@ -121,6 +121,26 @@ pub fn chart_links(s: &SweepSummary) -> Vec<(&'static str, String)> {
     v
 }
 
+/// The first column of the rate tables.
+fn level_head(axis: Axis) -> &'static str {
+    match axis {
+        Axis::Rate => "RPS",
+        Axis::Concurrency => "Users",
+    }
+}
+
+/// How the steps table's figures are read, per axis.
+fn steps_note(axis: Axis) -> &'static str {
+    match axis {
+        Axis::Rate => {
+            "Throughput is Vegeta's (successes / (first intended send to last end)); it includes the final drain, so it trails the offered rate by about latency / step duration even when the target keeps up. The verdict reads the *served* rate instead: the arrival rate x the success ratio / (1 + the growth of latency per second across the step), the departure rate of a server whose backlog grows (`served_rps` and `latency_trend_ms_per_s` in steps.csv; `scenarios/README.md` has the rule). Latency percentiles are of successful requests; errors are counted beside them. Token rates and costs are per second of the served rate.\n"
+        }
+        Axis::Concurrency => {
+            "Each step is a closed loop: its users each send the next request as the last one ends, so there is no offered rate and throughput (successes / (first send to last end)) is what the target served. A level is sustainable when 99% succeeded, the SLO holds and its added users still bought throughput: by Little's law users = throughput x latency, so x b users split into x a throughput and x b/a latency, and the level scales while a > sqrt(b), with 95% confidence (`throughput_gain` in steps.csv; `scenarios/README.md` has the rule). Latency percentiles are of successful requests; errors are counted beside them. Token rates and costs are per second of throughput.\n"
+        }
+    }
+}
+
 /// Renders report.md.
 pub fn report_md(s: &SweepSummary) -> String {
     let mut o = String::new();
@@ -135,10 +155,13 @@ pub fn report_md(s: &SweepSummary) -> String {
                 .as_ref()
                 .map(|p| format!(" on {p}"))
                 .unwrap_or_default();
+            let level = match h.target_concurrency {
+                Some(n) => format!("concurrency: {}", Axis::Concurrency.fmt_level(f64::from(n))),
+                None => format!("rate: {}", Axis::Rate.fmt_level(h.target_rps)),
+            };
             let _ = writeln!(
                 w,
-                "**Highest sustainable rate: {} req/s**{price}: served {:.2} req/s (throughput {:.2}), p90 latency {}, {} per 1K tokens ({} per 1M; input + output, measured at the served rate).\n",
-                fmt_rate(h.target_rps),
+                "**Highest sustainable {level}**{price}: served {:.2} req/s (throughput {:.2}), p90 latency {}, {} per 1K tokens ({} per 1M; input + output, measured at the served rate).\n",
                 h.served_rps,
                 h.throughput_rps,
                 fmt_latency_ms(h.latency_p90_ms),
@@ -147,13 +170,14 @@ pub fn report_md(s: &SweepSummary) -> String {
             );
             let _ = writeln!(
                 w,
-                "| RPS | Throughput (req/s) | Latency 90% | Cost per 1K tokens |"
+                "| {} | Throughput (req/s) | Latency 90% | Cost per 1K tokens |",
+                level_head(s.axis)
             );
             let _ = writeln!(w, "|---:|---:|---:|---:|");
             let _ = writeln!(
                 w,
                 "| {} | {:.2} | {} | {} |\n",
-                fmt_rate(h.target_rps),
+                fmt_rate(h.target_concurrency.map_or(h.target_rps, f64::from)),
                 h.throughput_rps,
                 fmt_latency_ms(h.latency_p90_ms),
                 usd(h.cost.usd_per_1k_tokens)
@@ -237,14 +261,15 @@ pub fn report_md(s: &SweepSummary) -> String {
     }
     let _ = writeln!(
         w,
-        "| RPS | Throughput (req/s) | Served (req/s) | Latency 50% | Latency 90% | Cost per 1K tokens (measured) | Cost per 1K tokens (study formula) | all succeeded | verdict |"
+        "| {} | Throughput (req/s) | Served (req/s) | Latency 50% | Latency 90% | Cost per 1K tokens (measured) | Cost per 1K tokens (study formula) | all succeeded | verdict |",
+        level_head(s.axis)
     );
     let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|:---:|:---:|");
     for r in &s.rates {
         let _ = writeln!(
             w,
             "| {} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} |",
-            fmt_rate(r.target_rps),
+            fmt_rate(r.level()),
             r.throughput_rps,
             r.served_rps,
             fmt_latency_ms(r.latency_ms.p50),
@@ -259,10 +284,7 @@ pub fn report_md(s: &SweepSummary) -> String {
 
     // Steps.
     let _ = writeln!(w, "## Steps\n");
-    let _ = writeln!(
-        w,
-        "Throughput is Vegeta's (successes / (first intended send to last end)); it includes the final drain, so it trails the offered rate by about latency / step duration even when the target keeps up. The verdict reads the *served* rate instead: the arrival rate x the success ratio / (1 + the growth of latency per second across the step), the departure rate of a server whose backlog grows (`served_rps` and `latency_trend_ms_per_s` in steps.csv; `scenarios/README.md` has the rule). Latency percentiles are of successful requests; errors are counted beside them. Token rates and costs are per second of the served rate.\n"
-    );
+    let _ = writeln!(w, "{}", steps_note(s.axis));
     let clauses = &s.rules.slo.clauses;
     let slo_heads: String = clauses
         .iter()
@@ -296,7 +318,7 @@ pub fn report_md(s: &SweepSummary) -> String {
             } else {
                 String::new()
             },
-            fmt_rate(r.target_rps),
+            s.axis.fmt_level(r.level()),
             r.achieved_rps,
             r.throughput_rps,
             r.served_rps,

@@ -1,5 +1,6 @@
 //! The chart catalogue of a sweep: which PNGs a folder gets and what each shows, from
-//! [`SweepSummary`] alone (drawing is `chart`'s). Against the offered rate: latency
+//! [`SweepSummary`] alone (drawing is `chart`'s). Against the offered rate (or, for a
+//! concurrency sweep, the users): latency
 //! (`latency.png`: p50/p90/p99, every other statistic an SLO clause of the latency or service
 //! family names, and those clauses' limits), request and token throughput (`throughput.png`:
 //! the served rate the verdict judges, Vegeta's throughput, y = x), TTFT and ITL
@@ -19,7 +20,7 @@ use super::chart::{
     self, COLORS, Panel, PanelLayout, Series, StatusKey, Stroke, Threshold, XUnit, YUnit,
 };
 use crate::analysis::summary::{Ms, RateRow, SweepSummary};
-use crate::scenario::plan::fmt_rate;
+use crate::scenario::plan::Axis;
 use crate::scenario::slo::{Clause, Family, Stat};
 
 pub use super::chart::{ChartError, SLO_COLOR};
@@ -163,9 +164,15 @@ impl Lines<'_> {
     }
 }
 
-/// A panel against the offered rate, with the headline marker.
+/// The x-axis every rate panel shares: the plan's levels and the headline's place on them.
+struct LevelAxis {
+    desc: &'static str,
+    marker: Option<(f64, String)>,
+}
+
+/// A panel against the plan's levels (offered rate or users), with the headline marker.
 fn rate_panel<'a>(
-    marker: &Option<(f64, String)>,
+    axis: &LevelAxis,
     title: &'a str,
     y_desc: &'a str,
     y: YUnit,
@@ -173,14 +180,14 @@ fn rate_panel<'a>(
 ) -> Panel<'a> {
     Panel {
         title,
-        x_desc: "offered rate (requests/s)",
+        x_desc: axis.desc,
         y_desc,
         x: XUnit::Rps,
         y,
         series,
         thresholds: Vec::new(),
         diagonal: false,
-        marker: marker.clone(),
+        marker: axis.marker.clone(),
         status_key: StatusKey::Markers,
     }
 }
@@ -196,21 +203,31 @@ pub(crate) fn draw_all(s: &SweepSummary, dir: &Path) -> Result<Vec<Drawn>, Chart
     };
     let lines = Lines {
         s,
-        xs: s.rates.iter().map(|r| r.target_rps).collect(),
+        xs: s.rates.iter().map(|r| r.level()).collect(),
     };
-    let marker = s.headline.as_ref().map(|h| {
-        (
-            h.target_rps,
-            format!("highest sustainable: {} req/s", fmt_rate(h.target_rps)),
-        )
-    });
+    let closed_loop = s.axis == Axis::Concurrency;
+    let marker = LevelAxis {
+        desc: s.axis.title(),
+        marker: s.headline.as_ref().map(|h| {
+            let level = h.target_concurrency.map_or(h.target_rps, f64::from);
+            (
+                level,
+                format!("highest sustainable: {}", s.axis.fmt_level(level)),
+            )
+        }),
+    };
     // With repeats every point is a mean over them; say so in the titles.
     let means = if s.repeat > 1 {
         format!(" (means over {} repeats)", s.repeat)
     } else {
         String::new()
     };
-    let title = |t: &str| format!("{t}{means}");
+    let versus = if closed_loop {
+        "concurrency"
+    } else {
+        "offered rate"
+    };
+    let title = |t: &str| format!("{}{means}", t.replace("offered rate", versus));
 
     // Latency, and service time where an SLO judges it.
     let (latency, service) = latency_stats(s);
@@ -251,22 +268,33 @@ pub(crate) fn draw_all(s: &SweepSummary, dir: &Path) -> Result<Vec<Drawn>, Chart
         &requests_title,
         "successful requests/s",
         YUnit::PerSecond,
-        vec![
-            lines.line(
-                "served rate (from the latency trend; judged)".into(),
-                COLORS[1],
-                lines.of(|r| r.served_rps),
-                Stroke::Dashed,
-            ),
-            lines.line(
-                "Vegeta's throughput (successes / first send to last end)".into(),
+        if closed_loop {
+            // A closed loop's served rate is its throughput; one line, judged.
+            vec![lines.line(
+                "throughput (successes / first send to last end; judged)".into(),
                 COLORS[0],
                 lines.of(|r| r.throughput_rps),
                 Stroke::Solid,
-            ),
-        ],
+            )]
+        } else {
+            vec![
+                lines.line(
+                    "served rate (from the latency trend; judged)".into(),
+                    COLORS[1],
+                    lines.of(|r| r.served_rps),
+                    Stroke::Dashed,
+                ),
+                lines.line(
+                    "Vegeta's throughput (successes / first send to last end)".into(),
+                    COLORS[0],
+                    lines.of(|r| r.throughput_rps),
+                    Stroke::Solid,
+                ),
+            ]
+        },
     );
-    requests.diagonal = true;
+    // y = x (served = offered) means something only against an offered rate.
+    requests.diagonal = !closed_loop;
     let tokens = rate_panel(
         &marker,
         &tokens_title,
@@ -331,20 +359,21 @@ pub(crate) fn draw_all(s: &SweepSummary, dir: &Path) -> Result<Vec<Drawn>, Chart
             "Cost per 1K tokens, {} at {} USD/h",
             price.instance, price.usd_per_hour
         ));
-        let series = vec![
-            lines.line(
-                "measured (input + output tokens/s at the served rate)".into(),
-                COLORS[0],
-                lines.of(|r| r.cost.usd_per_1k_tokens.unwrap_or(f64::NAN)),
-                Stroke::Solid,
-            ),
-            lines.line(
+        let mut series = vec![lines.line(
+            "measured (input + output tokens/s at the served rate)".into(),
+            COLORS[0],
+            lines.of(|r| r.cost.usd_per_1k_tokens.unwrap_or(f64::NAN)),
+            Stroke::Solid,
+        )];
+        // The study's formula prices an offered rate, which a closed loop has not.
+        if !closed_loop {
+            series.push(lines.line(
                 "study formula (offered rate x tokens/request)".into(),
                 COLORS[1],
                 lines.of(|r| r.cost.study_usd_per_1k_tokens.unwrap_or(f64::NAN)),
                 Stroke::Dashed,
-            ),
-        ];
+            ));
+        }
         let panel = rate_panel(
             &marker,
             &cost_title,
@@ -369,7 +398,7 @@ pub(crate) fn draw_all(s: &SweepSummary, dir: &Path) -> Result<Vec<Drawn>, Chart
         // is its own verdict, which the repeats of a rate need not share.
         if r.repeat == 0 {
             series.push(Series {
-                label: Some(format!("{} req/s", fmt_rate(r.target_rps))),
+                label: Some(s.axis.fmt_level(r.level())),
                 color,
                 points: Vec::new(),
                 stroke: Stroke::Solid,

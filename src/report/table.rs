@@ -7,7 +7,7 @@ use std::fmt::Write;
 use crate::analysis::summary::SweepSummary;
 use crate::cost::fmt_sig;
 use crate::report::markdown::{clause_value_ms, fmt_latency_ms, verdict_text};
-use crate::scenario::plan::fmt_rate;
+use crate::scenario::plan::{Axis, fmt_rate};
 
 /// Renders the table.
 pub fn sweep_table(s: &SweepSummary) -> String {
@@ -21,7 +21,10 @@ pub fn sweep_table(s: &SweepSummary) -> String {
         o,
         "{:>5} {:>9} {:>9} {:>9} {:>8} {:>6} {:>10} {:>10} {:>10}{slo_heads} {:>11}  verdict",
         "step",
-        "offered",
+        match s.axis {
+            Axis::Rate => "offered",
+            Axis::Concurrency => "users",
+        },
         "served",
         "thruput",
         "success",
@@ -43,7 +46,7 @@ pub fn sweep_table(s: &SweepSummary) -> String {
             o,
             "{:>5} {:>9} {:>9.2} {:>9.2} {:>7.2}% {:>6} {:>10} {:>10} {:>10}{slo_cells} {:>11}  {}",
             r.step,
-            fmt_rate(r.target_rps),
+            fmt_rate(r.level()),
             r.served_rps,
             r.throughput_rps,
             r.success_ratio * 100.0,
@@ -62,8 +65,12 @@ pub fn sweep_table(s: &SweepSummary) -> String {
         Some(h) => {
             let _ = writeln!(
                 o,
-                "highest sustainable rate: {} req/s (served {:.2} req/s, p90 {}{})",
-                fmt_rate(h.target_rps),
+                "highest sustainable {} (served {:.2} req/s, p90 {}{})",
+                match h.target_concurrency {
+                    Some(n) =>
+                        format!("concurrency: {}", Axis::Concurrency.fmt_level(f64::from(n))),
+                    None => format!("rate: {}", Axis::Rate.fmt_level(h.target_rps)),
+                },
                 h.served_rps,
                 fmt_latency_ms(h.latency_p90_ms),
                 h.cost

@@ -60,7 +60,18 @@ pub struct SweepSection {
     #[arg(long, value_name = "PLAN", allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rps: Option<RateSpec>,
-    /// Step of an A..B rate plan.
+    /// Concurrency plan instead of a rate plan: N users in a closed loop per step, each
+    /// sending its next request when its last one ends: 1,2,4,8, 1..64 (with --step) or
+    /// log:1..256:9. In a file also a list of whole numbers.
+    #[arg(
+        long,
+        value_name = "PLAN",
+        allow_hyphen_values = true,
+        conflicts_with = "rps"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<RateSpec>,
+    /// Step of an A..B rate (or concurrency) plan.
     #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step: Option<f64>,
@@ -99,7 +110,8 @@ pub struct SweepSection {
     #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_send_lag: Option<String>,
-    /// Exit 1 when the highest sustainable rate is below RATE req/s (for CI gates).
+    /// Exit 1 when the highest sustainable rate is below RATE req/s (with --concurrency: the
+    /// highest sustainable concurrency below RATE users), for CI gates.
     #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fail_under: Option<f64>,

@@ -44,7 +44,7 @@ pub use file::{CostSection, RateSpec, ScenarioFile, SweepSection};
 use crate::attack::api::ApiKind;
 use crate::cost::{Catalog, CostError, Price};
 use caret::CaretError;
-use plan::RatePlan;
+use plan::{Axis, RatePlan};
 use rules::VerdictRules;
 use slo::{Family, Slo};
 
@@ -81,17 +81,35 @@ impl ScenarioFile {
     /// [`Scenario::resolve_price`] so that `report` can rebuild without the catalog.
     pub fn validate(&self) -> Result<Scenario, ScenarioError> {
         let sw = &self.sweep;
-        let spec = sw.rps.as_ref().ok_or(ScenarioError::Invalid {
-            field: "rps",
-            message:
-                "no rate plan: pass --rps 10..150 --step 15 (or a list 10,20,40, or log:1..1000:12)"
-                    .into(),
-        })?;
+        let (axis, spec) = match (&sw.rps, &sw.concurrency) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "concurrency",
+                    "a sweep steps either the rate (rps) or the number of users (concurrency), not both; drop one",
+                ));
+            }
+            (Some(r), None) => (Axis::Rate, r),
+            (None, Some(c)) => (Axis::Concurrency, c),
+            (None, None) => {
+                return Err(invalid(
+                    "rps",
+                    "no rate plan: pass --rps 10..150 --step 15 (or a list 10,20,40, or log:1..1000:12), or --concurrency 1,2,4,8 for a closed loop",
+                ));
+            }
+        };
         let plan = match spec {
             RateSpec::Text(t) => RatePlan::parse(t, sw.step),
             RateSpec::List(v) => RatePlan::from_rates(v),
         }
         .map_err(ScenarioError::Plan)?;
+        let plan = match axis {
+            Axis::Rate => plan,
+            Axis::Concurrency => {
+                let plan = plan.whole_log_levels();
+                check_users(&plan, self.attack.max_inflight)?;
+                plan
+            }
+        };
         let slo = Slo::parse(sw.slo.as_deref().unwrap_or("")).map_err(ScenarioError::Slo)?;
         let step_duration = opt_duration("step_duration", sw.step_duration.as_deref(), "10s")?;
         if step_duration.is_zero() {
@@ -113,11 +131,13 @@ impl ScenarioFile {
         if let Some(f) = sw.fail_under {
             let top = plan.rates().iter().copied().fold(0.0, f64::max);
             if !(f.is_finite() && f >= 0.0 && f <= top) {
+                let what = match axis {
+                    Axis::Rate => "a rate between 0 and the plan's top rate",
+                    Axis::Concurrency => "a concurrency between 0 and the plan's top level",
+                };
                 return Err(invalid(
                     "fail_under",
-                    &format!(
-                        "--fail-under {f} must be a rate between 0 and the plan's top rate {top} req/s"
-                    ),
+                    &format!("--fail-under {f} must be {what} {}", axis.fmt_level(top)),
                 ));
             }
         }
@@ -149,6 +169,7 @@ impl ScenarioFile {
             target: self.attack.target.clone(),
             api,
             timeout,
+            axis,
             plan,
             step_duration,
             warmup: opt_duration("warmup", sw.warmup.as_deref(), "0s")?,
@@ -205,6 +226,8 @@ pub struct Scenario {
     pub target: Option<String>,
     pub api: String,
     pub timeout: Duration,
+    /// Whether the plan's levels are rates or users.
+    pub axis: Axis,
     pub plan: RatePlan,
     pub step_duration: Duration,
     pub warmup: Duration,
@@ -213,7 +236,7 @@ pub struct Scenario {
     pub repeat: u32,
     pub early_stop: bool,
     pub rules: VerdictRules,
-    /// Exit 1 below this headline (req/s).
+    /// Exit 1 below this headline (req/s, or users on the concurrency axis).
     pub fail_under: Option<f64>,
     pub tokens_per_request: Option<f64>,
     /// The merged file this came from (written as `scenario.toml`).
@@ -240,16 +263,22 @@ impl Scenario {
         }
     }
 
-    /// Steps in run order: (step index, rate index, repeat index, offered rps).
+    /// Steps in run order: (step index, level index, repeat index, offered rps or users).
     pub fn steps(&self) -> Vec<PlannedStep> {
         let mut out = Vec::new();
-        for (ri, &rps) in self.plan.rates().iter().enumerate() {
+        for (ri, &level) in self.plan.rates().iter().enumerate() {
             for rep in 0..self.repeat {
+                let (rps, concurrency) = match self.axis {
+                    Axis::Rate => (level, None),
+                    // Whole numbers, checked by `check_users`.
+                    Axis::Concurrency => (0.0, Some(level as u32)),
+                };
                 out.push(PlannedStep {
                     step: out.len() as u32,
                     rate_index: ri,
                     repeat: rep,
                     rps,
+                    concurrency,
                 });
             }
         }
@@ -257,13 +286,44 @@ impl Scenario {
     }
 }
 
-/// One step of the plan: a rate and which repeat of it.
+/// One step of the plan: a level and which repeat of it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PlannedStep {
     pub step: u32,
     pub rate_index: usize,
     pub repeat: u32,
+    /// The offered rate; 0 on the concurrency axis (a closed loop has none).
     pub rps: f64,
+    /// Users of a closed-loop step (`--concurrency`); None for a rate step.
+    pub concurrency: Option<u32>,
+}
+
+impl PlannedStep {
+    /// The plan's level this step runs: its rate, or its users.
+    pub fn level(&self) -> f64 {
+        self.concurrency.map_or(self.rps, f64::from)
+    }
+}
+
+/// A concurrency plan's levels are whole numbers of users the attacker can hold in flight,
+/// and the plan sets the in-flight count itself.
+fn check_users(plan: &RatePlan, max_inflight: Option<usize>) -> Result<(), ScenarioError> {
+    let max = crate::attack::setup::MAX_INFLIGHT as f64;
+    if let Some(&bad) = plan.rates().iter().find(|&&n| n.fract() != 0.0 || n > max) {
+        return Err(invalid(
+            "concurrency",
+            &format!(
+                "{bad} is not a whole number of users from 1 to {max}; write e.g. 1,2,4,8 or 1..64 with --step 8"
+            ),
+        ));
+    }
+    if max_inflight.is_some() {
+        return Err(invalid(
+            "max_inflight",
+            "a concurrency sweep sets the in-flight count of each step to its users; drop --max-inflight",
+        ));
+    }
+    Ok(())
 }
 
 fn invalid(field: &'static str, message: &str) -> ScenarioError {

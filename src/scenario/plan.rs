@@ -11,6 +11,35 @@ use super::caret::CaretError;
 /// The most rates one plan may visit.
 const MAX_STEPS: usize = 10_000;
 
+/// What a plan's levels are: offered rates (open loop, `--rps`) or numbers of users (closed
+/// loop, `--concurrency`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Axis {
+    #[default]
+    Rate,
+    Concurrency,
+}
+
+impl Axis {
+    /// A level with its unit: `40 req/s`, `8 users`.
+    pub fn fmt_level(self, level: f64) -> String {
+        match self {
+            Axis::Rate => format!("{} req/s", fmt_rate(level)),
+            Axis::Concurrency if level == 1.0 => "1 user".into(),
+            Axis::Concurrency => format!("{} users", fmt_rate(level)),
+        }
+    }
+
+    /// The column or axis title: `offered rate (req/s)`, `concurrency (users)`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Axis::Rate => "offered rate (req/s)",
+            Axis::Concurrency => "concurrency (users)",
+        }
+    }
+}
+
 /// The offered rates of a sweep, ascending for ranges and log plans, as given for lists.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RatePlan {
@@ -132,6 +161,17 @@ impl RatePlan {
         Self::parse(&spec, None)
     }
 
+    /// A log plan of users: its levels rounded to whole numbers, repeats dropped
+    /// (`log:1..100:5` is 1, 3, 10, 32, 100). Other plans are kept as written, so a
+    /// fractional user in a list stays an error.
+    pub fn whole_log_levels(mut self) -> Self {
+        if self.spec.starts_with("log:") {
+            self.rates = self.rates.iter().map(|r| r.round().max(1.0)).collect();
+            self.rates.dedup();
+        }
+        self
+    }
+
     pub fn rates(&self) -> &[f64] {
         &self.rates
     }
@@ -243,6 +283,16 @@ mod tests {
         assert_eq!((log[0], log[11]), (1.0, 1000.0));
         assert_eq!(log[1], 1.87);
         assert_eq!(rates("log:1..100:3", None), [1.0, 10.0, 100.0]);
+        let users = RatePlan::parse("log:1..100:5", None)
+            .unwrap()
+            .whole_log_levels();
+        assert_eq!(users.rates(), [1.0, 3.0, 10.0, 32.0, 100.0]);
+        let dense = RatePlan::parse("log:1..4:6", None)
+            .unwrap()
+            .whole_log_levels();
+        assert_eq!(dense.rates(), [1.0, 2.0, 3.0, 4.0]);
+        let list = RatePlan::parse("1.5,2", None).unwrap().whole_log_levels();
+        assert_eq!(list.rates(), [1.5, 2.0]);
     }
 
     #[test]

@@ -61,10 +61,11 @@ fn sweep_sections() -> impl Strategy<Value = SweepSection> {
             opt(any::<u32>()),
             opt(any::<bool>()),
         ),
-        (opt(text()), opt(text()), opt(0.0f64..1.0)),
+        (opt(text()), opt(text()), opt(0.0f64..1.0), opt(text())),
     )
         .prop_map(|(a, b, c)| SweepSection {
             rps: a.0,
+            concurrency: c.3.map(RateSpec::Text),
             step: a.1,
             step_duration: a.2,
             warmup: a.3,

@@ -1,5 +1,5 @@
-//! The sweep driver: an unmeasured warm-up at the first rate, then for each rate of the plan
-//! (and each repeat) an optional unmeasured warm-up, one measured step through a [`StepRunner`],
+//! The sweep driver: an unmeasured warm-up at the first level, then for each level of the plan
+//! (a rate, or a number of closed-loop users) and each repeat an optional unmeasured warm-up, one measured step through a [`StepRunner`],
 //! every record handed to the [`RunSink`] with its `step`, a verdict, a cool-down, and the stop
 //! rule. After every step the sink rebuilds what derives from the records, so an interrupted or
 //! crashed sweep keeps everything measured. The `stop` token (Ctrl-C, through
@@ -22,7 +22,6 @@ use crate::analysis::verdict::{self, Status};
 use crate::cost::Price;
 use crate::exit::{Interrupted, RunFailed};
 use crate::record::Record;
-use crate::scenario::plan::fmt_rate;
 use crate::scenario::{PlannedStep, Scenario, ScenarioFile};
 
 /// One attack the driver asks for.
@@ -30,11 +29,27 @@ use crate::scenario::{PlannedStep, Scenario, ScenarioFile};
 pub struct StepSpec {
     /// Step index (`step` of its records); None for a warm-up, whose records are dropped.
     pub step: Option<u32>,
+    /// The offered rate (0 on the concurrency axis).
     pub rps: f64,
+    /// Users of a closed loop; None: open loop at `rps`.
+    pub concurrency: Option<u32>,
     pub duration: Duration,
 }
 
-/// Runs one attack at a constant offered rate and hands every record to `sink` as it ends.
+impl StepSpec {
+    /// A measured step (`step`) or a warm-up (None) at the load `p` plans.
+    fn of(p: &PlannedStep, step: Option<u32>, duration: Duration) -> Self {
+        Self {
+            step,
+            rps: p.rps,
+            concurrency: p.concurrency,
+            duration,
+        }
+    }
+}
+
+/// Runs one attack at a constant offered rate, or a closed loop of a number of users, and
+/// hands every record to `sink` as it ends.
 /// A failed request is a record with an error, never an `Err`; `Err` means the step could not
 /// run at all (bad configuration, the client could not start).
 pub trait StepRunner {
@@ -59,7 +74,8 @@ pub trait RunSink {
 
 /// What happens as a sweep runs, for whoever shows it. Every method defaults to nothing.
 pub trait Observer {
-    fn warming_up(&mut self, _rps: f64, _duration: Duration) {}
+    /// Before the sweep's first step, at that step's load.
+    fn warming_up(&mut self, _first: &PlannedStep, _duration: Duration) {}
     fn step_started(&mut self, _step: &PlannedStep, _steps: usize, _duration: Duration) {}
     /// A measured record, and the step's data so far (for live figures).
     fn record(&mut self, _record: &Record, _so_far: &StepData) {}
@@ -95,13 +111,14 @@ pub async fn drive<R: StepRunner>(
     let mut rate_status: Vec<Status> = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
     let mut written = 0u64;
-    if let (false, Some(&first)) = (sc.initial_warmup.is_zero(), sc.plan.rates().first()) {
+    if let (false, Some(first)) = (sc.initial_warmup.is_zero(), planned.first()) {
         observer.warming_up(first, sc.initial_warmup);
-        if let Err(e) = warm_up(runner, first, sc.initial_warmup, &cfg.stop).await {
+        let spec = StepSpec::of(first, None, sc.initial_warmup);
+        if let Err(e) = warm_up(runner, &spec, &cfg.stop).await {
             failure = Some(e.context("warm-up before the first step"));
         }
     }
-    'rates: for (ri, &rps) in sc.plan.rates().iter().enumerate() {
+    'rates: for ri in 0..sc.plan.rates().len() {
         if failure.is_some() {
             break;
         }
@@ -109,7 +126,7 @@ pub async fn drive<R: StepRunner>(
         let mut status = Status::Undetermined;
         for p in planned.iter().filter(|p| p.rate_index == ri) {
             if !sc.warmup.is_zero()
-                && let Err(e) = warm_up(runner, rps, sc.warmup, &cfg.stop).await
+                && let Err(e) = warm_up(runner, &StepSpec::of(p, None, sc.warmup), &cfg.stop).await
             {
                 failure = Some(e.context(format!("warm-up before step {}", p.step)));
                 break 'rates;
@@ -117,11 +134,7 @@ pub async fn drive<R: StepRunner>(
             observer.step_started(p, planned.len(), sc.step_duration);
             let mut data = StepData::default();
             let mut write_err: Option<std::io::Error> = None;
-            let spec = StepSpec {
-                step: Some(p.step),
-                rps,
-                duration: sc.step_duration,
-            };
+            let spec = StepSpec::of(p, Some(p.step), sc.step_duration);
             let result = {
                 let mut on_record = |mut r: Record| {
                     r.step = Some(p.step);
@@ -158,7 +171,8 @@ pub async fn drive<R: StepRunner>(
             }
             observer.step_ended(&data, so_far.steps.iter().find(|r| r.step == p.step));
             if let Err(e) = result {
-                failure = Some(e.context(format!("step {} at {} req/s", p.step, fmt_rate(rps))));
+                let load = sc.axis.fmt_level(p.level());
+                failure = Some(e.context(format!("step {} at {load}", p.step)));
                 break 'rates;
             }
             let last = p.step as usize + 1 == planned.len();
@@ -214,21 +228,15 @@ fn as_run(cfg: &DriveConfig<'_>) -> ScenarioFile {
     as_run
 }
 
-/// Unmeasured traffic at `rps` for `duration` (its records are dropped); an interrupt ends it.
+/// Unmeasured traffic as `spec` says (its records are dropped); an interrupt ends it.
 async fn warm_up<R: StepRunner>(
     runner: &mut R,
-    rps: f64,
-    duration: Duration,
+    spec: &StepSpec,
     stop: &CancellationToken,
 ) -> Result<()> {
-    let spec = StepSpec {
-        step: None,
-        rps,
-        duration,
-    };
     let mut discard = |_r: Record| {};
     // The runner shares the token: it stops scheduling and drains, as in a step.
-    match runner.run_step(&spec, &mut discard).await {
+    match runner.run_step(spec, &mut discard).await {
         Ok(()) if stop.is_cancelled() => Err(anyhow::Error::new(Interrupted)),
         r => r,
     }

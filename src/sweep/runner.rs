@@ -1,9 +1,11 @@
 //! [`AttackRunner`]: the attacker behind a sweep. The scenario's attack options are checked
 //! once by `attack::setup` (so a bad API, prompt file or header fails before the first request),
-//! then the attack runs once per step at the step's rate and duration, on one connection pool
-//! for the whole sweep, so warm-ups open the connections the steps use.
+//! then the attack runs once per step at the step's rate (or as a closed loop of its users) for
+//! the step's duration, on one connection pool for the whole sweep, so warm-ups open the
+//! connections the steps use.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Result;
 
@@ -12,6 +14,7 @@ use crate::attack::setup::{self, Schedule};
 use crate::attack::{AttackConfig, Control, Sink};
 use crate::record::Record;
 use crate::scenario::Scenario;
+use crate::scenario::plan::Axis;
 
 pub struct AttackRunner {
     base: AttackConfig,
@@ -50,8 +53,13 @@ impl AttackRunner {
         }
         // Synthetic prompts are built for every request the steps may send together, so
         // later steps go on through the pool instead of repeating the first step's prompts.
+        // A closed loop's count is unknown before it runs: its pool is the attacker's
+        // closed-loop default, which the steps walk through and wrap around.
         let secs = sc.step_duration.as_secs_f64();
-        let volume: f64 = sc.steps().iter().map(|s| (s.rps * secs).ceil()).sum();
+        let volume: f64 = match sc.axis {
+            Axis::Rate => sc.steps().iter().map(|s| (s.rps * secs).ceil()).sum(),
+            Axis::Concurrency => Schedule::step(0.0, Duration::ZERO).expected(None) as f64,
+        };
         let mut schedule = Schedule::step(1.0, sc.step_duration);
         schedule.volume = Some(volume as u64);
         let base = setup::config(&options, &schedule)?;
@@ -95,23 +103,33 @@ impl StepRunner for AttackRunner {
             self.models_resolved = true;
         }
         let mut cfg = self.base.clone();
+        // A closed loop is the attacker's zero rate with one in-flight slot per user.
         let schedule = Schedule::step(spec.rps, spec.duration);
         cfg.rate = schedule.rate;
+        if let Some(users) = spec.concurrency {
+            cfg.max_inflight = users as usize;
+        }
         cfg.duration = schedule.duration;
         cfg.step = spec.step;
-        if spec.step.is_some()
-            && let crate::attack::Requests::Api { workload, .. } = &mut cfg.requests
-        {
+        let measured = spec.step.is_some();
+        if measured && let crate::attack::Requests::Api { workload, .. } = &mut cfg.requests {
             workload.offset = self.next_offset;
-            self.next_offset += (spec.rps * spec.duration.as_secs_f64()).ceil() as u64;
         }
+        let mut sent = 0u64;
+        let mut counting = |r: Record| {
+            sent += 1;
+            sink(r)
+        };
         crate::attack::run_with_client(
             cfg,
             self.client.clone(),
             self.control.clone(),
-            &mut FnSink(sink),
+            &mut FnSink(&mut counting),
         )
         .await?;
+        if measured {
+            self.next_offset += sent;
+        }
         Ok(())
     }
 }

@@ -253,7 +253,7 @@ pub async fn sweep_cli(
 pub fn statuses(s: &rpload::analysis::summary::SweepSummary) -> Vec<(f64, &'static str)> {
     s.steps
         .iter()
-        .map(|r| (r.target_rps, r.status.as_str()))
+        .map(|r| (r.level(), r.status.as_str()))
         .collect()
 }
 
@@ -263,8 +263,11 @@ pub fn explain(s: &rpload::analysis::summary::SweepSummary) -> String {
         .iter()
         .map(|r| {
             format!(
-                "{} req/s (r{}): served {:.2}, trend {:?} ms/s, lag p99 {:.2}/{:.2} ms: {}",
-                r.target_rps,
+                "{} (r{}): served {:.2}, trend {:?} ms/s, lag p99 {:.2}/{:.2} ms: {}",
+                match r.target_concurrency {
+                    Some(n) => format!("{n} users"),
+                    None => format!("{} req/s", r.target_rps),
+                },
                 r.repeat,
                 r.served_rps,
                 r.latency_trend_ms_per_s,

@@ -6,9 +6,15 @@
 //! (send-lag p99 within what the schedule allows, no request waited for the in-flight cap, sends
 //! at the scheduled rate) and every SLO clause holds on successful requests. A step whose
 //! requests cannot tell (too few, or a trend within its own noise of the bound) is
-//! *undetermined*: never the headline, never a reason to stop. Every figure comes from the step
-//! itself, so the verdict printed live is the final one. `scenarios/README.md` has the
-//! reasoning. Pure: numbers in, verdicts out.
+//! *undetermined*: never the headline, never a reason to stop.
+//!
+//! A closed-loop step (`--concurrency`) has no arrivals to keep pace with and no schedule for
+//! the client to keep: it is sustainable when 99% succeeded, the SLO holds and its added users
+//! still bought throughput over the level below (`scaling`, from Little's law).
+//!
+//! Every figure comes from the step itself (and, for a closed loop, the levels before it), so
+//! the verdict printed live is the final one. `scenarios/README.md` has the reasoning. Pure:
+//! numbers in, verdicts out.
 
 use std::fmt;
 
@@ -18,8 +24,10 @@ mod reasons;
 
 pub use reasons::{Doubt, Failure, Reason};
 
-use super::pace::{PaceCall, PaceEstimate};
+use super::pace::{MIN_TREND_REQUESTS, PaceCall, PaceEstimate};
+use super::scaling::{self, ScalingCall};
 use crate::metrics::{Percentiles, send_lag_allowance_ns};
+use crate::scenario::plan::Axis;
 use crate::scenario::rules::VerdictRules;
 use crate::scenario::slo::{Family, Stat};
 
@@ -98,6 +106,15 @@ pub struct StepFigures {
     pub ttft: Option<Pcts>,
     pub itl: Option<Pcts>,
     pub tpot: Option<Pcts>,
+    /// A closed-loop step's level, and the level below it (None: the first level).
+    pub closed_loop: Option<ClosedLoop>,
+}
+
+/// What a closed-loop step is judged on beside success and the SLO.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ClosedLoop {
+    pub here: scaling::Level,
+    pub below: Option<scaling::Level>,
 }
 
 impl StepFigures {
@@ -218,8 +235,13 @@ pub fn judge(fig: &StepFigures, rules: &VerdictRules) -> Verdict {
             min: rules.min_success_ratio,
         });
     }
-    judge_pace(fig, rules, &mut v);
-    judge_client(fig, rules, &mut v);
+    match &fig.closed_loop {
+        Some(c) => judge_scaling(c, &mut v),
+        None => {
+            judge_pace(fig, rules, &mut v);
+            judge_client(fig, rules, &mut v);
+        }
+    }
     for clause in &rules.slo.clauses {
         match fig.family(clause.family) {
             Some(p) => {
@@ -259,6 +281,25 @@ fn judge_pace(fig: &StepFigures, rules: &VerdictRules, v: &mut Verdict) {
         PaceCall::TooFew => v.doubts.push(Doubt::TooFew {
             successes: p.successes,
         }),
+    }
+}
+
+/// The scaling rule of a closed loop: too few successes cannot tell; the first level has
+/// nothing below to compare with; later ones must still turn added users into throughput.
+fn judge_scaling(c: &ClosedLoop, v: &mut Verdict) {
+    if c.here.successes < MIN_TREND_REQUESTS {
+        v.doubts.push(Doubt::TooFew {
+            successes: c.here.successes,
+        });
+        return;
+    }
+    let Some(s) = c.below.and_then(|b| scaling::compare(&b, &c.here)) else {
+        return;
+    };
+    match s.call {
+        ScalingCall::Scales => {}
+        ScalingCall::Plateau => v.failures.push(Failure::Plateau(s)),
+        ScalingCall::Noisy => v.doubts.push(Doubt::ScalingNoisy(s)),
     }
 }
 
@@ -342,7 +383,9 @@ pub enum SweepOutcome {
     AllFailed,
     NoSustainable,
     BelowFailUnder {
-        headline_rps: f64,
+        axis: Axis,
+        /// The headline's level: a rate, or users.
+        headline: f64,
         fail_under: f64,
     },
 }
@@ -354,19 +397,28 @@ impl fmt::Display for SweepOutcome {
             SweepOutcome::AllFailed => write!(f, "every request failed"),
             SweepOutcome::NoSustainable => write!(f, "no step was sustainable"),
             SweepOutcome::BelowFailUnder {
-                headline_rps,
+                axis,
+                headline,
                 fail_under,
-            } => write!(
-                f,
-                "the highest sustainable rate {headline_rps} req/s is below --fail-under {fail_under}"
-            ),
+            } => {
+                let what = match axis {
+                    Axis::Rate => "rate",
+                    Axis::Concurrency => "concurrency",
+                };
+                write!(
+                    f,
+                    "the highest sustainable {what} {} is below --fail-under {fail_under}",
+                    axis.fmt_level(*headline)
+                )
+            }
         }
     }
 }
 
-/// The sweep's outcome from its headline and request counts.
+/// The sweep's outcome from its headline's level (on `axis`) and request counts.
 pub fn sweep_outcome(
-    headline_rps: Option<f64>,
+    axis: Axis,
+    headline: Option<f64>,
     requests: u64,
     successes: u64,
     fail_under: Option<f64>,
@@ -374,10 +426,11 @@ pub fn sweep_outcome(
     if requests == 0 || successes == 0 {
         return SweepOutcome::AllFailed;
     }
-    match (headline_rps, fail_under) {
+    match (headline, fail_under) {
         (None, _) => SweepOutcome::NoSustainable,
         (Some(h), Some(f)) if h < f => SweepOutcome::BelowFailUnder {
-            headline_rps: h,
+            axis,
+            headline: h,
             fail_under: f,
         },
         _ => SweepOutcome::Passed,

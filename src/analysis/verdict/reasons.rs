@@ -7,6 +7,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::analysis::pace::MIN_TREND_REQUESTS;
+use crate::analysis::scaling::Scaling;
 use crate::scenario::slo::Clause;
 
 /// One reason as data (`summary.json`): the rule, what was measured, its limit, the sentence.
@@ -54,6 +55,8 @@ pub enum Failure {
     NotMeasured {
         clause: Clause,
     },
+    /// A closed loop's added users bought less throughput than waiting.
+    Plateau(Scaling),
 }
 
 impl Failure {
@@ -68,6 +71,7 @@ impl Failure {
             Failure::InflightCap { .. } => "inflight_cap",
             Failure::Slo { .. } => "slo",
             Failure::NotMeasured { .. } => "slo_not_measured",
+            Failure::Plateau(_) => "scaling",
         }
     }
 
@@ -106,6 +110,7 @@ impl Failure {
                 measured_ns,
             } => (Some(measured_ns / 1e6), Some(clause.limit_ns / 1e6)),
             Failure::NotMeasured { clause } => (None, Some(clause.limit_ns / 1e6)),
+            Failure::Plateau(s) => (Some(s.gain), Some(s.needed)),
         }
     }
 }
@@ -174,6 +179,11 @@ impl fmt::Display for Failure {
                     clause.family.name()
                 )
             }
+            Failure::Plateau(s) => write!(
+                f,
+                "throughput stopped growing: x{:.2} from {} to {} users, scaling needs more than x{:.2} (the added users mostly waited)",
+                s.gain, s.below_users, s.users, s.needed
+            ),
         }
     }
 }
@@ -191,6 +201,8 @@ pub enum Doubt {
     },
     /// No request lived wholly between the step's fill and drain, and its latency was not flat.
     Transient { slope: f64, margin: f64 },
+    /// A closed loop's throughput gain is within its own noise of what scaling needs.
+    ScalingNoisy(Scaling),
 }
 
 impl Doubt {
@@ -199,6 +211,7 @@ impl Doubt {
             Doubt::TooFew { .. } => "too_few",
             Doubt::Noisy { .. } => "pace_noisy",
             Doubt::Transient { .. } => "pace_transient",
+            Doubt::ScalingNoisy(_) => "scaling_noisy",
         }
     }
 
@@ -212,6 +225,7 @@ impl Doubt {
                 slope, max_slope, ..
             } => (Some(*slope), Some(*max_slope)),
             Doubt::Transient { slope, .. } => (Some(*slope), None),
+            Doubt::ScalingNoisy(s) => (Some(s.gain), Some(s.needed)),
         };
         Reason {
             rule: self.rule(),
@@ -245,6 +259,16 @@ impl fmt::Display for Doubt {
                 "too few requests to judge: the step is about as short as its latency, every request overlapped its fill or drain (latency changed {:.0} +/- {:.0} ms per s); lengthen --step-duration",
                 slope * 1e3,
                 margin * 1e3
+            ),
+            Doubt::ScalingNoisy(s) => write!(
+                f,
+                "too few requests to judge: throughput x{:.2} (x{:.2}..x{:.2}) from {} to {} users, too close to the x{:.2} scaling needs (lengthen --step-duration)",
+                s.gain,
+                s.gain / s.spread,
+                s.gain * s.spread,
+                s.below_users,
+                s.users,
+                s.needed
             ),
         }
     }

@@ -297,24 +297,27 @@ fn slo_clauses_and_reasons_as_data() {
 #[test]
 fn sweep_outcomes() {
     assert_eq!(
-        sweep_outcome(Some(10.0), 100, 100, None),
+        sweep_outcome(Axis::Rate, Some(10.0), 100, 100, None),
         SweepOutcome::Passed
     );
     assert_eq!(
-        sweep_outcome(Some(10.0), 100, 0, None),
+        sweep_outcome(Axis::Rate, Some(10.0), 100, 0, None),
         SweepOutcome::AllFailed
     );
-    assert_eq!(sweep_outcome(None, 0, 0, None), SweepOutcome::AllFailed);
     assert_eq!(
-        sweep_outcome(None, 100, 90, None),
+        sweep_outcome(Axis::Rate, None, 0, 0, None),
+        SweepOutcome::AllFailed
+    );
+    assert_eq!(
+        sweep_outcome(Axis::Rate, None, 100, 90, None),
         SweepOutcome::NoSustainable
     );
     assert_eq!(
-        sweep_outcome(Some(10.0), 100, 100, Some(25.0)).to_string(),
+        sweep_outcome(Axis::Rate, Some(10.0), 100, 100, Some(25.0)).to_string(),
         "the highest sustainable rate 10 req/s is below --fail-under 25"
     );
     assert_eq!(
-        sweep_outcome(Some(25.0), 100, 100, Some(25.0)),
+        sweep_outcome(Axis::Rate, Some(25.0), 100, 100, Some(25.0)),
         SweepOutcome::Passed
     );
 }
@@ -345,4 +348,76 @@ fn stop_rule_and_headline() {
     assert_eq!(fold_repeats(&[D, D, D], PaceCall::TooFew), D);
     assert_eq!(fold_repeats(&[U, D, S], PaceCall::KeptPace), U);
     assert_eq!(fold_repeats(&[D], PaceCall::KeptPace), D);
+}
+
+/// A closed-loop step of `users` with `successes` of `n` requests at `rps`, latency cv 0.05.
+fn closed(users: u32, rps: f64, n: u64, successes: u64, below: Option<(u32, f64)>) -> Verdict {
+    let level = |users, rps, successes| crate::analysis::scaling::Level {
+        users,
+        throughput_rps: rps,
+        successes,
+        latency_cv: 0.05,
+    };
+    let fig = StepFigures {
+        offered_rps: 0.0,
+        requests: n,
+        success_ratio: successes as f64 / n as f64,
+        // The open-loop figures of a closed loop say nothing; the verdict must not read them.
+        pace: PaceEstimate {
+            call: PaceCall::FellBehind,
+            ..Default::default()
+        },
+        send_lag_p99_ns: 1e12,
+        capped: n,
+        latency: Pcts {
+            p50: 1e8,
+            p95: 1e8,
+            ..Default::default()
+        },
+        closed_loop: Some(ClosedLoop {
+            here: level(users, rps, successes),
+            below: below.map(|(u, r)| level(u, r, 200)),
+        }),
+        ..Default::default()
+    };
+    judge(&fig, &VerdictRules::default())
+}
+
+#[test]
+fn a_closed_loop_is_judged_on_success_slo_and_scaling_only() {
+    // The first level has nothing below it: success and the SLO decide.
+    assert_eq!(
+        closed(1, 10.0, 100, 100, None).status(),
+        Status::Sustainable
+    );
+    // Twice the users, twice the throughput: still scaling.
+    assert_eq!(
+        closed(4, 40.0, 400, 400, Some((2, 20.0))).status(),
+        Status::Sustainable
+    );
+    // Twice the users, the same throughput: the added users only waited.
+    let v = closed(8, 40.5, 400, 400, Some((4, 40.0)));
+    assert_eq!(v.status(), Status::Unsustainable);
+    assert_eq!(v.reasons()[0].rule, "scaling");
+    assert!(
+        v.describe().contains("from 4 to 8 users"),
+        "{}",
+        v.describe()
+    );
+    // Failures still count.
+    let v = closed(2, 20.0, 100, 90, Some((1, 10.0)));
+    assert_eq!(v.reasons()[0].rule, "success");
+    // Two requests cannot tell anything.
+    let v = closed(2, 20.0, 2, 2, Some((1, 10.0)));
+    assert_eq!(v.status(), Status::Undetermined);
+    assert_eq!(v.reasons()[0].rule, "too_few");
+}
+
+#[test]
+fn a_concurrency_fail_under_names_users() {
+    let o = sweep_outcome(Axis::Concurrency, Some(4.0), 100, 100, Some(8.0));
+    assert_eq!(
+        o.to_string(),
+        "the highest sustainable concurrency 4 users is below --fail-under 8"
+    );
 }

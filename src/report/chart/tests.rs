@@ -115,6 +115,7 @@ fn summary(statuses: &[Status], slo: &str) -> SweepSummary {
         name: "pixels".into(),
         target: "http://127.0.0.1:9".into(),
         api: "tgi-stream".into(),
+        axis: Default::default(),
         plan: "10..40".into(),
         step_duration_s: 10.0,
         repeat: 1,
