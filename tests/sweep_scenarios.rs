@@ -17,10 +17,16 @@ fn every_shipped_scenario_validates_and_prices() {
         let file = ScenarioFile::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let sc = file.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(sc.resolve_price().unwrap().is_some(), "{name} has a price");
-        let prompts = file.attack.prompts.as_deref().unwrap();
-        assert!(prompts.exists(), "{name}: {}", prompts.display());
+        // A scenario names a prompt file, or generates its prompts (synthetic lengths).
+        match file.attack.prompts.as_deref() {
+            Some(prompts) => assert!(prompts.exists(), "{name}: {}", prompts.display()),
+            None => assert!(file.attack.input_tokens.is_some(), "{name}: no prompts"),
+        }
     }
-    assert_eq!(n, 5, "the study's four experiments and the OpenAI example");
+    assert_eq!(
+        n, 6,
+        "the study's four experiments, the OpenAI example and the concurrency example"
+    );
     let tgi = ScenarioFile::load(Path::new("scenarios/study-classification-tgi.toml"))
         .unwrap()
         .validate()
@@ -28,6 +34,12 @@ fn every_shipped_scenario_validates_and_prices() {
     assert_eq!(tgi.plan.rates().first(), Some(&5.0));
     assert_eq!(tgi.plan.rates().last(), Some(&135.0));
     assert_eq!(tgi.repeat, 3);
+    let users = ScenarioFile::load(Path::new("scenarios/chat-concurrency.toml"))
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert_eq!(users.plan.rates(), [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]);
+    assert_eq!(users.steps()[3].concurrency, Some(8));
 }
 
 /// Every committed run folder's `scenario.toml` still parses and validates, and writing it
