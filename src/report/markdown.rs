@@ -293,7 +293,11 @@ pub fn report_md(s: &SweepSummary) -> String {
     let slo_rule: String = clauses.iter().map(|_| "---:|").collect();
     let _ = writeln!(
         w,
-        "| step | offered | achieved | throughput | served | success | errors | p50 | p90 | p99 |{slo_heads} TTFT p50 | ITL p50 | out tok/s | cost / 1K tok | verdict |"
+        "| step | {} | achieved | throughput | served | success | errors | p50 | p90 | p99 |{slo_heads} TTFT p50 | ITL p50 | out tok/s | cost / 1K tok | verdict |",
+        match s.axis {
+            Axis::Rate => "offered",
+            Axis::Concurrency => "users",
+        }
     );
     let _ = writeln!(
         w,
@@ -318,7 +322,7 @@ pub fn report_md(s: &SweepSummary) -> String {
             } else {
                 String::new()
             },
-            s.axis.fmt_level(r.level()),
+            fmt_rate(r.level()),
             r.achieved_rps,
             r.throughput_rps,
             r.served_rps,

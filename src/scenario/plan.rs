@@ -31,10 +31,10 @@ impl Axis {
         }
     }
 
-    /// The column or axis title: `offered rate (req/s)`, `concurrency (users)`.
+    /// The charts' x-axis title: `offered rate (requests/s)`, `concurrency (users)`.
     pub fn title(self) -> &'static str {
         match self {
-            Axis::Rate => "offered rate (req/s)",
+            Axis::Rate => "offered rate (requests/s)",
             Axis::Concurrency => "concurrency (users)",
         }
     }
