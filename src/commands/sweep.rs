@@ -367,7 +367,7 @@ impl Observer for Bars {
     fn stopped_early(&mut self) {
         if self.enabled {
             eprintln!(
-                "stopping early: {} unsustainable rates in a row (pass --no-early-stop to run every step)",
+                "stopping early: {} unsustainable levels of the plan in a row (pass --no-early-stop to run every step)",
                 verdict::STOP_AFTER_UNSUSTAINABLE
             );
         }

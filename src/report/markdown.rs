@@ -118,6 +118,14 @@ pub fn chart_links(s: &SweepSummary) -> Vec<(&'static str, String)> {
         "latency_distribution.png",
         "Latency distribution per step (dashed: unsustainable, dotted: undetermined)".into(),
     ));
+    if s.axis == Axis::Concurrency {
+        for (file, caption) in &mut v {
+            *caption = caption.replace("vs offered rate", "vs concurrency");
+            if *file == "throughput.png" {
+                *caption = "Throughput (judged) and output tokens/s vs concurrency".into();
+            }
+        }
+    }
     v
 }
 
@@ -204,9 +212,15 @@ pub fn report_md(s: &SweepSummary) -> String {
     let _ = writeln!(w, "| setting | value |\n|---|---|");
     let _ = writeln!(w, "| target | {} |", s.target);
     let _ = writeln!(w, "| api | {} |", s.api);
-    let _ = writeln!(w, "| rate plan | {} req/s |", s.plan);
+    let closed_loop = s.axis == Axis::Concurrency;
+    match s.axis {
+        Axis::Rate => writeln!(w, "| rate plan | {} req/s |", s.plan),
+        Axis::Concurrency => writeln!(w, "| concurrency plan | {} users (closed loops) |", s.plan),
+    }
+    .expect("writing to a String");
     let _ = writeln!(w, "| step duration | {} s |", s.step_duration_s);
-    let _ = writeln!(w, "| repeats per rate | {} |", s.repeat);
+    let per = if closed_loop { "level" } else { "rate" };
+    let _ = writeln!(w, "| repeats per {per} | {} |", s.repeat);
     let _ = writeln!(
         w,
         "| steps run | {} of {} planned{} |",
@@ -233,17 +247,33 @@ pub fn report_md(s: &SweepSummary) -> String {
         Some(d) => format!("<= {} ms (--max-send-lag)", d.as_secs_f64() * 1e3),
         None => "within one arrival gap and a tenth of the median latency (at least 1 ms)".into(),
     };
-    let _ = writeln!(
-        w,
-        "| sustainable when | the target kept pace (served rate >= {:.0}% of arrivals: latency grows < {:.1} ms per s), success >= {:.0}%, the client kept up (send-lag p99 {lag}, sends at the scheduled rate, in-flight cap never waited on), SLO {} on successful requests |\n",
-        s.rules.min_served_ratio * 100.0,
-        s.rules.max_slope() * 1e3,
-        s.rules.min_success_ratio * 100.0,
-        slo
-    );
+    if closed_loop {
+        let _ = writeln!(
+            w,
+            "| sustainable when | success >= {:.0}%, throughput grew more than the square root of the users' growth over the level below (95% confidence), SLO {} on successful requests |\n",
+            s.rules.min_success_ratio * 100.0,
+            slo
+        );
+    } else {
+        let _ = writeln!(
+            w,
+            "| sustainable when | the target kept pace (served rate >= {:.0}% of arrivals: latency grows < {:.1} ms per s), success >= {:.0}%, the client kept up (send-lag p99 {lag}, sends at the scheduled rate, in-flight cap never waited on), SLO {} on successful requests |\n",
+            s.rules.min_served_ratio * 100.0,
+            s.rules.max_slope() * 1e3,
+            s.rules.min_success_ratio * 100.0,
+            slo
+        );
+    }
 
     // Rates (the study's columns; means over repeats).
-    if s.repeat > 1 {
+    if closed_loop {
+        let means = if s.repeat > 1 {
+            format!(" (means over {} repeats)", s.repeat)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(w, "## Levels{means}\n");
+    } else if s.repeat > 1 {
         let _ = writeln!(
             w,
             "## Rates (means over {} repeats, the study's columns)\n",
