@@ -185,6 +185,19 @@ fn a_concurrency_plan_is_whole_users_and_excludes_a_rate_plan() {
         .unwrap();
     assert_eq!(ok.plan.rates(), [1.0, 3.0, 10.0, 32.0, 100.0]);
     assert_eq!(ok.steps()[1].concurrency, Some(3));
+    // --max-rate caps a closed loop's users together, so a concurrency sweep takes it and a
+    // rate sweep (whose pacer sets the rate) does not.
+    let runner = |sweep: &str| {
+        let text = format!("target = \"http://127.0.0.1:9\"\nmax_rate = 5.0\n[sweep]\n{sweep}\n");
+        let sc = ScenarioFile::parse(&text, "s.toml")
+            .unwrap()
+            .validate()
+            .unwrap();
+        AttackRunner::new(&sc, None, None).map(|_| ())
+    };
+    assert!(runner("concurrency = \"1,2\"").is_ok());
+    let e = runner("rps = \"1,2\"").unwrap_err().to_string();
+    assert!(e.contains("--max-rate"), "{e}");
 }
 
 /// One-second steps (the study's bursts) against a server that refuses what it cannot queue:

@@ -60,7 +60,13 @@ impl AttackRunner {
             Axis::Rate => sc.steps().iter().map(|s| (s.rps * secs).ceil()).sum(),
             Axis::Concurrency => Schedule::step(0.0, Duration::ZERO).expected(None) as f64,
         };
-        let mut schedule = Schedule::step(1.0, sc.step_duration);
+        // Checked as the steps will run: an open loop, or a closed one (where --max-rate, a cap
+        // on the users' combined rate, applies).
+        let probe_rate = match sc.axis {
+            Axis::Rate => 1.0,
+            Axis::Concurrency => 0.0,
+        };
+        let mut schedule = Schedule::step(probe_rate, sc.step_duration);
         schedule.volume = Some(volume as u64);
         let base = setup::config(&options, &schedule)?;
         let client = crate::attack::client(&base.client)?;

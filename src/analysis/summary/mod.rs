@@ -245,11 +245,9 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
                 successes: data.metrics.successes,
                 latency_cv: data.metrics.latency_ok.cv(),
             };
+            let below = level_below(&levels, p.rate_index);
             levels.push((p.rate_index, here));
-            ClosedLoop {
-                here,
-                below: level_below(&levels, p.rate_index),
-            }
+            ClosedLoop { here, below }
         });
         rows.push(step_row(
             &StepInput {
