@@ -247,10 +247,17 @@ impl ScenarioFile {
             .chain(&over.cost.pricing)
             .cloned()
             .collect();
+        let mut sweep: SweepSection = overlay(&self.sweep, &over.sweep);
+        // A plan on the command line replaces the file's plan, on whichever axis it is.
+        if over.sweep.concurrency.is_some() {
+            sweep.rps = None;
+        } else if over.sweep.rps.is_some() {
+            sweep.concurrency = None;
+        }
         Self {
             attack: self.attack.overlaid(&over.attack),
             description: over.description.or(self.description),
-            sweep: overlay(&self.sweep, &over.sweep),
+            sweep,
             cost,
             serve: overlay(&self.serve, &over.serve),
         }

@@ -453,13 +453,27 @@ tokens_per_request = 104
             },
             ..Default::default()
         };
-        let merged = file.merge(over);
+        let merged = file.clone().merge(over);
         let s = merged.validate().unwrap();
         assert_eq!(s.plan.rates(), [10.0, 20.0]);
         assert_eq!(s.target.as_deref(), Some("http://10.0.0.1:80"));
         assert_eq!(merged.cost.instance, None);
         assert_eq!(s.resolve_price().unwrap().unwrap().usd_per_hour, 2.0);
         assert_eq!(merged.attack.max_new_tokens, Some(20));
+
+        // A plan on the other axis from the command line replaces the file's.
+        let users = ScenarioFile {
+            sweep: SweepSection {
+                concurrency: Some(RateSpec::Text("1,2,4".into())),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let by_users = file.merge(users).validate().unwrap();
+        assert_eq!(
+            (by_users.axis, by_users.plan.rates()),
+            (Axis::Concurrency, &[1.0, 2.0, 4.0][..])
+        );
 
         // The as-run text parses back to the same thing.
         let again = ScenarioFile::parse(&merged.to_toml(), "as-run").unwrap();
