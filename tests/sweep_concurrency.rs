@@ -11,8 +11,6 @@ use std::time::Duration;
 
 use rpload::analysis::verdict::Status;
 use rpload::scenario::ScenarioFile;
-use rpload::sweep::output::RunFolder;
-use rpload::sweep::run::{DriveConfig, Silent, drive};
 use rpload::sweep::runner::AttackRunner;
 use sweep_common::CapacityServer;
 
@@ -42,24 +40,7 @@ cooldown = "0s"
 price_per_hour = 1.624
 "#
     );
-    let sc = ScenarioFile::parse(&text, "concurrency.toml")
-        .unwrap()
-        .validate()
-        .unwrap();
-    let mut runner = AttackRunner::new(&sc, None, None).unwrap();
-    let cfg = DriveConfig {
-        scenario: &sc,
-        price: sc.resolve_price().unwrap(),
-        stop: Default::default(),
-    };
-    let mut folder = RunFolder::new(dir.path());
-    let s = tokio::time::timeout(
-        Duration::from_secs(60),
-        drive(&cfg, &mut runner, &mut folder, &mut Silent),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let s = sweep_common::drive_scenario(&text, dir.path()).await;
     drop(server);
 
     let seen: Vec<(Option<u32>, Status, f64)> = s

@@ -6,10 +6,6 @@ mod sweep_common;
 
 use std::time::Duration;
 
-use rpload::scenario::ScenarioFile;
-use rpload::sweep::output::RunFolder;
-use rpload::sweep::run::{DriveConfig, Silent, drive};
-use rpload::sweep::runner::AttackRunner;
 use sweep_common::CapacityServer;
 
 /// Four slots of 100 ms each: capacity 40 req/s.
@@ -40,24 +36,7 @@ cooldown = "0s"
 price_per_hour = 1.624
 "#
     );
-    let sc = ScenarioFile::parse(&text, "loopback.toml")
-        .unwrap()
-        .validate()
-        .unwrap();
-    let mut runner = AttackRunner::new(&sc, Some(&format!("http://{addr}")), None).unwrap();
-    let cfg = DriveConfig {
-        scenario: &sc,
-        price: sc.resolve_price().unwrap(),
-        stop: Default::default(),
-    };
-    let mut folder = RunFolder::new(dir.path());
-    let s = tokio::time::timeout(
-        Duration::from_secs(60),
-        drive(&cfg, &mut runner, &mut folder, &mut Silent),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let s = sweep_common::drive_scenario(&text, dir.path()).await;
     drop(server);
 
     let verdicts: Vec<(f64, bool)> = s

@@ -277,10 +277,7 @@ pub fn outcome(summary: &SweepSummary, fail_under: Option<f64>) -> SweepOutcome 
     let errors = summary.steps.iter().map(|r| r.errors).sum::<u64>();
     verdict::sweep_outcome(
         summary.axis,
-        summary
-            .headline
-            .as_ref()
-            .map(|h| h.target_concurrency.map_or(h.target_rps, f64::from)),
+        summary.headline.as_ref().map(|h| h.level()),
         requests,
         requests - errors,
         fail_under,

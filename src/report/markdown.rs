@@ -163,10 +163,7 @@ pub fn report_md(s: &SweepSummary) -> String {
                 .as_ref()
                 .map(|p| format!(" on {p}"))
                 .unwrap_or_default();
-            let level = match h.target_concurrency {
-                Some(n) => format!("concurrency: {}", Axis::Concurrency.fmt_level(f64::from(n))),
-                None => format!("rate: {}", Axis::Rate.fmt_level(h.target_rps)),
-            };
+            let level = h.describe();
             let _ = writeln!(
                 w,
                 "**Highest sustainable {level}**{price}: served {:.2} req/s (throughput {:.2}), p90 latency {}, {} per 1K tokens ({} per 1M; input + output, measured at the served rate).\n",
@@ -185,7 +182,7 @@ pub fn report_md(s: &SweepSummary) -> String {
             let _ = writeln!(
                 w,
                 "| {} | {:.2} | {} | {} |\n",
-                fmt_rate(h.target_concurrency.map_or(h.target_rps, f64::from)),
+                fmt_rate(h.level()),
                 h.throughput_rps,
                 fmt_latency_ms(h.latency_p90_ms),
                 usd(h.cost.usd_per_1k_tokens)

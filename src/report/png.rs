@@ -209,10 +209,9 @@ pub(crate) fn draw_all(s: &SweepSummary, dir: &Path) -> Result<Vec<Drawn>, Chart
     let marker = LevelAxis {
         desc: s.axis.title(),
         marker: s.headline.as_ref().map(|h| {
-            let level = h.target_concurrency.map_or(h.target_rps, f64::from);
             (
-                level,
-                format!("highest sustainable: {}", s.axis.fmt_level(level)),
+                h.level(),
+                format!("highest sustainable: {}", s.axis.fmt_level(h.level())),
             )
         }),
     };

@@ -66,11 +66,7 @@ pub fn sweep_table(s: &SweepSummary) -> String {
             let _ = writeln!(
                 o,
                 "highest sustainable {} (served {:.2} req/s, p90 {}{})",
-                match h.target_concurrency {
-                    Some(n) =>
-                        format!("concurrency: {}", Axis::Concurrency.fmt_level(f64::from(n))),
-                    None => format!("rate: {}", Axis::Rate.fmt_level(h.target_rps)),
-                },
+                h.describe(),
                 h.served_rps,
                 fmt_latency_ms(h.latency_p90_ms),
                 h.cost

@@ -284,3 +284,27 @@ pub fn explain(s: &rpload::analysis::summary::SweepSummary) -> String {
 /// a binary's tests in parallel threads, and on a 2-core machine four sweeps beside each other
 /// make every client lag (which the verdict rightly flags).
 pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Runs the sweep a scenario text describes through the real attacker into `dir` (its own
+/// `target`; at most 60 s) and returns its summary.
+pub async fn drive_scenario(text: &str, dir: &Path) -> rpload::analysis::summary::SweepSummary {
+    use rpload::sweep::run::{DriveConfig, Silent, drive};
+    let sc = rpload::scenario::ScenarioFile::parse(text, "test.toml")
+        .unwrap()
+        .validate()
+        .unwrap();
+    let mut runner = rpload::sweep::runner::AttackRunner::new(&sc, None, None).unwrap();
+    let cfg = DriveConfig {
+        scenario: &sc,
+        price: sc.resolve_price().unwrap(),
+        stop: Default::default(),
+    };
+    let mut folder = output::RunFolder::new(dir);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        drive(&cfg, &mut runner, &mut folder, &mut Silent),
+    )
+    .await
+    .expect("the sweep ends within 60 s")
+    .expect("the sweep runs")
+}

@@ -156,6 +156,19 @@ pub struct Headline {
 }
 
 impl Headline {
+    /// The plan's level of the headline, as [`RateRow::level`].
+    pub fn level(&self) -> f64 {
+        self.target_concurrency.map_or(self.target_rps, f64::from)
+    }
+
+    /// `rate: 25 req/s` or `concurrency: 8 users`, after "highest sustainable".
+    pub fn describe(&self) -> String {
+        match self.target_concurrency {
+            Some(_) => format!("concurrency: {}", Axis::Concurrency.fmt_level(self.level())),
+            None => format!("rate: {}", Axis::Rate.fmt_level(self.level())),
+        }
+    }
+
     /// The headline figures of a rate row.
     pub fn of(r: &RateRow) -> Self {
         Headline {
@@ -274,10 +287,12 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
             .map(|d| &d.pace)
             .collect();
         let pooled = PaceData::pooled(&paces, sc.rules.max_slope());
-        let level = planned.iter().find(|p| p.rate_index == ri);
-        let users = level.and_then(|p| p.concurrency);
-        let rps = if users.is_some() { 0.0 } else { rps };
-        rates.push(rate_row(ri, (rps, users), &reps, pooled));
+        // The planned step says what the level is (a rate, or users with no rate).
+        let load = planned
+            .iter()
+            .find(|p| p.rate_index == ri)
+            .map_or((rps, None), |p| (p.rps, p.concurrency));
+        rates.push(rate_row(ri, load, &reps, pooled));
     }
     let flags: Vec<(f64, Status)> = rates.iter().map(|r| (r.level(), r.status)).collect();
     let headline = verdict::headline(&flags).map(|i| Headline::of(&rates[i]));
