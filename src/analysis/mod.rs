@@ -3,11 +3,14 @@
 //! `report` (which draws what it computed), so the two can never judge a step differently.
 //!
 //! [`pace`] (did the target keep pace with the arrivals), [`scaling`] (did a closed loop's
-//! added users still buy throughput), [`verdict`] (sustainable or not,
-//! the stop rule, the headline), [`summary`] (per-step and per-rate rows, token rates and cost).
-//! No clock, no I/O.
+//! added users still buy throughput), [`goodput`] (which requests met every SLO clause on
+//! their own), [`verdict`] (sustainable or not, the stop rule, the headline), [`search`]
+//! (which level a search probes next, from the verdicts so far), [`summary`] (per-step and
+//! per-rate rows, token rates and cost). No clock, no I/O.
 
+pub mod goodput;
 pub mod pace;
 pub mod scaling;
+pub mod search;
 pub mod summary;
 pub mod verdict;

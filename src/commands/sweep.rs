@@ -43,6 +43,11 @@ pub struct SweepArgs {
     /// Run every step even after two unsustainable ones in a row.
     #[arg(long, help_heading = "Rate plan and verdicts (a scenario's [sweep])")]
     pub no_early_stop: bool,
+    /// Search for the highest sustainable level between the bounds of --rps A..B (or
+    /// --concurrency A..B): probe A, double until a level fails, then bisect to --precision.
+    /// Every probe is a step of the run folder.
+    #[arg(long, help_heading = "Rate plan and verdicts (a scenario's [sweep])")]
+    pub search: bool,
     #[command(flatten, next_help_heading = "Cost (a scenario's [cost])")]
     pub cost: CostSection,
     /// The embedded server's model: a preset (tiny, pythia-70m, redpajama-3b, redpajama-7b)
@@ -77,6 +82,9 @@ impl SweepArgs {
         let mut sweep = self.sweep.clone();
         if self.no_early_stop {
             sweep.early_stop = Some(false);
+        }
+        if self.search {
+            sweep.search = Some(true);
         }
         ScenarioFile {
             attack: self.attack.clone(),
@@ -321,7 +329,7 @@ impl Observer for Bars {
         }
     }
 
-    fn step_started(&mut self, p: &PlannedStep, steps: usize, duration: Duration) {
+    fn step_started(&mut self, p: &PlannedStep, steps: Option<usize>, duration: Duration) {
         if !self.enabled {
             return;
         }
@@ -338,8 +346,9 @@ impl Observer for Bars {
                     .progress_chars("=> ");
             ProgressBar::new(expected).with_style(style)
         };
+        let of = steps.map_or(" (search)".to_string(), |n| format!("/{n}"));
         self.bar
-            .set_prefix(format!("{}/{} @ {}", p.step + 1, steps, load(p)));
+            .set_prefix(format!("{}{of} @ {}", p.step + 1, load(p)));
         self.last_msg = Instant::now();
     }
 

@@ -28,7 +28,7 @@ pub const STEP_COLUMNS: [&str; 17] = [
 ];
 
 /// Columns after the contract ones. Latencies, TTFT, ITL and TPOT are of successful requests.
-pub const EXTRA_COLUMNS: [&str; 28] = [
+pub const EXTRA_COLUMNS: [&str; 31] = [
     "step",
     "repeat",
     "requests",
@@ -57,6 +57,9 @@ pub const EXTRA_COLUMNS: [&str; 28] = [
     "cost_per_1m_tokens_usd",
     "target_concurrency",
     "throughput_gain",
+    "goodput_rps",
+    "slo_attainment",
+    "cost_per_1k_good_tokens_usd",
 ];
 
 fn f3(x: f64) -> String {
@@ -143,6 +146,11 @@ pub fn steps_csv(s: &SweepSummary) -> String {
             r.scaling
                 .map(|g| format!("{:.4}", g.gain))
                 .unwrap_or_default(),
+            f3(r.goodput_rps),
+            r.slo_attainment
+                .map(|a| format!("{a:.4}"))
+                .unwrap_or_default(),
+            usd(r.cost.usd_per_1k_good_tokens),
         ];
         w.write_record(&row).expect("writing to memory");
     }

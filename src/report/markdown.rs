@@ -187,6 +187,17 @@ pub fn report_md(s: &SweepSummary) -> String {
                 fmt_latency_ms(h.latency_p90_ms),
                 usd(h.cost.usd_per_1k_tokens)
             );
+            if !s.rules.slo.is_empty() {
+                let _ = writeln!(
+                    w,
+                    "Goodput {:.2} req/s: {} of its requests met every clause of `{}` on their own; {} per 1K tokens of those requests.\n",
+                    h.goodput_rps,
+                    h.slo_attainment
+                        .map_or("n/a".into(), |a| format!("{:.1}%", a * 100.0)),
+                    s.rules.slo,
+                    usd(h.cost.usd_per_1k_good_tokens),
+                );
+            }
             if h.cost.study_usd_per_1k_tokens.is_some() {
                 let _ = writeln!(
                     w,
@@ -202,6 +213,13 @@ pub fn report_md(s: &SweepSummary) -> String {
                 "**No step was sustainable.** See the verdicts below for why (`rpload sweep` exits 1).\n"
             );
         }
+    }
+    if let Some(search) = &s.search {
+        let _ = writeln!(
+            w,
+            "**{}.** The steps below are its probes in the order they ran; the levels table reads from low to high.\n",
+            search.describe(s.axis)
+        );
     }
 
     // Settings.
@@ -235,10 +253,14 @@ pub fn report_md(s: &SweepSummary) -> String {
         .map(|p| p.to_string())
         .unwrap_or_else(|| "none (pass --instance or --price-per-hour)".into());
     let _ = writeln!(w, "| price | {price} |");
-    let slo = if s.rules.slo.is_empty() {
-        "none".to_string()
-    } else {
-        format!("`{}`", s.rules.slo)
+    let slo = match (s.rules.slo.is_empty(), s.rules.slo_attainment) {
+        (true, _) => "none".to_string(),
+        (false, None) => format!("`{}` on successful requests", s.rules.slo),
+        (false, Some(a)) => format!(
+            "`{}` met by at least {}% of requests on their own (failures count as misses)",
+            s.rules.slo,
+            fmt_rate(a * 100.0)
+        ),
     };
     let lag = match s.rules.max_send_lag {
         Some(d) => format!("<= {} ms (--max-send-lag)", d.as_secs_f64() * 1e3),
@@ -247,14 +269,14 @@ pub fn report_md(s: &SweepSummary) -> String {
     if closed_loop {
         let _ = writeln!(
             w,
-            "| sustainable when | success >= {:.0}%, throughput grew more than the square root of the users' growth over the level below (95% confidence), SLO {} on successful requests |\n",
+            "| sustainable when | success >= {:.0}%, throughput grew more than the square root of the users' growth over the level below (95% confidence), SLO {} |\n",
             s.rules.min_success_ratio * 100.0,
             slo
         );
     } else {
         let _ = writeln!(
             w,
-            "| sustainable when | the target kept pace (served rate >= {:.0}% of arrivals: latency grows < {:.1} ms per s), success >= {:.0}%, the client kept up (send-lag p99 {lag}, sends at the scheduled rate, in-flight cap never waited on), SLO {} on successful requests |\n",
+            "| sustainable when | the target kept pace (served rate >= {:.0}% of arrivals: latency grows < {:.1} ms per s), success >= {:.0}%, the client kept up (send-lag p99 {lag}, sends at the scheduled rate, in-flight cap never waited on), SLO {} |\n",
             s.rules.min_served_ratio * 100.0,
             s.rules.max_slope() * 1e3,
             s.rules.min_success_ratio * 100.0,
@@ -317,7 +339,10 @@ pub fn report_md(s: &SweepSummary) -> String {
         .iter()
         .map(|c| format!(" {} |", c.metric()))
         .collect();
-    let slo_rule: String = clauses.iter().map(|_| "---:|").collect();
+    let good = !clauses.is_empty();
+    let slo_heads = slo_heads + if good { " good/s | attained |" } else { "" };
+    let slo_rule: String =
+        clauses.iter().map(|_| "---:|").collect::<String>() + if good { "---:|---:|" } else { "" };
     let _ = writeln!(
         w,
         "| step | {} | achieved | throughput | served | success | errors | p50 | p90 | p99 |{slo_heads} TTFT p50 | ITL p50 | out tok/s | cost / 1K tok | verdict |",
@@ -339,6 +364,12 @@ pub fn report_md(s: &SweepSummary) -> String {
                     clause_value_ms(r, c).map_or("-".into(), fmt_latency_ms)
                 )
             })
+            .chain(good.then(|| {
+                let attained = r
+                    .slo_attainment
+                    .map_or("-".into(), |a| format!("{:.1}%", a * 100.0));
+                format!(" {:.2} | {attained} |", r.goodput_rps)
+            }))
             .collect();
         let _ = writeln!(
             w,
@@ -380,7 +411,11 @@ pub fn report_md(s: &SweepSummary) -> String {
         );
         let _ = writeln!(
             w,
-            "- **Window cost**: price per hour / 3600 x p90 latency, the study's \"cost to get responses on N requests in L seconds\".\n"
+            "- **Window cost**: price per hour / 3600 x p90 latency, the study's \"cost to get responses on N requests in L seconds\"."
+        );
+        let _ = writeln!(
+            w,
+            "- **Per 1K good tokens**: the measured cost over the tokens of requests that met every SLO clause on their own (with no SLO, every success): what a token served within the objectives costs.\n"
         );
     }
 

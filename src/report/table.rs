@@ -1,6 +1,6 @@
 //! The sweep's final table on stdout: one line per step with its latencies (successful
-//! requests), errors, each SLO clause's figure and the verdict, then the headline. Reads only
-//! [`SweepSummary`].
+//! requests), errors, each SLO clause's figure with the goodput and SLO attainment, and the
+//! verdict; then the headline, and how a search ended. Reads only [`SweepSummary`].
 
 use std::fmt::Write;
 
@@ -16,6 +16,7 @@ pub fn sweep_table(s: &SweepSummary) -> String {
     let slo_heads: String = clauses
         .iter()
         .map(|c| format!(" {:>10}", c.metric()))
+        .chain((!clauses.is_empty()).then(|| format!(" {:>8} {:>7}", "good/s", "attain")))
         .collect();
     let _ = writeln!(
         o,
@@ -41,6 +42,12 @@ pub fn sweep_table(s: &SweepSummary) -> String {
                 let v = clause_value_ms(r, c).map_or("-".into(), fmt_latency_ms);
                 format!(" {v:>10}")
             })
+            .chain((!clauses.is_empty()).then(|| {
+                let attain = r
+                    .slo_attainment
+                    .map_or("-".into(), |a| format!("{:.1}%", a * 100.0));
+                format!(" {:>8.2} {attain:>7}", r.goodput_rps)
+            }))
             .collect();
         let _ = writeln!(
             o,
@@ -79,7 +86,9 @@ pub fn sweep_table(s: &SweepSummary) -> String {
             let _ = writeln!(o, "no step was sustainable");
         }
     }
-    if s.stopped_early {
+    if let Some(search) = &s.search {
+        let _ = writeln!(o, "{}", search.describe(s.axis));
+    } else if s.stopped_early {
         let _ = writeln!(
             o,
             "stopped after {} of {} planned steps",

@@ -15,6 +15,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::ScenarioError;
+use super::search::Fraction;
 use crate::attack::options::AttackOptions;
 use crate::server::ServerOptions;
 
@@ -110,6 +111,33 @@ pub struct SweepSection {
     #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_send_lag: Option<String>,
+    /// Search for the highest sustainable level between the bounds of --rps A..B (or
+    /// --concurrency A..B) instead of running every level: double from A, then bisect (the
+    /// command line's --search sets it).
+    #[arg(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<bool>,
+    /// How close a search gets: it stops when (hi - lo) / lo is at most this, e.g. 5% or 0.05
+    /// [default: 5%].
+    #[arg(long, value_name = "SHARE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<Fraction>,
+    /// Re-run a search's answer N more times; a failed run resumes the bisection below it
+    /// [default: 0].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<u32>,
+    /// The levels a search ran, in order (written by the sweep into the scenario as run, so
+    /// `report --sweep` rebuilds its steps).
+    #[arg(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probes: Option<Vec<f64>>,
+    /// Judge the SLO per request: a step passes it when at least this share of its requests
+    /// (failures counting as misses) meets every clause, e.g. 90% (DistServe's SLO
+    /// attainment), instead of the clauses' percentiles over the step.
+    #[arg(long, value_name = "SHARE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_attainment: Option<Fraction>,
     /// Exit 1 when the highest sustainable rate is below RATE req/s (with --concurrency: the
     /// highest sustainable concurrency below RATE users), for CI gates.
     #[arg(long, value_name = "RATE", allow_negative_numbers = true)]

@@ -37,6 +37,7 @@ pub mod plan;
 #[cfg(test)]
 mod prop_tests;
 pub mod rules;
+pub mod search;
 pub mod slo;
 
 pub use file::{CostSection, RateSpec, ScenarioFile, SweepSection};
@@ -46,6 +47,7 @@ use crate::cost::{Catalog, CostError, Price};
 use caret::CaretError;
 use plan::{Axis, RatePlan};
 use rules::VerdictRules;
+use search::Search;
 use slo::{Family, Slo};
 
 /// Everything that can be wrong with a scenario, found before the first request.
@@ -97,11 +99,15 @@ impl ScenarioFile {
                 ));
             }
         };
-        let plan = match spec {
-            RateSpec::Text(t) => RatePlan::parse(t, sw.step),
-            RateSpec::List(v) => RatePlan::from_rates(v),
-        }
-        .map_err(ScenarioError::Plan)?;
+        let search = search::check(sw, axis, spec)?;
+        let plan = match &search {
+            Some((_, bounds)) => bounds.clone(),
+            None => match spec {
+                RateSpec::Text(t) => RatePlan::parse(t, sw.step),
+                RateSpec::List(v) => RatePlan::from_rates(v),
+            }
+            .map_err(ScenarioError::Plan)?,
+        };
         let plan = match axis {
             Axis::Rate => plan,
             Axis::Concurrency => {
@@ -111,6 +117,7 @@ impl ScenarioFile {
             }
         };
         let slo = Slo::parse(sw.slo.as_deref().unwrap_or("")).map_err(ScenarioError::Slo)?;
+        let slo_attainment = search::attainment(sw, slo.clauses.len())?;
         let step_duration = opt_duration("step_duration", sw.step_duration.as_deref(), "10s")?;
         if step_duration.is_zero() {
             return Err(invalid(
@@ -185,9 +192,12 @@ impl ScenarioFile {
             rules: VerdictRules {
                 max_send_lag,
                 slo,
+                slo_attainment,
                 ..VerdictRules::default()
             },
             tokens_per_request: self.cost.tokens_per_request,
+            probes: sw.probes.clone().unwrap_or_default(),
+            search: search.map(|(s, _)| s),
             file: self.clone(),
         })
     }
@@ -239,6 +249,10 @@ pub struct Scenario {
     /// Exit 1 below this headline (req/s, or users on the concurrency axis).
     pub fail_under: Option<f64>,
     pub tokens_per_request: Option<f64>,
+    /// A search instead of a grid (`--search`): the plan is then its bounds.
+    pub search: Option<Search>,
+    /// The levels a search has run, in order (repeats are its confirmations).
+    pub probes: Vec<f64>,
     /// The merged file this came from (written as `scenario.toml`).
     pub file: ScenarioFile,
 }
@@ -263,26 +277,60 @@ impl Scenario {
         }
     }
 
-    /// Steps in run order: (step index, level index, repeat index, offered rps or users).
-    pub fn steps(&self) -> Vec<PlannedStep> {
-        let mut out = Vec::new();
-        for (ri, &level) in self.plan.rates().iter().enumerate() {
-            for rep in 0..self.repeat {
-                let (rps, concurrency) = match self.axis {
-                    Axis::Rate => (level, None),
-                    // Whole numbers, checked by `check_users`.
-                    Axis::Concurrency => (0.0, Some(level as u32)),
-                };
-                out.push(PlannedStep {
-                    step: out.len() as u32,
-                    rate_index: ri,
-                    repeat: rep,
-                    rps,
-                    concurrency,
-                });
+    /// The plan's levels in run order, each once: the plan's rates, or a search's probes.
+    pub fn levels(&self) -> Vec<f64> {
+        if self.search.is_none() {
+            return self.plan.rates().to_vec();
+        }
+        let mut out: Vec<f64> = Vec::new();
+        for &l in &self.probes {
+            if !out.contains(&l) {
+                out.push(l);
             }
         }
         out
+    }
+
+    /// Steps in run order: (step index, level index, repeat index, offered rps or users). A
+    /// search's steps are its probes so far; a level probed again is its next repeat.
+    pub fn steps(&self) -> Vec<PlannedStep> {
+        let levels = self.levels();
+        let order: Vec<(usize, u32)> = if self.search.is_some() {
+            let mut runs = vec![0u32; levels.len()];
+            self.probes
+                .iter()
+                .map(|l| {
+                    let ri = levels
+                        .iter()
+                        .position(|x| x == l)
+                        .expect("a probe is a level");
+                    runs[ri] += 1;
+                    (ri, runs[ri] - 1)
+                })
+                .collect()
+        } else {
+            (0..levels.len())
+                .flat_map(|ri| (0..self.repeat).map(move |rep| (ri, rep)))
+                .collect()
+        };
+        order
+            .into_iter()
+            .enumerate()
+            .map(|(step, (ri, repeat))| {
+                let (rps, concurrency) = match self.axis {
+                    Axis::Rate => (levels[ri], None),
+                    // Whole numbers, checked by `check_users` and `search::check`.
+                    Axis::Concurrency => (0.0, Some(levels[ri] as u32)),
+                };
+                PlannedStep {
+                    step: step as u32,
+                    rate_index: ri,
+                    repeat,
+                    rps,
+                    concurrency,
+                }
+            })
+            .collect()
     }
 }
 
@@ -299,6 +347,21 @@ pub struct PlannedStep {
 }
 
 impl PlannedStep {
+    /// The first step of a search: its lower bound.
+    pub fn first(s: &Search) -> Self {
+        let (rps, concurrency) = match s.axis {
+            Axis::Rate => (s.lo, None),
+            Axis::Concurrency => (0.0, Some(s.lo as u32)),
+        };
+        Self {
+            step: 0,
+            rate_index: 0,
+            repeat: 0,
+            rps,
+            concurrency,
+        }
+    }
+
     /// The plan's level this step runs: its rate, or its users.
     pub fn level(&self) -> f64 {
         self.concurrency.map_or(self.rps, f64::from)
@@ -326,7 +389,7 @@ fn check_users(plan: &RatePlan, max_inflight: Option<usize>) -> Result<(), Scena
     Ok(())
 }
 
-fn invalid(field: &'static str, message: &str) -> ScenarioError {
+pub(crate) fn invalid(field: &'static str, message: &str) -> ScenarioError {
     ScenarioError::Invalid {
         field,
         message: message.to_string(),

@@ -172,6 +172,53 @@ impl RatePlan {
         self
     }
 
+    /// The bounds `A..B` of a search (`sweep --search`): a range without a step, A below B.
+    pub fn parse_bounds(spec: &str) -> Result<(f64, f64), CaretError> {
+        let trimmed = spec.trim();
+        let lead = spec.len() - spec.trim_start().len();
+        let err = |span: (usize, usize), msg: String| {
+            CaretError::new("search bounds", spec, (span.0 + lead, span.1 + lead), msg)
+        };
+        if trimmed.starts_with("log:") || !trimmed.contains("..") {
+            return Err(
+                err((0, trimmed.len()), "a search needs a range A..B".into())
+                    .hint("write the lowest and highest level to search, e.g. 5..200"),
+            );
+        }
+        let (a, b) = parse_range(trimmed, 0, &err)?;
+        if a >= b {
+            return Err(err(
+                (0, trimmed.len()),
+                format!(
+                    "nothing to bisect between {} and {}",
+                    fmt_rate(a),
+                    fmt_rate(b)
+                ),
+            )
+            .hint(format!(
+                "give an upper bound above {}, e.g. {}..{}",
+                fmt_rate(a),
+                fmt_rate(a),
+                fmt_rate(a * 20.0)
+            )));
+        }
+        Ok((a, b))
+    }
+
+    /// A search's plan: its bounds (what `rates` reports: the lowest and highest level it may
+    /// probe), described as `search 5..200 within 5%`.
+    pub fn search(lo: f64, hi: f64, precision: f64) -> Self {
+        Self {
+            rates: vec![lo, hi],
+            spec: format!(
+                "search {}..{} within {}%",
+                fmt_rate(lo),
+                fmt_rate(hi),
+                fmt_rate(round_sig(precision * 100.0, 6))
+            ),
+        }
+    }
+
     pub fn rates(&self) -> &[f64] {
         &self.rates
     }

@@ -6,6 +6,7 @@ use proptest::prelude::*;
 
 use super::file::{CostSection, RateSpec, ScenarioFile, SweepSection};
 use super::plan::RatePlan;
+use super::search::Fraction;
 use super::slo::{Clause, Family, Slo, Stat};
 
 /// Rates as people write them: whole, decimal or tiny, all positive.
@@ -62,8 +63,15 @@ fn sweep_sections() -> impl Strategy<Value = SweepSection> {
             opt(any::<bool>()),
         ),
         (opt(text()), opt(text()), opt(0.0f64..1.0), opt(text())),
+        (
+            opt(any::<bool>()),
+            opt(text()),
+            opt(any::<u32>()),
+            opt(proptest::collection::vec(0.0f64..1e4, 0..4)),
+            opt(0.0f64..1.0),
+        ),
     )
-        .prop_map(|(a, b, c)| SweepSection {
+        .prop_map(|(a, b, c, d)| SweepSection {
             rps: a.0,
             concurrency: c.3.map(RateSpec::Text),
             step: a.1,
@@ -76,6 +84,11 @@ fn sweep_sections() -> impl Strategy<Value = SweepSection> {
             slo: c.0,
             max_send_lag: c.1,
             fail_under: c.2,
+            search: d.0,
+            precision: d.1.map(Fraction::Text),
+            confirm: d.2,
+            probes: d.3,
+            slo_attainment: d.4.map(Fraction::Number),
         })
 }
 

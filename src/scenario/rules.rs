@@ -18,6 +18,10 @@ pub struct VerdictRules {
     #[serde(serialize_with = "ser_opt_duration_ms", rename = "max_send_lag_p99_ms")]
     pub max_send_lag: Option<Duration>,
     pub slo: Slo,
+    /// The share of requests that must meet every SLO clause on their own (`--slo-attainment`);
+    /// None judges the clauses' statistics over the step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_attainment: Option<f64>,
 }
 
 fn ser_opt_duration_ms<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -34,6 +38,7 @@ impl Default for VerdictRules {
             min_served_ratio: 0.95,
             max_send_lag: None,
             slo: Slo::default(),
+            slo_attainment: None,
         }
     }
 }

@@ -87,6 +87,10 @@ impl RunSink for RunFolder {
         Ok(())
     }
 
+    fn replan(&mut self, as_run: &ScenarioFile) -> Result<()> {
+        write_scenario(&self.dir, as_run)
+    }
+
     fn record(&mut self, record: &Record) -> std::io::Result<()> {
         let w = self
             .writer
@@ -110,8 +114,9 @@ pub fn write_scenario(dir: &Path, file: &ScenarioFile) -> Result<()> {
     std::fs::write(&path, file.to_toml()).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Reads `results.jsonl` into per-step data; records without a step are skipped.
-pub fn load_steps(path: &Path) -> Result<BTreeMap<u32, StepData>> {
+/// Reads `results.jsonl` into per-step data, each request judged against `slo`; records
+/// without a step are skipped.
+pub fn load_steps(path: &Path, slo: &Slo) -> Result<BTreeMap<u32, StepData>> {
     let mut steps: BTreeMap<u32, StepData> = BTreeMap::new();
     if !path.exists() {
         return Ok(steps);
@@ -119,7 +124,10 @@ pub fn load_steps(path: &Path) -> Result<BTreeMap<u32, StepData>> {
     for rec in record::open(path)? {
         let rec = rec?;
         if let Some(step) = rec.step {
-            steps.entry(step).or_default().add(&rec);
+            steps
+                .entry(step)
+                .or_insert_with(|| StepData::new(slo))
+                .add(&rec);
         }
     }
     Ok(steps)
@@ -149,7 +157,7 @@ pub fn summarize(dir: &Path, slo: Option<&Slo>) -> Result<SweepSummary> {
         scenario.rules.slo = slo.clone();
     }
     let price = scenario.resolve_price()?;
-    let steps = load_steps(&dir.join(RESULTS_JSONL))?;
+    let steps = load_steps(&dir.join(RESULTS_JSONL), &scenario.rules.slo)?;
     let summary = summary::build(&SweepInput {
         scenario: &scenario,
         price: price.as_ref(),

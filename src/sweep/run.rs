@@ -1,7 +1,9 @@
-//! The sweep driver: an unmeasured warm-up at the first level, then for each level of the plan
-//! (a rate, or a number of closed-loop users) and each repeat an optional unmeasured warm-up, one measured step through a [`StepRunner`],
-//! every record handed to the [`RunSink`] with its `step`, a verdict, a cool-down, and the stop
-//! rule. After every step the sink rebuilds what derives from the records, so an interrupted or
+//! The sweep driver: an unmeasured warm-up at the first level, then steps, each an optional
+//! cool-down and warm-up and one measured attack through a [`StepRunner`], every record handed
+//! to the [`RunSink`] with its `step`, and a verdict. A grid sweep runs each level of its plan
+//! (a rate, or a number of closed-loop users) and each repeat until the stop rule says enough;
+//! a search (`--search`) asks `analysis::search` for each next level from the verdicts so far.
+//! After every step the sink rebuilds what derives from the records, so an interrupted or
 //! crashed sweep keeps everything measured. The `stop` token (Ctrl-C, through
 //! `commands::interrupt`) is heard in every phase: the runner shares it, so a step or warm-up
 //! stops scheduling and drains, and a cool-down ends at once.
@@ -9,7 +11,7 @@
 //! The driver owns the order of events and the clock (cool-down sleeps); where records go is
 //! the sink's ([`super::output::RunFolder`] writes the run folder), what the user sees is the
 //! [`Observer`]'s (`commands::sweep` draws progress bars), and every decision is
-//! `analysis::verdict`'s pure functions.
+//! `analysis`'s pure functions.
 
 use std::future::Future;
 use std::time::Duration;
@@ -17,11 +19,13 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
+use crate::analysis::search::{self, Next, Probed};
 use crate::analysis::summary::{StepData, StepRow, SweepSummary};
 use crate::analysis::verdict::{self, Status};
 use crate::cost::Price;
 use crate::exit::{Interrupted, RunFailed};
 use crate::record::Record;
+use crate::scenario::search::Search;
 use crate::scenario::{PlannedStep, Scenario, ScenarioFile};
 
 /// One attack the driver asks for.
@@ -64,6 +68,8 @@ pub trait StepRunner {
 pub trait RunSink {
     /// Before the first request: the scenario as run (price frozen in).
     fn begin(&mut self, as_run: &ScenarioFile) -> Result<()>;
+    /// A search planned its next probe: the scenario as run, with its probes so far.
+    fn replan(&mut self, as_run: &ScenarioFile) -> Result<()>;
     /// One measured record, with its `step` set. An error here stops the sweep.
     fn record(&mut self, record: &Record) -> std::io::Result<()>;
     /// After a step (and once at the end): everything derived from the records so far.
@@ -76,7 +82,8 @@ pub trait RunSink {
 pub trait Observer {
     /// Before the sweep's first step, at that step's load.
     fn warming_up(&mut self, _first: &PlannedStep, _duration: Duration) {}
-    fn step_started(&mut self, _step: &PlannedStep, _steps: usize, _duration: Duration) {}
+    /// `steps`: how many the plan has (None: a search, which decides as it goes).
+    fn step_started(&mut self, _step: &PlannedStep, _steps: Option<usize>, _duration: Duration) {}
     /// A measured record, and the step's data so far (for live figures).
     fn record(&mut self, _record: &Record, _so_far: &StepData) {}
     /// The step's row as the final report will show it (None: no request ended).
@@ -106,118 +113,183 @@ pub async fn drive<R: StepRunner>(
     observer: &mut dyn Observer,
 ) -> Result<SweepSummary> {
     let sc = cfg.scenario;
-    sink.begin(&as_run(cfg))?;
-    let planned = sc.steps();
-    let mut rate_status: Vec<Status> = Vec::new();
-    let mut failure: Option<anyhow::Error> = None;
-    let mut written = 0u64;
-    if let (false, Some(first)) = (sc.initial_warmup.is_zero(), planned.first()) {
-        observer.warming_up(first, sc.initial_warmup);
-        let spec = StepSpec::of(first, None, sc.initial_warmup);
-        if let Err(e) = warm_up(runner, &spec, &cfg.stop).await {
+    sink.begin(&as_run(sc, cfg.price.as_ref()))?;
+    let mut d = Driver {
+        cfg,
+        runner,
+        sink,
+        observer,
+        written: 0,
+        ran: 0,
+    };
+    let first = match &sc.search {
+        Some(s) => Some(PlannedStep::first(s)),
+        None => sc.steps().first().copied(),
+    };
+    let mut failure = None;
+    if let (false, Some(first)) = (sc.initial_warmup.is_zero(), first) {
+        d.observer.warming_up(&first, sc.initial_warmup);
+        let spec = StepSpec::of(&first, None, sc.initial_warmup);
+        if let Err(e) = warm_up(d.runner, &spec, &cfg.stop).await {
             failure = Some(e.context("warm-up before the first step"));
         }
     }
-    'rates: for ri in 0..sc.plan.rates().len() {
-        if failure.is_some() {
-            break;
-        }
-        // The rate's status as the summary folds it (repeats pooled when they cannot tell).
-        let mut status = Status::Undetermined;
-        for p in planned.iter().filter(|p| p.rate_index == ri) {
-            if !sc.warmup.is_zero()
-                && let Err(e) = warm_up(runner, &StepSpec::of(p, None, sc.warmup), &cfg.stop).await
-            {
-                failure = Some(e.context(format!("warm-up before step {}", p.step)));
-                break 'rates;
-            }
-            observer.step_started(p, planned.len(), sc.step_duration);
-            let mut data = StepData::default();
-            let mut write_err: Option<std::io::Error> = None;
-            let spec = StepSpec::of(p, Some(p.step), sc.step_duration);
-            let result = {
-                let mut on_record = |mut r: Record| {
-                    r.step = Some(p.step);
-                    if write_err.is_none() {
-                        match sink.record(&r) {
-                            Ok(()) => written += 1,
-                            Err(e) => write_err = Some(e),
-                        }
-                    }
-                    data.add(&r);
-                    observer.record(&r, &data);
-                };
-                // An interrupt stops the step's schedule inside the runner, which then hands
-                // over every request it sent (finished, or cancelled when aborted).
-                match runner.run_step(&spec, &mut on_record).await {
-                    Ok(()) if cfg.stop.is_cancelled() => Err(anyhow::Error::new(Interrupted)),
-                    r => r,
-                }
-            };
-            if let Some(e) = write_err {
-                failure = Some(anyhow::Error::new(e).context(format!(
-                    "writing the records of step {} to {}",
-                    p.step,
-                    sink.location()
-                )));
-                observer.step_ended(&data, None);
-                break 'rates;
-            }
-            // Keep everything measured on disk even if a later step dies; the row is the one
-            // the final report will show (a step is judged on its own requests).
-            let so_far = sink.rebuild()?;
-            if let Some(rate) = so_far.rates.iter().find(|r| r.rate_index == ri) {
-                status = rate.status;
-            }
-            observer.step_ended(&data, so_far.steps.iter().find(|r| r.step == p.step));
-            if let Err(e) = result {
-                let load = sc.axis.fmt_level(p.level());
-                failure = Some(e.context(format!("step {} at {load}", p.step)));
-                break 'rates;
-            }
-            let last = p.step as usize + 1 == planned.len();
-            if !last && !sc.cooldown.is_zero() {
-                tokio::select! {
-                    () = tokio::time::sleep(sc.cooldown) => {}
-                    () = cfg.stop.cancelled() => {
-                        failure = Some(anyhow::Error::new(Interrupted).context("during a cool-down"));
-                        break 'rates;
-                    }
-                }
-            }
-        }
-        rate_status.push(status);
-        if verdict::should_stop(&rate_status, sc.early_stop) {
-            observer.stopped_early();
-            break;
-        }
+    if failure.is_none() {
+        failure = match &sc.search {
+            Some(search) => d.search(search).await.err(),
+            None => d.grid().await.err(),
+        };
     }
-    observer.finished();
-    let summary = sink.rebuild()?;
+    d.observer.finished();
+    let summary = d.sink.rebuild()?;
+    let written = d.written;
     match failure {
         Some(e) if e.downcast_ref::<Interrupted>().is_some() => Err(e.context(format!(
             "sweep interrupted; {written} measured records, one per request sent, are in {}",
-            sink.location()
+            d.sink.location()
         ))),
         Some(e) => Err(e.context(RunFailed(format!(
             "sweep stopped; what was measured is in {}",
-            sink.location()
+            d.sink.location()
         )))),
         None => Ok(summary),
+    }
+}
+
+/// The driver's state over one sweep.
+struct Driver<'d, 'a, R> {
+    cfg: &'d DriveConfig<'a>,
+    runner: &'d mut R,
+    sink: &'d mut dyn RunSink,
+    observer: &'d mut dyn Observer,
+    /// Measured records written.
+    written: u64,
+    /// Measured steps run (the first has no cool-down before it).
+    ran: usize,
+}
+
+impl<R: StepRunner> Driver<'_, '_, R> {
+    /// Every level of the plan, each repeat, until the stop rule says enough.
+    async fn grid(&mut self) -> Result<()> {
+        let sc = self.cfg.scenario;
+        let planned = sc.steps();
+        let mut rate_status: Vec<Status> = Vec::new();
+        for ri in 0..sc.levels().len() {
+            // The level's status as the summary folds it (repeats pooled when they cannot tell).
+            let mut status = Status::Undetermined;
+            for p in planned.iter().filter(|p| p.rate_index == ri) {
+                let so_far = self.step(p, Some(planned.len())).await?;
+                if let Some(rate) = so_far.rates.iter().find(|r| r.rate_index == ri) {
+                    status = rate.status;
+                }
+            }
+            rate_status.push(status);
+            if verdict::should_stop(&rate_status, sc.early_stop) {
+                self.observer.stopped_early();
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Probes chosen by `analysis::search` from the verdicts so far, each written into the
+    /// scenario as run before it starts (so the run folder always rebuilds).
+    async fn search(&mut self, search: &Search) -> Result<()> {
+        let mut sc = self.cfg.scenario.clone();
+        let mut history: Vec<Probed> = Vec::new();
+        while let Next::Probe { level, .. } = search::next(search, &history) {
+            sc.probes.push(level);
+            sc.file.sweep.probes = Some(sc.probes.clone());
+            self.sink.replan(&as_run(&sc, self.cfg.price.as_ref()))?;
+            let p = *sc.steps().last().expect("a probe was just planned");
+            let so_far = self.step(&p, None).await?;
+            history = so_far
+                .rates
+                .iter()
+                .map(|r| Probed {
+                    level: r.level(),
+                    status: r.status,
+                    runs: r.repeats,
+                })
+                .collect();
+        }
+        Ok(())
+    }
+
+    /// One measured step (after its cool-down and warm-up): every record to the sink, the
+    /// derived files rebuilt. `steps`: how many the plan has (None: a search).
+    async fn step(&mut self, p: &PlannedStep, steps: Option<usize>) -> Result<SweepSummary> {
+        let (sc, stop) = (self.cfg.scenario, &self.cfg.stop);
+        if self.ran > 0 && !sc.cooldown.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(sc.cooldown) => {}
+                () = stop.cancelled() => {
+                    return Err(anyhow::Error::new(Interrupted).context("during a cool-down"));
+                }
+            }
+        }
+        self.ran += 1;
+        if !sc.warmup.is_zero() {
+            warm_up(self.runner, &StepSpec::of(p, None, sc.warmup), stop)
+                .await
+                .map_err(|e| e.context(format!("warm-up before step {}", p.step)))?;
+        }
+        self.observer.step_started(p, steps, sc.step_duration);
+        let mut data = StepData::new(&sc.rules.slo);
+        let mut write_err: Option<std::io::Error> = None;
+        let spec = StepSpec::of(p, Some(p.step), sc.step_duration);
+        let result = {
+            let (sink, observer, written) =
+                (&mut *self.sink, &mut *self.observer, &mut self.written);
+            let mut on_record = |mut r: Record| {
+                r.step = Some(p.step);
+                if write_err.is_none() {
+                    match sink.record(&r) {
+                        Ok(()) => *written += 1,
+                        Err(e) => write_err = Some(e),
+                    }
+                }
+                data.add(&r);
+                observer.record(&r, &data);
+            };
+            // An interrupt stops the step's schedule inside the runner, which then hands
+            // over every request it sent (finished, or cancelled when aborted).
+            match self.runner.run_step(&spec, &mut on_record).await {
+                Ok(()) if stop.is_cancelled() => Err(anyhow::Error::new(Interrupted)),
+                r => r,
+            }
+        };
+        if let Some(e) = write_err {
+            self.observer.step_ended(&data, None);
+            return Err(anyhow::Error::new(e).context(format!(
+                "writing the records of step {} to {}",
+                p.step,
+                self.sink.location()
+            )));
+        }
+        // Keep everything measured on disk even if a later step dies; the row is the one
+        // the final report will show (a step is judged on its own requests).
+        let so_far = self.sink.rebuild()?;
+        self.observer
+            .step_ended(&data, so_far.steps.iter().find(|r| r.step == p.step));
+        result.map_err(|e| {
+            let load = sc.axis.fmt_level(p.level());
+            e.context(format!("step {} at {load}", p.step))
+        })?;
+        Ok(so_far)
     }
 }
 
 /// The scenario as run: the embedded server's address is not kept (it changes every run), the
 /// price is frozen in, so `report --sweep` needs no catalog, and credentials are redacted (run
 /// folders get committed; a re-run names the header to pass again).
-fn as_run(cfg: &DriveConfig<'_>) -> ScenarioFile {
-    let sc = cfg.scenario;
+fn as_run(sc: &Scenario, price: Option<&Price>) -> ScenarioFile {
     let mut as_run = sc.file.clone();
     as_run.attack = as_run.attack.redacted();
     if sc.target.is_none() {
         as_run.attack.target = None;
     }
-    if let Some(p) = &cfg.price {
+    if let Some(p) = price {
         as_run.cost.instance = Some(match &p.region {
             Some(r) => format!("{}@{r}", p.instance),
             None => p.instance.clone(),

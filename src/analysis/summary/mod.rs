@@ -18,11 +18,13 @@ use crate::metrics::{Metrics, Percentiles, Summary};
 use crate::record::Record;
 use crate::scenario::{PlannedStep, Scenario};
 
+use super::goodput::Attainment;
 use super::pace::{PaceCall, PaceData, PaceEstimate, SlopeFit, Window};
 use super::scaling::{self, Scaling};
 use super::verdict::{self, ClosedLoop, Pcts, Reason, Status, StepFigures};
 use crate::scenario::plan::Axis;
 use crate::scenario::rules::VerdictRules;
+use crate::scenario::slo::Slo;
 
 /// Quantiles (percent) of the latency distribution kept per step for the distribution chart.
 pub const DISTRIBUTION_QUANTILES: [f64; 13] = [
@@ -43,6 +45,9 @@ pub struct CostRow {
     pub usd_per_1m_tokens: Option<f64>,
     pub usd_per_1k_output_tokens: Option<f64>,
     pub usd_per_1k_requests: Option<f64>,
+    /// Price over the tokens of requests that met every SLO clause (`goodput`), per second
+    /// on the same basis: what a token that met the objectives costs.
+    pub usd_per_1k_good_tokens: Option<f64>,
     /// The study's formula: offered rate x tokens per request (scenario's, else measured mean).
     pub study_usd_per_1k_tokens: Option<f64>,
     /// The study's window cost: price for the p90 latency (`P / 3600 x p90`).
@@ -69,6 +74,11 @@ pub struct StepRow {
     /// (`pace`): what the verdict compares with the arrivals, and the basis of token rates and
     /// costs. A closed loop's is its throughput (no arrivals to estimate from).
     pub served_rps: f64,
+    /// Requests that met every SLO clause on their own, per second of the served rate (with
+    /// no SLO: successes).
+    pub goodput_rps: f64,
+    /// Their share of all requests sent, failures counting as misses (None: none sent).
+    pub slo_attainment: Option<f64>,
     /// A closed-loop step against the level below (None: a rate step, or the first level).
     pub scaling: Option<Scaling>,
     pub requests: u64,
@@ -121,6 +131,8 @@ pub struct RateRow {
     pub requests: u64,
     pub throughput_rps: f64,
     pub served_rps: f64,
+    pub goodput_rps: f64,
+    pub slo_attainment: Option<f64>,
     pub success_ratio: f64,
     pub latency_ms: Ms,
     /// This and the token timings: means over the repeats that measured them (the charts draw
@@ -149,6 +161,8 @@ pub struct Headline {
     pub target_concurrency: Option<u32>,
     pub throughput_rps: f64,
     pub served_rps: f64,
+    pub goodput_rps: f64,
+    pub slo_attainment: Option<f64>,
     pub latency_p50_ms: f64,
     pub latency_p90_ms: f64,
     pub latency_p95_ms: f64,
@@ -176,6 +190,8 @@ impl Headline {
             target_concurrency: r.target_concurrency,
             throughput_rps: r.throughput_rps,
             served_rps: r.served_rps,
+            goodput_rps: r.goodput_rps,
+            slo_attainment: r.slo_attainment,
             latency_p50_ms: r.latency_ms.p50,
             latency_p90_ms: r.latency_ms.p90,
             latency_p95_ms: r.latency_ms.p95,
@@ -203,6 +219,8 @@ pub struct SweepSummary {
     pub headline: Option<Headline>,
     /// The study's "max RPS": the highest rate all of whose requests succeeded.
     pub study_max_rps: Option<f64>,
+    /// How a search went (None: a grid sweep).
+    pub search: Option<SearchSummary>,
     pub rates: Vec<RateRow>,
     pub steps: Vec<StepRow>,
 }
@@ -212,12 +230,23 @@ pub struct SweepSummary {
 pub struct StepData {
     pub metrics: Metrics,
     pub pace: PaceData,
+    /// Requests judged one by one against the SLO.
+    pub attainment: Attainment,
 }
 
 impl StepData {
+    /// Empty, judging each request against `slo`.
+    pub fn new(slo: &Slo) -> Self {
+        Self {
+            attainment: Attainment::new(slo),
+            ..Self::default()
+        }
+    }
+
     /// Folds one record in.
     pub fn add(&mut self, r: &Record) {
         self.metrics.add(r);
+        self.attainment.add(r);
         self.pace
             .add(r.intended_ns, r.sent_ns, r.latency, r.is_success());
     }
@@ -245,7 +274,7 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
     let max_inflight = Some(sc.file.attack.max_inflight() as u64);
     // Steps in run order, so a closed-loop level is compared with the levels already judged.
     let mut rows: Vec<StepRow> = Vec::new();
-    let mut levels: Vec<(usize, scaling::Level)> = Vec::new();
+    let mut levels: Vec<scaling::Level> = Vec::new();
     for (idx, s) in &summaries {
         let Some(p) = planned.iter().find(|p| p.step == *idx) else {
             continue;
@@ -258,8 +287,8 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
                 successes: data.metrics.successes,
                 latency_cv: data.metrics.latency_ok.cv(),
             };
-            let below = level_below(&levels, p.rate_index);
-            levels.push((p.rate_index, here));
+            let below = level_below(&levels, users);
+            levels.push(here);
             ClosedLoop { here, below }
         });
         rows.push(step_row(
@@ -276,7 +305,7 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
         ));
     }
     let mut rates = Vec::new();
-    for (ri, &rps) in sc.plan.rates().iter().enumerate() {
+    for (ri, &rps) in sc.levels().iter().enumerate() {
         let reps: Vec<&StepRow> = rows.iter().filter(|r| r.rate_index == ri).collect();
         if reps.is_empty() {
             continue;
@@ -293,6 +322,10 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
             .find(|p| p.rate_index == ri)
             .map_or((rps, None), |p| (p.rps, p.concurrency));
         rates.push(rate_row(ri, load, &reps, pooled));
+    }
+    // A search's levels ran out of order; its rows, like a grid's, read from low to high.
+    if sc.search.is_some() {
+        rates.sort_by(|a, b| a.level().total_cmp(&b.level()));
     }
     let flags: Vec<(f64, Status)> = rates.iter().map(|r| (r.level(), r.status)).collect();
     let headline = verdict::headline(&flags).map(|i| Headline::of(&rates[i]));
@@ -316,23 +349,25 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
         stopped_early: rows.len() < planned.len(),
         headline,
         study_max_rps,
+        search: sc.search.map(|s| search::summarize(&s, &rates, &rows)),
         rates,
         steps: rows,
     }
 }
 
-/// The closed-loop level a level is compared with: the nearest lower level that ran, its
-/// repeats pooled.
-fn level_below(levels: &[(usize, scaling::Level)], rate_index: usize) -> Option<scaling::Level> {
+/// The closed-loop level a level of `users` is compared with: the nearest level of fewer
+/// users that ran before it (a search may run a lower level after a higher one), its repeats
+/// pooled.
+fn level_below(levels: &[scaling::Level], users: u32) -> Option<scaling::Level> {
     let below = levels
         .iter()
-        .map(|(ri, _)| *ri)
-        .filter(|ri| *ri < rate_index)
+        .map(|l| l.users)
+        .filter(|&u| u < users)
         .max()?;
     let reps: Vec<scaling::Level> = levels
         .iter()
-        .filter(|(ri, _)| *ri == below)
-        .map(|(_, l)| *l)
+        .filter(|l| l.users == below)
+        .copied()
         .collect();
     scaling::pooled(&reps)
 }
@@ -374,6 +409,7 @@ pub fn figures(
         ttft: opt(&s.ttft),
         itl: opt(&s.itl),
         tpot: opt(&s.tpot),
+        attainment: None,
         closed_loop,
     }
 }
@@ -404,7 +440,9 @@ fn step_row(
         // A closed loop sends as its answers come back: its throughput is what it served.
         pace.served_rps = s.throughput;
     }
-    let fig = figures(p.rps, s, pace, input.max_inflight, input.closed_loop);
+    let mut fig = figures(p.rps, s, pace, input.max_inflight, input.closed_loop);
+    let good = &input.data.attainment;
+    fig.attainment = good.ratio();
     let verdict = verdict::judge(&fig, rules);
     let successes = m.successes;
     // Tokens per successful request times the served rate: the same window as the verdict.
@@ -416,6 +454,9 @@ fn step_row(
         }
     };
     let input_tps = pace.served_rps * per_success(s.tokens.input_total);
+    // Good requests are successes, so they share the served rate's window.
+    let goodput_rps = pace.served_rps * per_success(good.good);
+    let good_tps = pace.served_rps * per_success(good.good_tokens);
     let output_tps = pace.served_rps * per_success(s.tokens.output_total);
     let measured_tpr = (successes > 0 && s.tokens.input_total + s.tokens.output_total > 0)
         .then(|| per_success(s.tokens.input_total + s.tokens.output_total));
@@ -435,6 +476,7 @@ fn step_row(
                 usd_per_1m_tokens: c.usd_per_1k_tokens.map(|x| x * 1e3),
                 usd_per_1k_output_tokens: c.usd_per_1k_output_tokens,
                 usd_per_1k_requests: c.usd_per_1k_requests,
+                usd_per_1k_good_tokens: cost::usd_per_1k(price.usd_per_hour, good_tps),
                 // The study's formula prices an offered rate; a closed loop has none.
                 study_usd_per_1k_tokens: tokens_per_request
                     .or(measured_tpr)
@@ -455,6 +497,8 @@ fn step_row(
         achieved_rps: s.rate,
         throughput_rps: s.throughput,
         served_rps: pace.served_rps,
+        goodput_rps,
+        slo_attainment: good.ratio(),
         scaling: input
             .closed_loop
             .and_then(|c| scaling::compare(&c.below?, &c.here)),
@@ -527,6 +571,8 @@ fn rate_row(
         requests: reps.iter().map(|r| r.requests).sum(),
         throughput_rps: mean(reps.iter().map(|r| r.throughput_rps)),
         served_rps: mean(reps.iter().map(|r| r.served_rps)),
+        goodput_rps: mean(reps.iter().map(|r| r.goodput_rps)),
+        slo_attainment: mean_opt(reps.iter().map(|r| r.slo_attainment)),
         success_ratio: mean(reps.iter().map(|r| r.success_ratio)),
         latency_ms: Ms::mean_of(&lat),
         service_ms: ms_opt(|r| r.service_ms),
@@ -541,6 +587,7 @@ fn rate_row(
                 reps.iter().map(|r| r.cost.usd_per_1k_output_tokens),
             ),
             usd_per_1k_requests: mean_opt(reps.iter().map(|r| r.cost.usd_per_1k_requests)),
+            usd_per_1k_good_tokens: mean_opt(reps.iter().map(|r| r.cost.usd_per_1k_good_tokens)),
             study_usd_per_1k_tokens: mean_opt(reps.iter().map(|r| r.cost.study_usd_per_1k_tokens)),
             window_usd_p90: mean_opt(reps.iter().map(|r| r.cost.window_usd_p90)),
         },
@@ -554,5 +601,8 @@ fn rate_row(
     }
 }
 
+mod search;
 #[cfg(test)]
 mod tests;
+
+pub use search::{SearchSummary, Spread};

@@ -4,7 +4,8 @@
 //! its successful requests does not grow across the step by more than the 5% the served-rate
 //! bound allows, with 95% confidence), at least 99% of requests succeeded, the client kept up
 //! (send-lag p99 within what the schedule allows, no request waited for the in-flight cap, sends
-//! at the scheduled rate) and every SLO clause holds on successful requests. A step whose
+//! at the scheduled rate) and every SLO clause holds on successful requests (or, with
+//! `--slo-attainment`, enough requests met every clause on their own: `goodput`). A step whose
 //! requests cannot tell (too few, or a trend within its own noise of the bound) is
 //! *undetermined*: never the headline, never a reason to stop.
 //!
@@ -106,6 +107,8 @@ pub struct StepFigures {
     pub ttft: Option<Pcts>,
     pub itl: Option<Pcts>,
     pub tpot: Option<Pcts>,
+    /// The share of requests that met every SLO clause on their own (`goodput`).
+    pub attainment: Option<f64>,
     /// A closed-loop step's level, and the level below it (None: the first level).
     pub closed_loop: Option<ClosedLoop>,
 }
@@ -241,6 +244,18 @@ pub fn judge(fig: &StepFigures, rules: &VerdictRules) -> Verdict {
             judge_pace(fig, rules, &mut v);
             judge_client(fig, rules, &mut v);
         }
+    }
+    if let Some(min) = rules.slo_attainment {
+        // DistServe's test instead of the statistics: each request judged on its own.
+        let measured = fig.attainment.unwrap_or(0.0);
+        if measured < min {
+            v.failures.push(Failure::Attainment {
+                measured,
+                min,
+                slo: rules.slo.clone(),
+            });
+        }
+        return v;
     }
     for clause in &rules.slo.clauses {
         match fig.family(clause.family) {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::analysis::pace::MIN_TREND_REQUESTS;
 use crate::analysis::scaling::Scaling;
-use crate::scenario::slo::Clause;
+use crate::scenario::slo::{Clause, Slo};
 
 /// One reason as data (`summary.json`): the rule, what was measured, its limit, the sentence.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,6 +55,12 @@ pub enum Failure {
     NotMeasured {
         clause: Clause,
     },
+    /// Too few requests met every SLO clause on their own (`--slo-attainment`).
+    Attainment {
+        measured: f64,
+        min: f64,
+        slo: Slo,
+    },
     /// A closed loop's added users bought less throughput than waiting.
     Plateau(Scaling),
 }
@@ -71,6 +77,7 @@ impl Failure {
             Failure::InflightCap { .. } => "inflight_cap",
             Failure::Slo { .. } => "slo",
             Failure::NotMeasured { .. } => "slo_not_measured",
+            Failure::Attainment { .. } => "slo_attainment",
             Failure::Plateau(_) => "scaling",
         }
     }
@@ -110,6 +117,7 @@ impl Failure {
                 measured_ns,
             } => (Some(measured_ns / 1e6), Some(clause.limit_ns / 1e6)),
             Failure::NotMeasured { clause } => (None, Some(clause.limit_ns / 1e6)),
+            Failure::Attainment { measured, min, .. } => (Some(*measured), Some(*min)),
             Failure::Plateau(s) => (Some(s.gain), Some(s.needed)),
         }
     }
@@ -179,6 +187,12 @@ impl fmt::Display for Failure {
                     clause.family.name()
                 )
             }
+            Failure::Attainment { measured, min, slo } => write!(
+                f,
+                "SLO attainment {:.1}% < {:.0}%: too few requests met {slo} on their own",
+                measured * 100.0,
+                min * 100.0
+            ),
             Failure::Plateau(s) => write!(
                 f,
                 "throughput stopped growing: x{:.2} from {} to {} users, scaling needs more than x{:.2} (the added users mostly waited)",

@@ -132,6 +132,7 @@ fn summary(statuses: &[Status], slo: &str) -> SweepSummary {
         stopped_early: false,
         headline,
         study_max_rps: None,
+        search: None,
         rates,
         steps,
     }
