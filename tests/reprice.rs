@@ -145,7 +145,7 @@ instance = "g5.4xlarge"
     assert!(out.contains("$/1K tok"), "{out}");
     assert!(
         out.contains(&format!(
-            "re-priced {} (g5.4xlarge (us-east-1, 1.624 USD/h)) at g5.4xlarge (us-east-1, 1.624 USD/h): written to {}",
+            "re-priced {} (g5.4xlarge@us-east-1 at 1.624 USD/h) at g5.4xlarge (us-east-1, 1.624 USD/h): written to {}",
             run.display(),
             same.display()
         )),
@@ -250,7 +250,7 @@ instance = "g5.4xlarge"
         &run,
         &[
             "--price-per-hour",
-            "-1",
+            "0",
             "--out",
             &nowhere.display().to_string(),
         ],
