@@ -38,6 +38,10 @@ pub struct CostArgs {
     /// Print the pricing catalog and exit.
     #[arg(long)]
     pub list: bool,
+    /// With --list: only instances with this GPU model, case-insensitive (h100, a10g,
+    /// 'a100 80gb').
+    #[arg(long, value_name = "NAME", requires = "list")]
+    pub gpu: Option<String>,
 }
 
 /// `rpload cost`: the study's cost per 1K tokens (offered rps x tokens per request), or from a
@@ -51,7 +55,11 @@ pub fn text(args: &CostArgs) -> Result<String> {
             "{:<28} {:<8} {:<15} {:<12} {:>4} {:>10}  date",
             "instance", "provider", "region", "gpu", "gpus", "USD/h"
         );
-        for i in catalog.instances() {
+        let listed: Vec<&cost::Instance> = match &args.gpu {
+            Some(g) => catalog.with_gpu(g)?,
+            None => catalog.instances().iter().collect(),
+        };
+        for i in listed {
             let _ = writeln!(
                 o,
                 "{:<28} {:<8} {:<15} {:<12} {:>4} {:>10}  {}",
@@ -60,14 +68,7 @@ pub fn text(args: &CostArgs) -> Result<String> {
         }
         return Ok(o);
     }
-    let price = match (&args.instance, args.price_per_hour) {
-        (Some(name), Some(p)) => Price {
-            instance: name.clone(),
-            region: None,
-            usd_per_hour: p,
-        },
-        (inst, p) => Price::resolve(&catalog, inst.as_deref(), p)?,
-    };
+    let price = Price::from_flags(&catalog, args.instance.as_deref(), args.price_per_hour)?;
     let tokens_per_s = match (args.tokens_per_s, args.rps, args.tokens_per_request) {
         (Some(t), _, _) => Some((t, format!("{} tokens/s", fmt_rate(t)))),
         (None, Some(r), Some(t)) => Some((

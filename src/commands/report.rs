@@ -1,35 +1,57 @@
 //! `rpload report`: result files merged into one Vegeta-style report (`report::render`), or
-//! with `--sweep DIR` a sweep's folder rebuilt from its records and scenario.
+//! with `--sweep DIR` a sweep's folder rebuilt from its records and scenario, or copied at
+//! another price into `--out` (`sweep::reprice`). This file only parses flags and prints.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 
+use crate::cost::{Catalog, Price};
 use crate::report::{self, ReportType};
+use crate::sweep::reprice;
 
 /// Flags of `rpload report`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ReportArgs {
     /// Result files (JSON lines); several merge exactly into one report. None or `-`: stdin.
-    pub files: Vec<std::path::PathBuf>,
+    pub files: Vec<PathBuf>,
     /// text, json, hist[0,100ms,1s] (buckets) or hdrplot.
     #[arg(long = "type", default_value = "text")]
     pub kind: String,
     /// Write the report here instead of stdout.
     #[arg(long, short = 'o')]
-    pub output: Option<std::path::PathBuf>,
+    pub output: Option<PathBuf>,
     /// Rebuild a sweep's folder (steps.csv, summary.json, report.md, charts) from its
     /// results.jsonl and scenario.toml, without re-running it.
     #[arg(long, value_name = "DIR", conflicts_with = "files")]
-    pub sweep: Option<std::path::PathBuf>,
+    pub sweep: Option<PathBuf>,
+    /// With --sweep: re-price the run at this catalog instance (NAME or NAME@REGION) into
+    /// --out; with --price-per-hour, names the instance priced at that figure.
+    #[arg(long, requires = "sweep")]
+    pub instance: Option<String>,
+    /// With --sweep: re-price the run at this price in USD per hour into --out.
+    #[arg(long, requires = "sweep")]
+    pub price_per_hour: Option<f64>,
+    /// Extra pricing catalog for --instance (repeatable), same format as
+    /// scenarios/pricing.toml.
+    #[arg(long, value_name = "FILE", requires = "instance")]
+    pub pricing: Vec<String>,
+    /// With a new price: the folder the re-priced run is written to (a run folder of its
+    /// own); the measured folder keeps its price and is not touched.
+    #[arg(long, value_name = "DIR2", requires = "sweep")]
+    pub out: Option<PathBuf>,
+    /// Replace a run already in --out.
+    #[arg(long, requires = "out")]
+    pub force: bool,
 }
 
 /// `rpload report`.
 pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.sweep {
-        return super::print(sweep_text(dir)?);
+        return super::print(sweep_command(dir, &args)?);
     }
     let kind: ReportType = args.kind.parse()?;
     let metrics = report::load(&args.files)?;
@@ -44,8 +66,41 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `rpload report --sweep DIR [--instance NAME | --price-per-hour X --out DIR2]`: the text
+/// it prints, after rebuilding DIR (no new price) or writing the re-priced copy.
+pub fn sweep_command(dir: &Path, args: &ReportArgs) -> anyhow::Result<String> {
+    if args.instance.is_none() && args.price_per_hour.is_none() {
+        if let Some(out) = &args.out {
+            anyhow::bail!(
+                "--out {}: only with a new price (--instance NAME or --price-per-hour USD); `rpload report --sweep {}` alone rebuilds the run in place",
+                out.display(),
+                dir.display()
+            );
+        }
+        return sweep_text(dir);
+    }
+    let Some(out) = &args.out else {
+        anyhow::bail!(
+            "--out: required with a new price; the run folder {} keeps the price it was measured at, so pass --out DIR2 for the re-priced copy",
+            dir.display()
+        );
+    };
+    let catalog = Catalog::with_files(&args.pricing)?;
+    let price = Price::from_flags(&catalog, args.instance.as_deref(), args.price_per_hour)?;
+    let r = reprice::reprice(dir, out, &price, args.force)?;
+    let was = r
+        .was
+        .map_or_else(|| "no price".to_string(), |p| p.to_string());
+    Ok(format!(
+        "{}\nre-priced {} ({was}) at {price}: written to {}\n",
+        report::table::sweep_table(&r.summary).trim_end(),
+        dir.display(),
+        r.dir.display()
+    ))
+}
+
 /// `rpload report --sweep DIR`: rebuild every derived file, return the final table.
-pub fn sweep_text(dir: &std::path::Path) -> anyhow::Result<String> {
+pub fn sweep_text(dir: &Path) -> anyhow::Result<String> {
     let s = crate::sweep::output::rebuild(dir)?;
     Ok(report::table::sweep_table(&s))
 }

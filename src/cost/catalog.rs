@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::gpu::Suggestion;
+
 /// The catalog shipped with rpload, compiled in so `--instance` works from any directory.
 pub const BUILTIN_CATALOG: &str = include_str!("../../scenarios/pricing.toml");
 
@@ -23,17 +25,20 @@ pub enum CostError {
     },
     #[error("pricing catalog {path}: {message}")]
     Parse { path: String, message: String },
-    #[error(
-        "unknown instance `{name}`{region}; nearest in the catalog: {nearest}\n\
-         (add it with --pricing FILE, or pass --price-per-hour USD)",
-        region = region.as_ref().map(|r| format!(" in region `{r}`")).unwrap_or_default(),
-        nearest = nearest.join(", ")
-    )]
+    /// `--instance` names nothing in the catalog; `suggestion` says what it might have meant.
+    #[error("{}", super::gpu::describe_unknown(name, region.as_deref(), suggestion))]
     UnknownInstance {
         name: String,
         region: Option<String>,
-        nearest: Vec<String>,
+        suggestion: Suggestion,
     },
+    /// `--gpu` matches no instance's GPU.
+    #[error(
+        "--gpu: no instance in the catalog has a `{query}` GPU; known models: {}\n\
+         (pass one of them, or add instances with --pricing FILE)",
+        models.join(", ")
+    )]
+    UnknownGpu { query: String, models: Vec<String> },
     #[error("{field} must be a positive finite number, got {value}")]
     NotPositive { field: &'static str, value: f64 },
     #[error("pass either --instance or --price-per-hour, not both")]
@@ -157,15 +162,15 @@ impl Catalog {
             } else {
                 region.map(str::to_string)
             },
-            nearest: if named.is_empty() {
-                self.nearest(name, 5)
+            suggestion: if named.is_empty() {
+                self.suggest(name, 5)
             } else {
                 let mut regions: Vec<String> = named
                     .iter()
                     .map(|i| format!("{}@{}", i.name, i.region))
                     .collect();
                 regions.dedup();
-                regions
+                Suggestion::Regions(regions)
             },
         })
     }
@@ -258,6 +263,26 @@ impl Price {
     }
 }
 
+impl Price {
+    /// `--instance` / `--price-per-hour` as `cost` and `report --sweep` take them: both
+    /// together price the named instance at the given figure (a quote the catalog does not
+    /// have), one alone resolves as [`Price::resolve`].
+    pub fn from_flags(
+        catalog: &Catalog,
+        instance: Option<&str>,
+        price_per_hour: Option<f64>,
+    ) -> Result<Self, CostError> {
+        match (instance, price_per_hour) {
+            (Some(name), Some(p)) => Ok(Price {
+                instance: name.to_string(),
+                region: None,
+                usd_per_hour: positive("price per hour", p)?,
+            }),
+            (inst, p) => Self::resolve(catalog, inst, p),
+        }
+    }
+}
+
 impl fmt::Display for Price {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.region {
@@ -316,7 +341,10 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.starts_with("unknown instance `g5.4xlarg`"), "{msg}");
         match err {
-            CostError::UnknownInstance { nearest, .. } => assert_eq!(nearest[0], "g5.4xlarge"),
+            CostError::UnknownInstance {
+                suggestion: Suggestion::Nearest(nearest),
+                ..
+            } => assert_eq!(nearest[0], "g5.4xlarge"),
             other => panic!("{other:?}"),
         }
         let err = Catalog::builtin().lookup("g5.4xlarge@mars-1").unwrap_err();

@@ -1,6 +1,7 @@
 //! What prices buy: cost per 1K tokens / output tokens / requests, the seed study's own
 //! formulas, and capacity plans (instances for a target load, monthly cost at 730 h). Where
-//! prices come from is [`catalog`]'s.
+//! prices come from is [`catalog`]'s; finding instances by GPU and suggesting names is
+//! [`gpu`]'s.
 //!
 //! Pure arithmetic over numbers handed in (no clock, no network). Units sit in the names:
 //! `usd_per_hour`, `tokens_per_s`, `rps`.
@@ -11,10 +12,12 @@ use serde::{Deserialize, Serialize};
 pub const HOURS_PER_MONTH: f64 = 730.0;
 
 mod catalog;
+mod gpu;
 
 pub use catalog::{
     BUILTIN_CATALOG, Catalog, CostError, DEFAULT_REGION, Instance, Price, edit_distance,
 };
+pub use gpu::{Suggestion, gpu_model, matches_gpu};
 
 /// USD per 1K units when an instance at `usd_per_hour` processes `units_per_s`:
 /// `P / 3600 / T * 1000`. `None` when nothing was processed (the cost is unbounded).
