@@ -7,6 +7,7 @@
 //! the stop rule, the headline), [`summary`] (per-step and per-rate rows, token rates and cost).
 //! No clock, no I/O.
 
+pub mod compare;
 pub mod pace;
 pub mod scaling;
 pub mod summary;

@@ -4,6 +4,7 @@
 //! Renderers format; they compute no statistics of their own and judge nothing.
 
 mod chart;
+pub mod compare;
 pub mod csv;
 pub mod hdrplot;
 pub mod hist;
