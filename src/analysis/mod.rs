@@ -4,7 +4,8 @@
 //!
 //! [`pace`] (did the target keep pace with the arrivals), [`scaling`] (did a closed loop's
 //! added users still buy throughput), [`verdict`] (sustainable or not,
-//! the stop rule, the headline), [`summary`] (per-step and per-rate rows, token rates and cost).
+//! the stop rule, the headline), [`summary`] (per-step and per-rate rows, token rates and cost),
+//! [`compare`] (two sweeps: the levels both measured, the changes, the regression rule).
 //! No clock, no I/O.
 
 pub mod compare;
