@@ -205,10 +205,6 @@ fn fmt_step(seconds: f64) -> String {
     format!("{}s", fmt_rate(seconds))
 }
 
-fn status_word(s: Status) -> &'static str {
-    s.as_str()
-}
-
 /// The whole report; `chart` is the overlay's file name when one was written beside it.
 pub fn render(c: &Comparison, runs: &Runs<'_>, style: Style, chart: Option<&str>) -> String {
     let mut d = Doc {
@@ -359,11 +355,7 @@ fn latency_section(d: &mut Doc, c: &Comparison) {
     for m in &c.matched {
         let mut r = vec![
             fmt_rate(m.level),
-            format!(
-                "{} / {}",
-                status_word(m.base_status),
-                status_word(m.new_status)
-            ),
+            format!("{} / {}", m.base_status.as_str(), m.new_status.as_str()),
             arrow(&m.p50_ms, fmt_latency_ms),
             arrow(&m.p95_ms, fmt_latency_ms),
             arrow(&m.p99_ms, fmt_latency_ms),
@@ -435,7 +427,8 @@ pub fn render_chart(c: &Comparison, runs: &Runs<'_>, path: &Path) -> Result<(), 
     ];
     // A ring (the hollow marker, in the headline marker's grey) around each headline point;
     // one legend entry for both. The chart's own headline marker is a single vertical line,
-    // and two runs can have two headlines.
+    // and two runs can have two headlines. (The ring is an unsustainable mark to the legend's
+    // key, which then lists "hollow" even when no step was unsustainable.)
     let rings: Vec<(f64, f64)> = [runs.base, runs.new]
         .iter()
         .filter_map(|s| s.headline.as_ref())
@@ -477,3 +470,6 @@ pub fn render_chart(c: &Comparison, runs: &Runs<'_>, path: &Path) -> Result<(), 
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
