@@ -6,9 +6,10 @@
 //! ```text
 //! commands    the command line: flags of each subcommand, printing, exit status
 //! sweep       the driver (clock, order of events) -> a RunSink (the run folder) and an Observer
-//! report      renderers: Vegeta's text/json/hist/hdrplot; a sweep's csv, markdown, png, table
+//! report      renderers: Vegeta's text/json/hist/hdrplot; a sweep's csv, markdown, png, table;
+//!             two sweeps compared
 //! analysis    pure judging: pace, closed-loop scaling, verdict, per-step and per-rate summary,
-//!             headline
+//!             headline, two sweeps compared (the regression rule)
 //! scenario    what the user writes: the file, rate or concurrency plans, SLOs, verdict rules
 //! attack      options -> setup -> clock (pacer waits) -> api clients -> Record (one per request)
 //! server      http (axum) -> validate -> scheduler (continuous | single) -> engine (candle)

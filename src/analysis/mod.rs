@@ -6,8 +6,10 @@
 //! added users still buy throughput), [`goodput`] (which requests met every SLO clause on
 //! their own), [`verdict`] (sustainable or not, the stop rule, the headline), [`search`]
 //! (which level a search probes next, from the verdicts so far), [`summary`] (per-step and
-//! per-rate rows, token rates and cost). No clock, no I/O.
+//! per-rate rows, token rates and cost), [`compare`] (two sweeps: the levels both measured,
+//! the changes, the regression rule). No clock, no I/O.
 
+pub mod compare;
 pub mod goodput;
 pub mod pace;
 pub mod scaling;

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod attack;
+pub mod compare;
 pub mod cost;
 pub mod interrupt;
 pub mod plan;
@@ -21,6 +22,7 @@ pub mod serve;
 pub mod sweep;
 
 pub use attack::AttackArgs;
+pub use compare::CompareArgs;
 pub use cost::CostArgs;
 pub use plan::PlanArgs;
 pub use report::ReportArgs;
@@ -52,6 +54,9 @@ pub enum Command {
     Cost(CostArgs),
     /// Instances and monthly cost to serve a target load, from measured sweeps (cheapest first).
     Plan(PlanArgs),
+    /// Two sweep runs side by side (headline, latency and cost at the levels both measured,
+    /// an overlay chart); exit status 1 when NEW regresses beyond --tolerance.
+    Compare(Box<CompareArgs>),
 }
 
 impl Command {
@@ -75,6 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sweep(args) => sweep::run(*args).await,
         Command::Cost(args) => print(cost::text(&args)?),
         Command::Plan(args) => print(plan::text(&args)?),
+        Command::Compare(args) => compare::run(&args),
     }
 }
 

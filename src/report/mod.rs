@@ -1,9 +1,11 @@
 //! Renderers. Result files are read into one `Metrics` (several files merge exactly) and
 //! rendered as Vegeta's report types: `text`, `json`, `hist[...]` and `hdrplot`. A sweep's
-//! numbers (`analysis::summary`) are rendered by `csv`, `markdown`, `png` and `table`.
+//! numbers (`analysis::summary`) are rendered by `csv`, `markdown`, `png` and `table`; two
+//! sweeps compared (`analysis::compare`) by `compare`.
 //! Renderers format; they compute no statistics of their own and judge nothing.
 
 mod chart;
+pub mod compare;
 pub mod csv;
 pub mod hdrplot;
 pub mod hist;
