@@ -26,7 +26,7 @@ async fn patterned(fail_every: Option<u64>) -> std::net::SocketAddr {
         let seen = seen.clone();
         async move {
             let n = seen.fetch_add(1, Ordering::SeqCst);
-            if fail_every.is_some_and(|k| n % k == 0) {
+            if fail_every.is_some_and(|k| n.is_multiple_of(k)) {
                 return (StatusCode::INTERNAL_SERVER_ERROR, "{\"error\":\"boom\"}").into_response();
             }
             tokio::time::sleep(if n % 4 == 1 { SLOW } else { FAST }).await;
