@@ -118,6 +118,12 @@ pub fn chart_links(s: &SweepSummary) -> Vec<(&'static str, String)> {
         "latency_distribution.png",
         "Latency distribution per step (dashed: unsustainable, dotted: undetermined)".into(),
     ));
+    if s.search.is_some() {
+        v.push((
+            "search.png",
+            "The search's levels in the order it probed them, each marked with its verdict; the line is its answer".into(),
+        ));
+    }
     if s.axis == Axis::Concurrency {
         for (file, caption) in &mut v {
             *caption = caption.replace("vs offered rate", "vs concurrency");

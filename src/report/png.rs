@@ -7,7 +7,7 @@
 //! (`ttft_itl.png`, streaming APIs: p50/p95 and whatever the ttft, itl and tpot clauses name,
 //! with their limits) and cost per 1K tokens (`cost.png`); and the latency distribution of
 //! every step (`latency_distribution.png`, with the latency clauses' limits up to their
-//! percentile).
+//! percentile); and for a search, its levels in the order probed (`search.png`).
 //!
 //! Every point shows its verdict the same way: filled sustainable, hollow unsustainable, a grey
 //! cross undetermined. Legends sit in a column beside the plot, never over the data.
@@ -447,5 +447,43 @@ pub(crate) fn draw_all(s: &SweepSummary, dir: &Path) -> Result<Vec<Drawn>, Chart
             status_key: StatusKey::Strokes,
         }],
     )?;
+    if let Some(search) = &s.search {
+        put("search.png", SIZE, &[search_panel(s, search.answer())])?;
+    }
     Ok(drawn)
+}
+
+/// A search's course: each step's level in the order it ran, marked with its verdict, and the
+/// answer as a line across.
+fn search_panel(s: &SweepSummary, answer: Option<f64>) -> Panel<'static> {
+    let probes = Series {
+        label: Some("level probed".into()),
+        color: COLORS[0],
+        points: s
+            .steps
+            .iter()
+            .map(|r| (f64::from(r.step + 1), r.level()))
+            .collect(),
+        stroke: Stroke::Solid,
+        marks: s.steps.iter().map(|r| r.status).collect(),
+    };
+    Panel {
+        title: "Search: the levels in the order probed",
+        x_desc: "step (in the order run)",
+        y_desc: s.axis.title(),
+        x: XUnit::Rps,
+        y: YUnit::PerSecond,
+        series: vec![probes],
+        thresholds: answer
+            .map(|a| Threshold {
+                y: a,
+                x_end: None,
+                label: format!("answer: {}", s.axis.fmt_level(a)),
+            })
+            .into_iter()
+            .collect(),
+        diagonal: false,
+        marker: None,
+        status_key: StatusKey::Markers,
+    }
 }
