@@ -1,10 +1,12 @@
 //! Sweeps: run the same attack at each rate of a plan, judge every step, stop early when the
 //! target is saturated, and write the run folder (`reports/<run-id>/`).
 //!
-//! [`run`] drives steps with the attacker; [`output`] writes and rebuilds the folder. The
+//! [`run`] drives steps with the attacker; [`output`] writes and rebuilds the folder;
+//! [`scrape`] wraps the attacker to scrape the server's `/metrics` during each step. The
 //! judging is `analysis`'s and the plan, SLO and rules are `scenario`'s; this module owns the
 //! clock and the files. Knows no wire format and draws nothing itself.
 
 pub mod output;
 pub mod run;
 pub mod runner;
+pub mod scrape;
