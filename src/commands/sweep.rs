@@ -4,8 +4,8 @@
 //! as its sink and progress bars as its observer; the final table and the exit status.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};

@@ -114,6 +114,12 @@ pub fn chart_links(s: &SweepSummary) -> Vec<(&'static str, String)> {
     if s.price.is_some() {
         v.push(("cost.png", "Cost per 1K tokens vs offered rate".into()));
     }
+    if s.steps.iter().any(|r| r.server.is_some()) {
+        v.push((
+            "server.png",
+            "The server's own figures vs offered rate: client and server latency, batch size and KV-cache use, tokens/s".into(),
+        ));
+    }
     v.push((
         "latency_distribution.png",
         "Latency distribution per step (dashed: unsustainable, dotted: undetermined)".into(),
@@ -383,6 +389,9 @@ pub fn report_md(s: &SweepSummary) -> String {
             "- **Window cost**: price per hour / 3600 x p90 latency, the study's \"cost to get responses on N requests in L seconds\".\n"
         );
     }
+
+    o.push_str(&super::server::section(s));
+    let w = &mut o;
 
     // Charts.
     let _ = writeln!(w, "## Charts\n");

@@ -249,7 +249,10 @@ mod tests {
         );
         assert_eq!(of("target", None), Err(UrlError::NoTarget));
         let e = of("localhost:9", None).unwrap_err().to_string();
-        assert!(e.starts_with("--server-metrics: `localhost:9` is not an http(s) URL"), "{e}");
+        assert!(
+            e.starts_with("--server-metrics: `localhost:9` is not an http(s) URL"),
+            "{e}"
+        );
         assert!(of("not a url", None).is_err());
     }
 }

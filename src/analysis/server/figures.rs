@@ -120,12 +120,9 @@ impl Hist {
 
 /// The first family of `names` in `line`, with the name it matched.
 fn find<'a>(line: &'a ScrapeLine, names: &[&'static str]) -> Option<(&'static str, &'a Family)> {
-    names.iter().find_map(|n| {
-        line.families
-            .iter()
-            .find(|f| f.name == *n)
-            .map(|f| (*n, f))
-    })
+    names
+        .iter()
+        .find_map(|n| line.families.iter().find(|f| f.name == *n).map(|f| (*n, f)))
 }
 
 /// A counter's, gauge's or untyped family's series added up.
@@ -186,10 +183,12 @@ pub fn step_figures(lines: &[&ScrapeLine]) -> Option<ServerFigures> {
         f.sources.insert(figure.to_string(), name.to_string());
     };
 
+    // A series missing from the start scrape had not been touched yet: servers create them
+    // on first use, from zero.
     let hist_delta = |names: &[&'static str]| {
         let (name, e) = find(end, names)?;
-        let (_, s) = find(start, &[name])?;
-        Some((name, Hist::of(e).delta(&Hist::of(s))?))
+        let s = find(start, &[name]).map_or_else(Hist::default, |(_, s)| Hist::of(s));
+        Some((name, Hist::of(e).delta(&s)?))
     };
     if let Some((name, d)) = hist_delta(NAMES.queue_time) {
         f.queue_time_s = d.mean();
@@ -222,8 +221,12 @@ pub fn step_figures(lines: &[&ScrapeLine]) -> Option<ServerFigures> {
     }
 
     let per_s = |tokens: f64| (f.span_s > 0.0 && tokens >= 0.0).then(|| tokens / f.span_s);
-    let counter = find(end, NAMES.generated_tokens_counter)
-        .and_then(|(name, e)| Some((name, total(e) - total(find(start, &[name])?.1))));
+    let counter = find(end, NAMES.generated_tokens_counter).map(|(name, e)| {
+        (
+            name,
+            total(e) - find(start, &[name]).map_or(0.0, |(_, s)| total(s)),
+        )
+    });
     if let Some((name, tokens)) = counter {
         f.tokens_per_s = per_s(tokens);
         source("tokens_per_s", name);
@@ -246,11 +249,13 @@ fn others(start: &ScrapeLine, end: &ScrapeLine) -> BTreeMap<String, f64> {
         .filter(|f| !mapped.contains(&f.name.as_str()))
     {
         let before = start.families.iter().find(|f| f.name == fam.name);
-        let prior = |labels: &str| before.and_then(|b| b.series.iter().find(|s| s.labels == labels));
+        let prior =
+            |labels: &str| before.and_then(|b| b.series.iter().find(|s| s.labels == labels));
         for s in &fam.series {
             match fam.kind {
                 Kind::Counter => {
-                    if let (Some(v), Some(p)) = (s.value, prior(&s.labels).and_then(|p| p.value)) {
+                    if let Some(v) = s.value {
+                        let p = prior(&s.labels).and_then(|p| p.value).unwrap_or(0.0);
                         out.insert(key(&fam.name, &s.labels), v - p);
                     }
                 }
@@ -262,11 +267,14 @@ fn others(start: &ScrapeLine, end: &ScrapeLine) -> BTreeMap<String, f64> {
                 Kind::Histogram | Kind::Summary => {
                     let p = prior(&s.labels);
                     for (suffix, now, then) in [
-                        ("_sum", s.sum, p.and_then(|p| p.sum)),
-                        ("_count", s.count, p.and_then(|p| p.count)),
+                        ("_sum", s.sum, p.map_or(Some(0.0), |p| p.sum)),
+                        ("_count", s.count, p.map_or(Some(0.0), |p| p.count)),
                     ] {
                         if let (Some(now), Some(then)) = (now, then) {
-                            out.insert(key(&format!("{}{suffix}", fam.name), &s.labels), now - then);
+                            out.insert(
+                                key(&format!("{}{suffix}", fam.name), &s.labels),
+                                now - then,
+                            );
                         }
                     }
                 }
@@ -291,7 +299,7 @@ mod tests {
 
     #[test]
     fn histogram_deltas_and_quantiles() {
-        let start = hist(1.0, 2.0, &[(0.1, 1.0), (1.0, 2.0)]);
+        let start = hist(1.0, 2.0, &[(0.1, 1.0), (1.0, 2.0), (10.0, 2.0)]);
         let end = hist(5.0, 12.0, &[(0.1, 1.0), (1.0, 8.0), (10.0, 12.0)]);
         let d = end.delta(&start).unwrap();
         assert_eq!(d, hist(4.0, 10.0, &[(0.1, 0.0), (1.0, 6.0), (10.0, 10.0)]));
@@ -349,10 +357,30 @@ mod tests {
         let kv = "vllm:kv_cache_usage_perc";
         let run = "vllm:num_requests_running";
         let lines = [
-            line(0, 0.0, Phase::Start, vec![gauge(kv, &[0.0]), gauge(run, &[0.0])]),
-            line(0, 1.0, Phase::During, vec![gauge(kv, &[0.2, 0.4]), gauge(run, &[3.0, 1.0])]),
-            line(0, 2.0, Phase::During, vec![gauge(kv, &[0.5]), gauge(run, &[6.0])]),
-            line(0, 2.5, Phase::End, vec![gauge(kv, &[0.0]), gauge(run, &[0.0])]),
+            line(
+                0,
+                0.0,
+                Phase::Start,
+                vec![gauge(kv, &[0.0]), gauge(run, &[0.0])],
+            ),
+            line(
+                0,
+                1.0,
+                Phase::During,
+                vec![gauge(kv, &[0.2, 0.4]), gauge(run, &[3.0, 1.0])],
+            ),
+            line(
+                0,
+                2.0,
+                Phase::During,
+                vec![gauge(kv, &[0.5]), gauge(run, &[6.0])],
+            ),
+            line(
+                0,
+                2.5,
+                Phase::End,
+                vec![gauge(kv, &[0.0]), gauge(run, &[0.0])],
+            ),
         ];
         let refs: Vec<&ScrapeLine> = lines.iter().collect();
         let f = step_figures(&refs).unwrap();
@@ -370,9 +398,19 @@ mod tests {
         let mut failed = line(1, 1.0, Phase::During, Vec::new());
         failed.error = Some("timed out".into());
         let lines = [
-            line(1, 0.0, Phase::Start, vec![counter(name, 100.0), counter("x_total", 1.0)]),
+            line(
+                1,
+                0.0,
+                Phase::Start,
+                vec![counter(name, 100.0), counter("x_total", 1.0)],
+            ),
             failed,
-            line(1, 4.0, Phase::End, vec![counter(name, 300.0), counter("x_total", 5.0)]),
+            line(
+                1,
+                4.0,
+                Phase::End,
+                vec![counter(name, 300.0), counter("x_total", 5.0)],
+            ),
         ];
         let refs: Vec<&ScrapeLine> = lines.iter().collect();
         let f = step_figures(&refs).unwrap();
@@ -380,6 +418,13 @@ mod tests {
         assert_eq!((f.scrapes, f.failed_scrapes), (2, 1));
         assert_eq!(f.error.as_deref(), Some("timed out"));
         assert_eq!(f.other["x_total"], 4.0);
+
+        // A series the start scrape lacks was created during the step, from zero.
+        let late = [&lines[0], &lines[2]];
+        let mut end = lines[2].clone();
+        end.families.push(counter("y_total", 3.0));
+        let f = step_figures(&[late[0], &end]).unwrap();
+        assert_eq!(f.other["y_total"], 3.0);
 
         // One scrape that answered has no delta: counts only.
         let alone = [&lines[0], &lines[1]];

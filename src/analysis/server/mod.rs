@@ -104,7 +104,10 @@ pub struct Names {
 
 /// The mapping README's "Server metrics" table shows.
 pub const NAMES: Names = Names {
-    queue_time: &["tgi_request_queue_duration", "vllm:request_queue_time_seconds"],
+    queue_time: &[
+        "tgi_request_queue_duration",
+        "vllm:request_queue_time_seconds",
+    ],
     batch_size_gauge: &["tgi_batch_current_size", "vllm:num_requests_running"],
     batch_size_histogram: &["tgi_batch_next_size"],
     kv_cache_usage: &[

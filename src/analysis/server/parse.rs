@@ -71,10 +71,7 @@ fn family(m: &Metric) -> Family {
             }
         }
         labels.sort();
-        let labels: Vec<String> = labels
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{v}\""))
-            .collect();
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
         let labels = labels.join(",");
         let s = series.entry(labels.clone()).or_insert_with(|| {
             order.push(labels.clone());
@@ -97,10 +94,7 @@ fn family(m: &Metric) -> Family {
             _ => s.value = v,
         }
     }
-    let mut out: Vec<Series> = order
-        .iter()
-        .filter_map(|k| series.remove(k))
-        .collect();
+    let mut out: Vec<Series> = order.iter().filter_map(|k| series.remove(k)).collect();
     for s in &mut out {
         s.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
     }
