@@ -47,7 +47,7 @@ fn tgi_metrics_become_server_figures() {
         scrape("tgi-end.prom", 2.5, Phase::End),
     ];
     let refs: Vec<&ScrapeLine> = lines.iter().collect();
-    let f = step_figures(&refs).unwrap();
+    let f = step_figures(&refs, 2.0).unwrap();
     assert_eq!((f.scrapes, f.failed_scrapes, f.span_s), (3, 0, 2.5));
     // Queue: (1.2 - 0.2) s over (30 - 10) requests.
     close(f.queue_time_s, 0.05);
@@ -55,9 +55,10 @@ fn tgi_metrics_become_server_figures() {
     // 20 lies 4/5 into (2, 4].
     close(f.request_latency_s, 1.2);
     close(f.request_latency_p95_s, 3.6);
-    // The gauge while sending; tokens: (600 - 200) over 2.5 s.
+    // The gauge while sending; tokens: (600 - 200) over the 2 s step.
     close(f.batch_size, 6.0);
-    close(f.tokens_per_s, 160.0);
+    close(f.generated_tokens, 400.0);
+    close(f.tokens_per_s, 200.0);
     assert_eq!(f.kv_cache_usage, None, "TGI exports no KV-cache gauge");
     assert_eq!(f.sources["queue_time_s"], "tgi_request_queue_duration");
     assert_eq!(f.sources["tokens_per_s"], "tgi_request_generated_tokens");
@@ -90,7 +91,7 @@ fn vllm_metrics_become_server_figures() {
         scrape("vllm-end.prom", 4.0, Phase::End),
     ];
     let refs: Vec<&ScrapeLine> = lines.iter().collect();
-    let f = step_figures(&refs).unwrap();
+    let f = step_figures(&refs, 4.0).unwrap();
     close(f.queue_time_s, 0.15);
     close(f.request_latency_s, 2.0);
     // Buckets 0, 12, 20 at 1, 2.5, 5 s: the 19th lies 7/8 into (2.5, 5].

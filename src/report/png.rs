@@ -545,7 +545,7 @@ fn server_panels<'a>(
     ];
     let tokens = vec![
         lines.line(
-            "server: generated tokens / span".into(),
+            "server: generated tokens / step duration".into(),
             COLORS[1],
             per_rate(s, |f| f.tokens_per_s),
             Stroke::Solid,

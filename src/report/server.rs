@@ -32,7 +32,7 @@ pub fn section(s: &SweepSummary) -> String {
     let _ = writeln!(w, "## Server metrics\n");
     let _ = writeln!(
         w,
-        "Scraped from the server's Prometheus `/metrics` before, every second during, and after each step (`server-metrics.jsonl`); counters and histograms are end-minus-start deltas, gauges the mean of the scrapes taken while the step sent. The **gap** is the client's mean latency of successes minus the server's mean request duration: the network, queueing outside the server (connection pools, proxies, the listen queue) and the client's own overhead.\n"
+        "Scraped from the server's Prometheus `/metrics` before, every second during, and after each step (`server-metrics.jsonl`); counters and histograms are end-minus-start deltas (server tok/s: the tokens generated over the step's duration), gauges the mean of the scrapes taken while the step sent. The **gap** is the client's mean latency of successes minus the server's mean request duration: the network, queueing outside the server (connection pools, proxies, the listen queue) and the client's own overhead.\n"
     );
     let _ = writeln!(
         w,

@@ -214,6 +214,7 @@ fn as_run(cfg: &DriveConfig<'_>) -> ScenarioFile {
     let sc = cfg.scenario;
     let mut as_run = sc.file.clone();
     as_run.attack = as_run.attack.redacted();
+    as_run.sweep.server_metrics = as_run.sweep.server_metrics.map(|u| crate::redact::url(&u));
     if sc.target.is_none() {
         as_run.attack.target = None;
     }

@@ -31,7 +31,9 @@ pub struct ServerFigures {
     /// Mean seconds a request spent in the server, and its p95.
     pub request_latency_s: Option<f64>,
     pub request_latency_p95_s: Option<f64>,
-    /// Tokens generated per second of the span.
+    /// Tokens generated (the delta), and per second of the step's duration: the delta also
+    /// holds the drain of the step's last requests, as the client's token rates do.
+    pub generated_tokens: Option<f64>,
     pub tokens_per_s: Option<f64>,
     /// Client mean latency of successes minus `request_latency_s` (set by `attach`).
     pub latency_gap_s: Option<f64>,
@@ -149,8 +151,9 @@ fn key(name: &str, labels: &str) -> String {
     }
 }
 
-/// The figures of one step's scrapes, in the order taken (None: no scrape at all).
-pub fn step_figures(lines: &[&ScrapeLine]) -> Option<ServerFigures> {
+/// The figures of one step's scrapes, in the order taken, for a step that sent for `step_s`
+/// seconds (None: no scrape at all).
+pub fn step_figures(lines: &[&ScrapeLine], step_s: f64) -> Option<ServerFigures> {
     if lines.is_empty() {
         return None;
     }
@@ -220,18 +223,15 @@ pub fn step_figures(lines: &[&ScrapeLine]) -> Option<ServerFigures> {
         source("kv_cache_usage", name);
     }
 
-    let per_s = |tokens: f64| (f.span_s > 0.0 && tokens >= 0.0).then(|| tokens / f.span_s);
     let counter = find(end, NAMES.generated_tokens_counter).map(|(name, e)| {
-        (
-            name,
-            total(e) - find(start, &[name]).map_or(0.0, |(_, s)| total(s)),
-        )
+        let before = find(start, &[name]).map_or(0.0, |(_, s)| total(s));
+        (name, total(e) - before)
     });
-    if let Some((name, tokens)) = counter {
-        f.tokens_per_s = per_s(tokens);
-        source("tokens_per_s", name);
-    } else if let Some((name, d)) = hist_delta(NAMES.generated_tokens_histogram) {
-        f.tokens_per_s = per_s(d.sum);
+    let tokens = counter
+        .or_else(|| hist_delta(NAMES.generated_tokens_histogram).map(|(name, d)| (name, d.sum)));
+    if let Some((name, tokens)) = tokens.filter(|(_, t)| *t >= 0.0) {
+        f.generated_tokens = Some(tokens);
+        f.tokens_per_s = (step_s > 0.0).then(|| tokens / step_s);
         source("tokens_per_s", name);
     }
 
@@ -383,7 +383,7 @@ mod tests {
             ),
         ];
         let refs: Vec<&ScrapeLine> = lines.iter().collect();
-        let f = step_figures(&refs).unwrap();
+        let f = step_figures(&refs, 4.0).unwrap();
         // KV: per scrape the mean over engines (0.3, 0.5); batch: the sum (4, 6).
         assert!((f.kv_cache_usage.unwrap() - 0.4).abs() < 1e-12);
         assert_eq!(f.batch_size, Some(5.0));
@@ -413,7 +413,7 @@ mod tests {
             ),
         ];
         let refs: Vec<&ScrapeLine> = lines.iter().collect();
-        let f = step_figures(&refs).unwrap();
+        let f = step_figures(&refs, 4.0).unwrap();
         assert_eq!(f.tokens_per_s, Some(50.0));
         assert_eq!((f.scrapes, f.failed_scrapes), (2, 1));
         assert_eq!(f.error.as_deref(), Some("timed out"));
@@ -423,13 +423,13 @@ mod tests {
         let late = [&lines[0], &lines[2]];
         let mut end = lines[2].clone();
         end.families.push(counter("y_total", 3.0));
-        let f = step_figures(&[late[0], &end]).unwrap();
+        let f = step_figures(&[late[0], &end], 4.0).unwrap();
         assert_eq!(f.other["y_total"], 3.0);
 
         // One scrape that answered has no delta: counts only.
         let alone = [&lines[0], &lines[1]];
-        let f = step_figures(&alone).unwrap();
+        let f = step_figures(&alone, 4.0).unwrap();
         assert_eq!((f.scrapes, f.tokens_per_s), (1, None));
-        assert_eq!(step_figures(&[]), None);
+        assert_eq!(step_figures(&[], 4.0), None);
     }
 }

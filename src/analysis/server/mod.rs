@@ -156,7 +156,7 @@ impl Family {
 pub fn attach(summary: &mut SweepSummary, scrapes: &[ScrapeLine]) {
     for row in &mut summary.steps {
         let lines: Vec<&ScrapeLine> = scrapes.iter().filter(|l| l.step == row.step).collect();
-        let Some(mut f) = step_figures(&lines) else {
+        let Some(mut f) = step_figures(&lines, summary.step_duration_s) else {
             continue;
         };
         let successes = row.requests - row.errors;
