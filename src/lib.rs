@@ -5,10 +5,11 @@
 //!
 //! ```text
 //! commands    the command line: flags of each subcommand, printing, exit status
-//! sweep       the driver (clock, order of events) -> a RunSink (the run folder) and an Observer
+//! sweep       the driver (clock, order of events) -> a RunSink (the run folder) and an Observer;
+//!             scrape: the server's /metrics beside each step
 //! report      renderers: Vegeta's text/json/hist/hdrplot; a sweep's csv, markdown, png, table
 //! analysis    pure judging: pace, closed-loop scaling, verdict, per-step and per-rate summary,
-//!             headline
+//!             headline; server (the server's own figures, from its Prometheus scrapes)
 //! scenario    what the user writes: the file, rate or concurrency plans, SLOs, verdict rules
 //! attack      options -> setup -> clock (pacer waits) -> api clients -> Record (one per request)
 //! server      http (axum) -> validate -> scheduler (continuous | single) -> engine (candle)
