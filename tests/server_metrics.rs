@@ -195,15 +195,17 @@ fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-#[tokio::test]
-async fn a_closed_metrics_port_warns_once_per_step_and_keeps_every_record() {
-    let dir = tempfile::tempdir().unwrap();
+/// Drives a two-step sweep of the instant model runner, scraping `url`; returns the summary
+/// and the warnings printed.
+async fn drive_scraping(
+    dir: &Path,
+    url: &str,
+) -> (rpload::analysis::summary::SweepSummary, Vec<String>) {
     let text = "target = \"http://127.0.0.1:9\"\n[sweep]\nrps = \"10,20\"\nstep_duration = \"2s\"\ncooldown = \"0s\"\ninitial_warmup = \"0s\"\n";
     let sc = rpload::scenario::ScenarioFile::parse(text, "t.toml")
         .unwrap()
         .validate()
         .unwrap();
-    let url = format!("http://127.0.0.1:{}/metrics", closed_port());
     let warnings = Arc::new(Mutex::new(Vec::<String>::new()));
     let seen = warnings.clone();
     let mut runner = Scraping::new(
@@ -213,7 +215,7 @@ async fn a_closed_metrics_port_warns_once_per_step_and_keeps_every_record() {
         }),
         ScrapeConfig {
             url: url.parse().unwrap(),
-            path: dir.path().join(SERVER_METRICS_JSONL),
+            path: dir.join(SERVER_METRICS_JSONL),
             timeout: Duration::from_millis(500),
             every: Duration::from_secs(1),
         },
@@ -225,15 +227,18 @@ async fn a_closed_metrics_port_warns_once_per_step_and_keeps_every_record() {
         price: None,
         stop: Default::default(),
     };
-    let summary = drive(
-        &cfg,
-        &mut runner,
-        &mut RunFolder::new(dir.path()),
-        &mut Silent,
-    )
-    .await
-    .unwrap();
+    let summary = drive(&cfg, &mut runner, &mut RunFolder::new(dir), &mut Silent)
+        .await
+        .unwrap();
     let warnings = warnings.lock().unwrap().clone();
+    (summary, warnings)
+}
+
+#[tokio::test]
+async fn a_closed_metrics_port_warns_once_per_step_and_keeps_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}/metrics", closed_port());
+    let (summary, warnings) = drive_scraping(dir.path(), &url).await;
     assert_eq!(warnings.len(), 2, "one per step: {warnings:?}");
     assert!(
         warnings[0]
@@ -277,4 +282,30 @@ async fn a_metrics_url_that_does_not_parse_is_bad_input() {
     .await;
     assert_eq!(code, rpload::exit::BAD_INPUT);
     assert!(!dir.path().join("results.jsonl").exists(), "nothing ran");
+}
+
+#[tokio::test]
+async fn a_metrics_server_that_never_answers_times_out() {
+    // Accepts connections and never answers: every scrape runs into its 500 ms.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (summary, warnings) = drive_scraping(dir.path(), &url).await;
+    hold.abort();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].contains("(timed out after 500 ms)"),
+        "{warnings:?}"
+    );
+    assert_eq!(summary.steps.len(), 2);
+    let unscraped = |r: &rpload::analysis::summary::StepRow| {
+        r.requests > 0 && r.server.as_ref().is_some_and(|f| f.scrapes == 0)
+    };
+    assert!(summary.steps.iter().all(unscraped));
 }

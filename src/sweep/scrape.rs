@@ -81,18 +81,23 @@ async fn scrape(client: reqwest::Client, url: reqwest::Url) -> Result<Vec<Family
     Ok(families.into_iter().map(Family::compact).collect())
 }
 
-/// reqwest's error with its cause (`error sending request` alone says nothing).
+/// reqwest's causes (its own `error sending request for url (...)` repeats the URL the
+/// warning names and says nothing).
 fn describe(e: reqwest::Error) -> String {
     if e.is_timeout() {
-        return "timed out".into();
+        return format!("timed out after {} ms", SCRAPE_TIMEOUT.as_millis());
     }
-    let mut text = e.to_string();
+    let mut causes = Vec::new();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
-        text = format!("{text}: {s}");
+        causes.push(s.to_string());
         source = s.source();
     }
-    text
+    if causes.is_empty() {
+        e.to_string()
+    } else {
+        causes.join(": ")
+    }
 }
 
 /// A scrape started now, `t0` being the step's start; spawned, so the attack goes on being
