@@ -5,11 +5,13 @@
 //!
 //! ```text
 //! commands    the command line: flags of each subcommand, printing, exit status
-//! sweep       the driver (clock, order of events) -> a RunSink (the run folder) and an Observer
+//! sweep       the driver (clock, order of events) -> a RunSink (the run folder) and an Observer;
+//!             scrape: the server's /metrics beside each step
 //! report      renderers: Vegeta's text/json/hist/hdrplot; a sweep's csv, markdown, png, table;
 //!             two sweeps compared
-//! analysis    pure judging: pace, closed-loop scaling, verdict, per-step and per-rate summary,
-//!             headline, two sweeps compared (the regression rule)
+//! analysis    pure judging: pace, closed-loop scaling, goodput, verdict, search, per-step and
+//!             per-rate summary, headline, two sweeps compared (the regression rule); server
+//!             (the server's own figures, from its Prometheus scrapes)
 //! scenario    what the user writes: the file, rate or concurrency plans, SLOs, verdict rules
 //! attack      options -> setup -> clock (pacer waits) -> api clients -> Record (one per request)
 //! server      http (axum) -> validate -> scheduler (continuous | single) -> engine (candle)

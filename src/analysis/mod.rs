@@ -7,12 +7,14 @@
 //! their own), [`verdict`] (sustainable or not, the stop rule, the headline), [`search`]
 //! (which level a search probes next, from the verdicts so far), [`summary`] (per-step and
 //! per-rate rows, token rates and cost), [`compare`] (two sweeps: the levels both measured,
-//! the changes, the regression rule). No clock, no I/O.
+//! the changes, the regression rule), [`server`] (the server's own figures per step, from its
+//! Prometheus scrapes). No clock, no I/O.
 
 pub mod compare;
 pub mod goodput;
 pub mod pace;
 pub mod scaling;
 pub mod search;
+pub mod server;
 pub mod summary;
 pub mod verdict;

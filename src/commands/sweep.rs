@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -23,6 +24,7 @@ use crate::server::{ServerConfig, ServerOptions};
 use crate::sweep::output::{self, RunFolder};
 use crate::sweep::run::{DriveConfig, Observer, drive};
 use crate::sweep::runner::AttackRunner;
+use crate::sweep::scrape::{self, ScrapeConfig, Scraping};
 
 /// Flags of `rpload sweep`. Each overrides the same field of `--scenario`.
 #[derive(Debug, Clone, Default, Args)]
@@ -163,6 +165,11 @@ pub fn prepare(a: &SweepArgs) -> Result<Prepared> {
         .then(|| ServerConfig::from_options(&file.serve))
         .transpose()?;
     let scenario = file.validate()?;
+    // Checked before the model loads; the embedded server's own address comes later.
+    if let Some(flag) = &file.sweep.server_metrics {
+        let placeholder = server.as_ref().map(|_| "http://127.0.0.1:9");
+        scrape::metrics_url(flag, scenario.target.as_deref().or(placeholder))?;
+    }
     let price = scenario.resolve_price()?;
     let scenario_path = a.scenario.as_deref();
     if let Some(p) = &scenario.file.attack.prompts {
@@ -223,8 +230,8 @@ pub fn default_dir(name: &str) -> PathBuf {
 /// it after the last step.
 pub async fn run(a: SweepArgs) -> Result<ExitCode> {
     let mut prepared = prepare(&a)?;
-    let (runner, server) = match (prepared.runner.take(), prepared.server.take()) {
-        (Some(r), _) => (r, None),
+    let (runner, server, target) = match (prepared.runner.take(), prepared.server.take()) {
+        (Some(r), _) => (r, None, prepared.scenario.target.clone()),
         (None, server_cfg) => {
             let cfg = server_cfg.context("a sweep without a target has the embedded server")?;
             let described = cfg.describe();
@@ -239,7 +246,7 @@ pub async fn run(a: SweepArgs) -> Result<ExitCode> {
             }
             let scenario_path = a.scenario.as_deref();
             match AttackRunner::new(&prepared.scenario, Some(&target), scenario_path) {
-                Ok(r) => (r, Some(server)),
+                Ok(r) => (r, Some(server), Some(target)),
                 Err(e) => {
                     server.shutdown().await;
                     return Err(e);
@@ -257,7 +264,31 @@ pub async fn run(a: SweepArgs) -> Result<ExitCode> {
     };
     let mut folder = RunFolder::new(&prepared.dir);
     let mut bars = Bars::new(!a.quiet);
-    let result = drive(&cfg, &mut runner, &mut folder, &mut bars).await;
+    let result = match &prepared.scenario.file.sweep.server_metrics {
+        Some(flag) => {
+            let scraping = scrape::metrics_url(flag, target.as_deref())
+                .map_err(anyhow::Error::new)
+                .and_then(|url| {
+                    let cfg = ScrapeConfig {
+                        url,
+                        path: prepared.dir.join(scrape::SERVER_METRICS_JSONL),
+                        timeout: scrape::SCRAPE_TIMEOUT,
+                        every: scrape::SCRAPE_EVERY,
+                    };
+                    let bar = bars.shared.clone();
+                    let warn = Box::new(move |line: String| {
+                        let bar = bar.lock().unwrap_or_else(|p| p.into_inner());
+                        bar.suspend(|| eprintln!("{line}"));
+                    });
+                    Scraping::new(runner, cfg, warn)
+                });
+            match scraping {
+                Ok(mut r) => drive(&cfg, &mut r, &mut folder, &mut bars).await,
+                Err(e) => Err(e),
+            }
+        }
+        None => drive(&cfg, &mut runner, &mut folder, &mut bars).await,
+    };
     if let Some(server) = server {
         server.shutdown().await;
     }
@@ -305,6 +336,8 @@ fn load(p: &PlannedStep) -> String {
 struct Bars {
     enabled: bool,
     bar: ProgressBar,
+    /// The current bar, for warnings printed from inside a step (`--server-metrics`).
+    shared: Arc<Mutex<ProgressBar>>,
     last_msg: Instant,
 }
 
@@ -313,6 +346,7 @@ impl Bars {
         Self {
             enabled,
             bar: ProgressBar::hidden(),
+            shared: Arc::new(Mutex::new(ProgressBar::hidden())),
             last_msg: Instant::now(),
         }
     }
@@ -349,6 +383,7 @@ impl Observer for Bars {
         let of = steps.map_or(" (search)".to_string(), |n| format!("/{n}"));
         self.bar
             .set_prefix(format!("{}{of} @ {}", p.step + 1, load(p)));
+        *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = self.bar.clone();
         self.last_msg = Instant::now();
     }
 

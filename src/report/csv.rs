@@ -1,9 +1,10 @@
 //! `steps.csv`: one row per sweep step. The first 17 columns are the contract of design.md
 //! section 3, in that order; more follow. Fixed decimal places so reruns diff cleanly; an
 //! empty cell means "not measured" (no streaming data, no price, nothing succeeded) or "not
-//! this axis" (`target_rps` of a closed-loop step, `target_concurrency` of a rate step).
+//! this axis" (`target_rps` of a closed-loop step, `target_concurrency` of a rate step) or "not
+//! scraped" (the `server_*` columns without `--server-metrics`, or when its scrapes failed).
 
-use crate::analysis::summary::{Ms, SweepSummary};
+use crate::analysis::summary::{Ms, StepRow, SweepSummary};
 use crate::cost::fmt_sig;
 
 /// The contract columns, in order (tests check the header starts with these).
@@ -62,6 +63,33 @@ pub const EXTRA_COLUMNS: [&str; 31] = [
     "cost_per_1k_good_tokens_usd",
 ];
 
+/// The server's own figures (`sweep --server-metrics`), last: empty when not scraped.
+pub const SERVER_COLUMNS: [&str; 7] = [
+    "server_queue_time_s",
+    "server_batch_size",
+    "server_kv_cache_usage",
+    "server_request_latency_s",
+    "server_request_latency_p95_s",
+    "server_tokens_per_s",
+    "server_latency_gap_s",
+];
+
+/// A step's [`SERVER_COLUMNS`] cells.
+fn server_cells(r: &StepRow) -> [String; 7] {
+    let f = r.server.as_ref();
+    let cell =
+        |v: Option<f64>, places: usize| v.map(|v| format!("{v:.places$}")).unwrap_or_default();
+    [
+        cell(f.and_then(|f| f.queue_time_s), 6),
+        cell(f.and_then(|f| f.batch_size), 3),
+        cell(f.and_then(|f| f.kv_cache_usage), 4),
+        cell(f.and_then(|f| f.request_latency_s), 6),
+        cell(f.and_then(|f| f.request_latency_p95_s), 6),
+        cell(f.and_then(|f| f.tokens_per_s), 3),
+        cell(f.and_then(|f| f.latency_gap_s), 6),
+    ]
+}
+
 fn f3(x: f64) -> String {
     format!("{x:.3}")
 }
@@ -82,6 +110,7 @@ pub fn steps_csv(s: &SweepSummary) -> String {
     let header: Vec<&str> = STEP_COLUMNS
         .iter()
         .chain(EXTRA_COLUMNS.iter())
+        .chain(SERVER_COLUMNS.iter())
         .copied()
         .collect();
     w.write_record(&header).expect("writing to memory");
@@ -152,7 +181,8 @@ pub fn steps_csv(s: &SweepSummary) -> String {
                 .unwrap_or_default(),
             usd(r.cost.usd_per_1k_good_tokens),
         ];
-        w.write_record(&row).expect("writing to memory");
+        w.write_record(row.into_iter().chain(server_cells(r)))
+            .expect("writing to memory");
     }
     String::from_utf8(w.into_inner().expect("flushing to memory")).expect("csv of utf-8 strings")
 }

@@ -114,6 +114,12 @@ pub fn chart_links(s: &SweepSummary) -> Vec<(&'static str, String)> {
     if s.price.is_some() {
         v.push(("cost.png", "Cost per 1K tokens vs offered rate".into()));
     }
+    if s.steps.iter().any(|r| r.server.is_some()) {
+        v.push((
+            "server.png",
+            "The server's own figures vs offered rate: client and server latency, batch size and KV-cache use, tokens/s".into(),
+        ));
+    }
     v.push((
         "latency_distribution.png",
         "Latency distribution per step (dashed: unsustainable, dotted: undetermined)".into(),
@@ -424,6 +430,9 @@ pub fn report_md(s: &SweepSummary) -> String {
             "- **Per 1K good tokens**: the measured cost over the tokens of requests that met every SLO clause on their own (with no SLO, every success): what a token served within the objectives costs.\n"
         );
     }
+
+    o.push_str(&super::server::section(s));
+    let w = &mut o;
 
     // Charts.
     let _ = writeln!(w, "## Charts\n");

@@ -7,7 +7,9 @@
 //! (`ttft_itl.png`, streaming APIs: p50/p95 and whatever the ttft, itl and tpot clauses name,
 //! with their limits) and cost per 1K tokens (`cost.png`); and the latency distribution of
 //! every step (`latency_distribution.png`, with the latency clauses' limits up to their
-//! percentile); and for a search, its levels in the order probed (`search.png`).
+//! percentile); for a search, its levels in the order probed (`search.png`); with
+//! `--server-metrics`, the server's own figures (`server.png`: client vs server latency, batch
+//! size and KV-cache use, tokens/s).
 //!
 //! Every point shows its verdict the same way: filled sustainable, hollow unsustainable, a grey
 //! cross undetermined. Legends sit in a column beside the plot, never over the data.
@@ -19,6 +21,7 @@ use plotters::style::RGBColor;
 use super::chart::{
     self, COLORS, Panel, PanelLayout, Series, StatusKey, Stroke, Threshold, XUnit, YUnit,
 };
+use crate::analysis::server::ServerFigures;
 use crate::analysis::summary::{Ms, RateRow, SweepSummary};
 use crate::scenario::plan::Axis;
 use crate::scenario::slo::{Clause, Family, Stat};
@@ -28,6 +31,8 @@ pub use super::chart::{ChartError, SLO_COLOR};
 /// Chart size in pixels (width, height) of a one-panel chart; two-panel charts are taller.
 pub const SIZE: (u32, u32) = (1000, 600);
 pub const SIZE_TWO_PANELS: (u32, u32) = (1000, 1000);
+/// server.png: three panels.
+pub const SIZE_SERVER: (u32, u32) = (1000, 1400);
 
 /// What latency.png always draws.
 const LATENCY_STATS: [Stat; 3] = [Stat::P50, Stat::P90, Stat::P99];
@@ -383,6 +388,20 @@ pub(crate) fn draw_all(s: &SweepSummary, dir: &Path) -> Result<Vec<Drawn>, Chart
         put("cost.png", SIZE, &[panel])?;
     }
 
+    // The server's own figures, when it was scraped.
+    if s.steps.iter().any(|r| r.server.is_some()) {
+        let titles = [
+            title("Client and server latency vs offered rate"),
+            title("Server batch size and KV-cache use vs offered rate"),
+            title("Server tokens/s vs offered rate"),
+        ];
+        put(
+            "server.png",
+            SIZE_SERVER,
+            &server_panels(&lines, &marker, &titles),
+        )?;
+    }
+
     // Latency distribution of every step: one line per step, coloured by rate.
     let mut series = Vec::new();
     for r in &s.steps {
@@ -486,4 +505,106 @@ fn search_panel(s: &SweepSummary, answer: Option<f64>) -> Panel<'static> {
         marker: None,
         status_key: StatusKey::Markers,
     }
+}
+
+/// A server figure per rate: the mean over its repeats that have it (NaN: none).
+fn per_rate(s: &SweepSummary, f: fn(&ServerFigures) -> Option<f64>) -> Vec<f64> {
+    s.rates
+        .iter()
+        .map(|rate| {
+            let v: Vec<f64> = s
+                .steps
+                .iter()
+                .filter(|r| r.rate_index == rate.rate_index)
+                .filter_map(|r| r.server.as_ref().and_then(f))
+                .collect();
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                v.iter().sum::<f64>() / v.len() as f64
+            }
+        })
+        .collect()
+}
+
+/// server.png's panels: client and server latency (the gap between them), batch and KV-cache
+/// use, and tokens/s as the server counted them beside the client's.
+fn server_panels<'a>(
+    lines: &Lines<'_>,
+    axis: &LevelAxis,
+    titles: &'a [String; 3],
+) -> Vec<Panel<'a>> {
+    let s = lines.s;
+    let ms = |f: fn(&ServerFigures) -> Option<f64>| -> Vec<f64> {
+        per_rate(s, f).into_iter().map(|v| v * 1e3).collect()
+    };
+    let latency = vec![
+        lines.line(
+            "client mean (successes, from intended send)".into(),
+            COLORS[0],
+            lines.of(|r| r.latency_ms.mean),
+            Stroke::Solid,
+        ),
+        lines.line(
+            "server request mean".into(),
+            COLORS[1],
+            ms(|f| f.request_latency_s),
+            Stroke::Solid,
+        ),
+        lines.line(
+            "server request p95".into(),
+            COLORS[3],
+            ms(|f| f.request_latency_p95_s),
+            Stroke::Dashed,
+        ),
+        lines.line(
+            "server queue mean".into(),
+            COLORS[4],
+            ms(|f| f.queue_time_s),
+            Stroke::Dashed,
+        ),
+    ];
+    let kv_pct: Vec<f64> = per_rate(s, |f| f.kv_cache_usage)
+        .into_iter()
+        .map(|v| v * 100.0)
+        .collect();
+    let use_series = vec![
+        lines.line(
+            "batch size (mean running requests)".into(),
+            COLORS[0],
+            per_rate(s, |f| f.batch_size),
+            Stroke::Solid,
+        ),
+        lines.line(
+            "KV-cache use (mean, %)".into(),
+            COLORS[2],
+            kv_pct,
+            Stroke::Dashed,
+        ),
+    ];
+    let tokens = vec![
+        lines.line(
+            "server: generated tokens / step duration".into(),
+            COLORS[1],
+            per_rate(s, |f| f.tokens_per_s),
+            Stroke::Solid,
+        ),
+        lines.line(
+            "client: output tokens/s (at the served rate)".into(),
+            COLORS[4],
+            lines.of(|r| r.output_tokens_per_s),
+            Stroke::Dashed,
+        ),
+    ];
+    vec![
+        rate_panel(axis, &titles[0], "mean latency", YUnit::LatencyMs, latency),
+        rate_panel(
+            axis,
+            &titles[1],
+            "requests, or % of the KV cache",
+            YUnit::PerSecond,
+            use_series,
+        ),
+        rate_panel(axis, &titles[2], "tokens/s", YUnit::PerSecond, tokens),
+    ]
 }

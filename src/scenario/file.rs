@@ -143,6 +143,12 @@ pub struct SweepSection {
     #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fail_under: Option<f64>,
+    /// Scrape the server's Prometheus metrics during each step into server-metrics.jsonl and
+    /// the server_* columns: a URL, or the flag alone for the target's /metrics (the embedded
+    /// server's without --target; "target" in a file).
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "target")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_metrics: Option<String>,
 }
 
 /// `[cost]`: what the instance costs and the study's token assumption (also sweep's flags).

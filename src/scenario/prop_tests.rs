@@ -75,6 +75,7 @@ fn sweep_sections() -> impl Strategy<Value = SweepSection> {
             rps: a.0,
             concurrency: c.3.map(RateSpec::Text),
             step: a.1,
+            server_metrics: a.2.clone(),
             step_duration: a.2,
             warmup: a.3,
             initial_warmup: b.0,

@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+/// The KV-cache gauge's name (`analysis::server::NAMES` maps it).
+pub const KV_CACHE_USAGE: &str = "rpload_kv_cache_usage";
+
 /// A cumulative histogram with fixed upper bounds.
 #[derive(Debug, Clone)]
 struct Histogram {
@@ -199,6 +202,14 @@ impl Metrics {
         });
     }
 
+    /// `rpload_kv_cache_usage`: the KV cache's share in use, 0..1 (TGI exports no such gauge;
+    /// this is vLLM's `vllm:kv_cache_usage_perc` under rpload's name).
+    pub fn set_kv_usage(&self, usage: f64) {
+        self.with(|i| {
+            i.gauges.insert(KV_CACHE_USAGE, usage.clamp(0.0, 1.0));
+        });
+    }
+
     /// Prometheus text exposition format.
     pub fn render(&self) -> String {
         self.with(|i| {
@@ -253,12 +264,14 @@ mod tests {
         m.request_received();
         m.request_failure("overloaded");
         m.set_gauges(3, 2, 40);
+        m.set_kv_usage(0.25);
         m.observe_batch("decode", 2, 0.0002);
         let text = m.render();
         assert!(text.contains("tgi_request_count 2\n"), "{text}");
         assert!(text.contains("tgi_request_failure{err=\"overloaded\"} 1\n"));
         assert!(text.contains("tgi_queue_size 3\n"));
         assert!(text.contains("tgi_batch_current_size 2\n"));
+        assert!(text.contains("# TYPE rpload_kv_cache_usage gauge\nrpload_kv_cache_usage 0.25\n"));
         assert!(
             text.contains(
                 "tgi_batch_forward_duration_bucket{method=\"decode\",le=\"0.00015\"} 0\n"

@@ -2,10 +2,13 @@
 //! target is saturated, and write the run folder (`reports/<run-id>/`).
 //!
 //! [`run`] drives steps with the attacker; [`output`] writes and rebuilds the folder;
-//! [`reprice`] copies a folder at another price. The judging is `analysis`'s and the plan,
-//! SLO and rules are `scenario`'s; this module owns the clock and the files. Knows no wire format and draws nothing itself.
+//! [`reprice`] copies a folder at another price; [`scrape`] wraps the attacker to scrape the
+//! server's `/metrics` during each step. The judging is `analysis`'s and the plan, SLO and
+//! rules are `scenario`'s; this module owns the clock and the files. Knows no wire format and
+//! draws nothing itself.
 
 pub mod output;
 pub mod reprice;
 pub mod run;
 pub mod runner;
+pub mod scrape;

@@ -1,8 +1,10 @@
 //! The run folder `reports/<run-id>/`: `scenario.toml` (as run, price resolved),
-//! `results.jsonl` (every record, with its `step`), and everything derived from them:
+//! `results.jsonl` (every record, with its `step`), `server-metrics.jsonl` (the server's
+//! scrapes, with `--server-metrics`), and everything derived from them:
 //! `steps.csv`, `summary.json`, `report.md` and the PNG charts.
 //!
-//! Derived files are only ever written by [`rebuild`], from `scenario.toml` + `results.jsonl`,
+//! Derived files are only ever written by [`rebuild`], from `scenario.toml` + `results.jsonl`
+//! (+ `server-metrics.jsonl`),
 //! both live (after each step) and by `rpload report --sweep DIR`, so the two are
 //! byte-identical by construction.
 
@@ -81,6 +83,8 @@ impl RunSink for RunFolder {
         // `commands::sweep` checked for an earlier run before the embedded server loaded.
         prepare_dir(&self.dir, true)?;
         write_scenario(&self.dir, as_run)?;
+        // A replaced run's scrapes must not be read as this run's.
+        let _ = std::fs::remove_file(self.dir.join(super::scrape::SERVER_METRICS_JSONL));
         let path = self.dir.join(RESULTS_JSONL);
         let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
         self.writer = Some(RecordWriter::new(BufWriter::new(file)));
@@ -158,7 +162,7 @@ pub fn summarize(dir: &Path, slo: Option<&Slo>) -> Result<SweepSummary> {
     }
     let price = scenario.resolve_price()?;
     let steps = load_steps(&dir.join(RESULTS_JSONL), &scenario.rules.slo)?;
-    let summary = summary::build(&SweepInput {
+    let mut summary = summary::build(&SweepInput {
         scenario: &scenario,
         price: price.as_ref(),
         target: scenario
@@ -167,7 +171,23 @@ pub fn summarize(dir: &Path, slo: Option<&Slo>) -> Result<SweepSummary> {
             .map_or_else(|| EMBEDDED_TARGET.to_string(), crate::redact::url),
         steps: &steps,
     });
+    let scrapes = load_scrapes(&dir.join(super::scrape::SERVER_METRICS_JSONL))?;
+    crate::analysis::server::attach(&mut summary, &scrapes);
     Ok(summary)
+}
+
+/// Reads `server-metrics.jsonl` (none: no scrapes). A line cut short by a crash is skipped:
+/// the scrapes are the server's side of the run, not its records.
+pub fn load_scrapes(path: &Path) -> Result<Vec<crate::analysis::server::ScrapeLine>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
 }
 
 /// Writes steps.csv, summary.json, report.md and the charts.

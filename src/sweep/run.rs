@@ -286,6 +286,7 @@ impl<R: StepRunner> Driver<'_, '_, R> {
 fn as_run(sc: &Scenario, price: Option<&Price>) -> ScenarioFile {
     let mut as_run = sc.file.clone();
     as_run.attack = as_run.attack.redacted();
+    as_run.sweep.server_metrics = as_run.sweep.server_metrics.map(|u| crate::redact::url(&u));
     if sc.target.is_none() {
         as_run.attack.target = None;
     }

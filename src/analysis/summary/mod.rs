@@ -119,6 +119,10 @@ pub struct StepRow {
     pub reasons: Vec<Reason>,
     /// (percentile, latency ms of successes) at [`DISTRIBUTION_QUANTILES`].
     pub latency_distribution: Vec<(f64, f64)>,
+    /// What the server's `/metrics` said about this step (`sweep --server-metrics`; filled by
+    /// `server::attach` after [`build`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<super::server::ServerFigures>,
 }
 
 /// One offered rate with its repeats folded: means, as the study's tables.
@@ -532,6 +536,7 @@ fn step_row(
             .iter()
             .map(|&q| (q, m.latency_ok.quantile(q) as f64 / 1e6))
             .collect(),
+        server: None,
     }
 }
 

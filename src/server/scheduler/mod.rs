@@ -182,6 +182,7 @@ impl SchedulerHandle {
         metrics: Arc<Metrics>,
         compute_threads: usize,
     ) -> std::io::Result<Self> {
+        let kv_budget = limits.max_batch_total_tokens;
         let policy: Box<dyn Scheduler> = match kind {
             SchedulerKind::Continuous => Box::new(continuous::State::new(limits)),
             SchedulerKind::Single => Box::new(single::State::default()),
@@ -189,6 +190,7 @@ impl SchedulerHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         let clock = engine.clock();
         let worker = Worker {
+            kv_budget,
             clock: clock.clone(),
             policy,
             engine,
@@ -249,6 +251,9 @@ struct Seq {
 }
 
 struct Worker {
+    /// The tokens the running batch may reserve: the KV cache's capacity as admission sees
+    /// it (each request reserves prompt + max_new_tokens, as TGI reserves its blocks).
+    kv_budget: usize,
     clock: Clock,
     policy: Box<dyn Scheduler>,
     engine: Box<dyn Engine>,
@@ -363,6 +368,9 @@ impl Worker {
             self.policy.running_len(),
             self.policy.reserved_tokens(),
         );
+        let budget = self.kv_budget.max(1) as f64;
+        self.metrics
+            .set_kv_usage(self.policy.reserved_tokens() as f64 / budget);
     }
 
     fn step(&mut self) {
