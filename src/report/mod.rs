@@ -11,6 +11,7 @@ pub mod hdrplot;
 pub mod hist;
 pub mod markdown;
 pub mod png;
+mod search_chart;
 pub mod server;
 pub mod table;
 pub mod text;
