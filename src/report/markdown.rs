@@ -1,7 +1,8 @@
 //! `report.md`: the sweep for a human. The headline first, in the study's table shape (RPS,
-//! throughput, p90 latency, cost per 1K tokens), then the run's settings, every rate (means over
-//! repeats when `--repeat` > 1, the study's columns), every step with its verdict and the
-//! figures its SLO judges, the cost formulas, and the charts. Latencies are of successful
+//! throughput, p90 latency, cost per 1K tokens), with its goodput when an SLO is set and how a
+//! search ended, then the run's settings, every rate (means over repeats when `--repeat` > 1,
+//! the study's columns), every step with its verdict, the figures its SLO judges and its
+//! goodput, the server's own figures (`report::server`), the cost formulas, and the charts. Latencies are of successful
 //! requests, with the errors counted beside them. Reads only [`SweepSummary`]; computes nothing
 //! but the lookup of each SLO clause's figure.
 

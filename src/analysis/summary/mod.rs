@@ -1,7 +1,8 @@
 //! The numbers of a finished (or interrupted) sweep, built from per-step [`Metrics`] and
 //! [`PaceData`]: one [`StepRow`] per step, one [`RateRow`] per offered rate (repeats folded: the
-//! study's columns are means over repeats), the headline, and the costs. Renderers in `report/`
-//! read only this.
+//! study's columns are means over repeats, `fold`), the headline, the costs, the goodput (each
+//! request judged against the SLO, `analysis::goodput`) and, for a search, how it ended
+//! (`search`). Renderers in `report/` read only this.
 //!
 //! Timing percentiles are of successful requests (errors are counted beside them); Vegeta's
 //! `throughput` is kept for the study's tables; token rates and costs are per second of the
