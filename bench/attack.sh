@@ -13,6 +13,8 @@ DUR=${1:-10}
 STEP=${2:-5}
 PORT=${PORT:-18080}
 WORK=${WORK:-$(mktemp -d /tmp/rpload-bench.XXXXXX)}
+# A $WORK that is given but missing is made, so `WORK=/tmp/run1 bench/attack.sh` works as written.
+mkdir -p "$WORK"
 URL="http://127.0.0.1:$PORT/"
 for tool in nginx wrk hey oha jq /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "bench/attack.sh: $tool is missing (see the header of this script)" >&2; exit 1; }
