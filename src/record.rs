@@ -179,6 +179,16 @@ pub struct Record {
     /// Conversation: this request's turn in its session, from 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub turn: Option<u32>,
+    /// `attack --shard I/N`: this record's shard I (from 0). Absent in unsharded runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
+    /// `attack --shard I/N`: the number of shards N the schedule was cut into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
+    /// `attack --shard`: the schedule id, a hash of what decides which request is due when
+    /// (the same in every shard of one run), so `report` can refuse files of other runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -273,6 +283,9 @@ mod tests {
             tokens_out_requested: None,
             session: None,
             turn: None,
+            shard: None,
+            shards: None,
+            schedule: None,
         }
     }
 
@@ -302,6 +315,27 @@ mod tests {
         assert_eq!(value["tokens_in_source"], "estimate");
         assert!(value.get("capped").is_none());
         let back: Record = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(back, rec);
+    }
+
+    #[test]
+    fn shard_fields_are_written_only_by_sharded_runs() {
+        let plain = serde_json::to_value(sample()).unwrap();
+        for key in ["shard", "shards", "schedule"] {
+            assert!(plain.get(key).is_none(), "{key} in an unsharded record");
+        }
+        let rec = Record {
+            shard: Some(1),
+            shards: Some(3),
+            schedule: Some("0123456789abcdef".into()),
+            ..sample()
+        };
+        let value = serde_json::to_value(&rec).unwrap();
+        assert_eq!(
+            (&value["shard"], &value["shards"], &value["schedule"]),
+            (&1.into(), &3.into(), &"0123456789abcdef".into())
+        );
+        let back: Record = serde_json::from_value(value).unwrap();
         assert_eq!(back, rec);
     }
 

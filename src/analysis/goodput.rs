@@ -115,6 +115,9 @@ mod tests {
             step: None,
             session: None,
             turn: None,
+            shard: None,
+            shards: None,
+            schedule: None,
         }
     }
 

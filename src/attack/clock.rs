@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::pacer::Pacer;
 
@@ -47,6 +48,25 @@ impl Clock {
             Clock::Tokio(t) => t.elapsed(),
         }
     }
+}
+
+/// Sleeps until the wall-clock instant `at` (`--start-at`); false when `stop` came first.
+/// Coarse sleeps of at most a second re-read the wall clock (NTP may step it while we wait);
+/// the last few milliseconds are a thread sleep, since tokio's timer wakes on whole
+/// milliseconds and the shards' clocks should start within a wake-up of each other.
+pub async fn wait_until(at: time::OffsetDateTime, stop: &CancellationToken) -> bool {
+    let left = || Duration::try_from(at - time::OffsetDateTime::now_utc()).unwrap_or_default();
+    const FINE: Duration = Duration::from_millis(5);
+    while left() > FINE {
+        let nap = (left() - FINE).min(Duration::from_secs(1));
+        tokio::select! {
+            () = stop.cancelled() => return false,
+            () = tokio::time::sleep(nap) => {}
+        }
+    }
+    let rest = left();
+    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
+    !stop.is_cancelled()
 }
 
 /// One scheduled request: its sequence number and when it was due.
@@ -108,8 +128,9 @@ fn pace_thread(
     stop: &AtomicBool,
     ticks: &mpsc::UnboundedSender<Tick>,
 ) {
-    let mut seq = 0;
-    while let Some(due) = pacer.next_due() {
+    // The tick's index in the whole schedule is its `seq`: a shard's requests keep the numbers
+    // (and so the prompts) they have in the one-process run.
+    while let Some((seq, due)) = pacer.next_tick() {
         loop {
             if stop.load(Ordering::Relaxed) {
                 return;
@@ -124,7 +145,6 @@ fn pace_thread(
         if ticks.send(Tick { seq, intended: due }).is_err() {
             return;
         }
-        seq += 1;
     }
 }
 
@@ -133,13 +153,11 @@ async fn pace_tokio(
     start: tokio::time::Instant,
     ticks: mpsc::UnboundedSender<Tick>,
 ) {
-    let mut seq = 0;
-    while let Some(due) = pacer.next_due() {
+    while let Some((seq, due)) = pacer.next_tick() {
         tokio::time::sleep_until(start + due).await;
         if ticks.send(Tick { seq, intended: due }).is_err() {
             return;
         }
-        seq += 1;
     }
 }
 

@@ -8,6 +8,11 @@
 //! With a zero rate the attacker is a closed loop of `max_inflight` users (optionally limited
 //! by `max_rate` through `governor`); then intended time equals send time.
 //!
+//! A sharded attack (`--shard i/N`, `shard`) runs the same loops on its part of the schedule:
+//! the pacer's ticks `k % N == i`, or the closed loop's users `u % N == i`, every request keeping
+//! its index in the whole schedule. With `--start-at` it waits for that instant first, and
+//! every record's wall time counts from it, so the shards' files line up.
+//!
 //! This module measures; it computes no statistics (see `metrics`). One request's HTTP exchange
 //! is `exchange`'s; what responses may hold in memory, `budget`'s.
 
@@ -19,6 +24,7 @@ pub mod models;
 pub mod options;
 mod session;
 pub mod setup;
+pub mod shard;
 pub mod sse;
 pub mod workload_spec;
 
@@ -30,7 +36,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::pacer::{Arrival, Pacer, Ramp, Rate};
+use crate::pacer::{Arrival, Pacer, Ramp, Rate, Shard};
 use crate::record::{ErrorKind, Record, TokensSource};
 use crate::workload::Workload;
 use api::{Api, RequestSpec, TokenCounter};
@@ -71,6 +77,17 @@ pub struct AttackConfig {
     /// `Thread` in production; tests choose `Tokio` to run on paused time.
     pub clock: ClockKind,
     pub limits: Limits,
+    /// `--shard`: this process sends one shard of the schedule (`None`: all of it).
+    pub sharding: Option<shard::Sharding>,
+    /// `--start-at`: the wall-clock instant the schedule starts (`None`: at once).
+    pub start_at: Option<time::OffsetDateTime>,
+}
+
+impl AttackConfig {
+    /// The part of the schedule this process sends.
+    pub fn shard(&self) -> Shard {
+        self.sharding.as_ref().map_or(Shard::WHOLE, |s| s.shard)
+    }
 }
 
 /// Bounds on what responses may make the attacker hold (see `budget`).
@@ -202,7 +219,6 @@ struct Shared {
     clock: Clock,
     start_wall: time::OffsetDateTime,
     control: Control,
-    next_target: AtomicU64,
     budget: Arc<budget::Budget>,
 }
 
@@ -242,16 +258,25 @@ pub async fn run_with_client(
     control: Control,
     sink: &mut dyn Sink,
 ) -> anyhow::Result<AttackStats> {
+    if let Some(at) = cfg.start_at
+        && !clock::wait_until(at, &control.stop).await
+    {
+        return Ok(AttackStats {
+            interrupted: true,
+            ..AttackStats::default()
+        });
+    }
     let clock = Clock::start(cfg.clock);
     let budget = budget::Budget::new(cfg.limits.max_body, cfg.limits.in_flight);
     let shared = Arc::new(Shared {
         budget,
+        // Every shard counts from the agreed instant (its own clock starts within a thread
+        // wake-up of it), so their records' wall times line up.
+        start_wall: cfg.start_at.unwrap_or_else(time::OffsetDateTime::now_utc),
         cfg,
         client,
         clock,
-        start_wall: time::OffsetDateTime::now_utc(),
         control,
-        next_target: AtomicU64::new(0),
     });
     let (rec_tx, mut rec_rx) = mpsc::unbounded_channel::<Record>();
     let driver = if shared.cfg.rate.is_unlimited() {
@@ -300,7 +325,8 @@ async fn open_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>) 
             Pacer::ramped(ramp.clone(), cfg.arrival, cfg.duration, cfg.max_requests)
         }
         (None, None) => Pacer::new(cfg.rate, cfg.arrival, cfg.duration, cfg.max_requests),
-    };
+    }
+    .sharded(cfg.shard());
     let (tick_tx, mut tick_rx) = mpsc::unbounded_channel::<Tick>();
     let pacer = clock::spawn_pacer(shared.clock, pacer, tick_tx);
     let inflight = Arc::new(Semaphore::new(cfg.max_inflight));
@@ -342,18 +368,24 @@ async fn open_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>) 
     scheduled
 }
 
-/// `max_inflight` users each sending back-to-back until the duration, count or a stop.
+/// `max_inflight` users each sending back-to-back until the duration, count or a stop. A
+/// shard runs its users (`u % N == i`), its part of `--max-rate` and of `--max-requests`, and
+/// numbers its requests `j * N + i`, so the shards' numbers never collide and together run
+/// from 0 like one process's.
 async fn closed_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>) -> u64 {
     let cfg = &shared.cfg;
+    let shard = cfg.shard();
+    let (own_users, max_rate) = shard.closed_loop(cfg.max_inflight, cfg.max_rate);
+    let quota = cfg.max_requests.map(|m| shard.share_of(m));
     let seq = Arc::new(AtomicU64::new(0));
-    let limiter = cfg.max_rate.and_then(|r| {
+    let limiter = max_rate.and_then(|r| {
         let per_s = NonZeroU32::new(r.round().max(1.0) as u32)?;
         Some(Arc::new(governor::RateLimiter::direct(
             governor::Quota::per_second(per_s).allow_burst(NonZeroU32::MIN),
         )))
     });
     let mut users = tokio::task::JoinSet::new();
-    for _ in 0..cfg.max_inflight {
+    for _ in 0..own_users {
         let (shared, records, seq, limiter) = (
             shared.clone(),
             records.clone(),
@@ -375,10 +407,11 @@ async fn closed_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>
                 {
                     return;
                 }
-                let n = seq.fetch_add(1, Ordering::Relaxed);
-                if cfg.max_requests.is_some_and(|m| n >= m) {
+                let j = seq.fetch_add(1, Ordering::Relaxed);
+                if quota.is_some_and(|m| j >= m) {
                     return;
                 }
+                let n = shard.global(j);
                 let tick = Tick { seq: n, intended };
                 if session::conversations(&shared) {
                     session::run(&shared, tick, false, &records).await;
@@ -395,8 +428,7 @@ async fn closed_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>
         });
     }
     while users.join_next().await.is_some() {}
-    seq.load(Ordering::Relaxed)
-        .min(cfg.max_requests.unwrap_or(u64::MAX))
+    seq.load(Ordering::Relaxed).min(quota.unwrap_or(u64::MAX))
 }
 
 /// One request to send and what its record says of it before it is sent.
@@ -425,8 +457,10 @@ impl Job {
     fn nth(shared: &Shared, seq: u64) -> Self {
         match &shared.cfg.requests {
             Requests::Api { api, workload } => Self::api(api, &workload.prompt(seq)),
+            // Round-robin by the request's index, so a shard sends the targets the whole
+            // schedule sends at its indices.
             Requests::Targets(targets) => {
-                let i = shared.next_target.fetch_add(1, Ordering::Relaxed) as usize % targets.len();
+                let i = (seq % targets.len() as u64) as usize;
                 Self {
                     spec: targets[i].clone(),
                     decoder: Box::new(api::http::Discard),
@@ -474,6 +508,9 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool, job: Job) -> (Record
         tokens_out_requested: requested,
         session: None,
         turn: None,
+        shard: cfg.sharding.as_ref().map(|s| s.shard.index()),
+        shards: cfg.sharding.as_ref().map(|s| s.shard.count()),
+        schedule: cfg.sharding.as_ref().map(|s| s.schedule.clone()),
     };
     progress.sent.fetch_add(1, Ordering::Relaxed);
     progress.inflight.fetch_add(1, Ordering::Relaxed);

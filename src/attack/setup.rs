@@ -110,6 +110,8 @@ pub enum SetupError {
     RedactedTarget,
     #[error("reading --body {path}: {cause}; pass a readable file")]
     Body { path: String, cause: String },
+    #[error(transparent)]
+    Shard(#[from] super::shard::ShardSetupError),
 }
 
 /// When requests are due: `attack`'s `--rate` and `--duration`, or one step of a sweep.
@@ -302,6 +304,8 @@ pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig,
         name: args.name().to_owned(),
         step: None,
         clock: ClockKind::Thread,
+        sharding: None,
+        start_at: None,
     })
 }
 

@@ -37,6 +37,17 @@ pub struct AttackArgs {
     /// Exit 1 when more than this share of requests failed, e.g. 5% or 0.05 (for CI gates).
     #[arg(long, value_name = "RATIO")]
     pub fail_on_errors: Option<String>,
+    /// Send shard I of N of the schedule (I from 0): the ticks k with k % N == I, each at the
+    /// time the whole schedule has it, and closed-loop users u with u % N == I. `auto/N` takes
+    /// I from JOB_COMPLETION_INDEX, as a Kubernetes Indexed Job sets it. `rpload report` merges
+    /// the N files.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Wait until this instant (RFC 3339, e.g. 2026-12-04T03:00:00Z), then start the schedule;
+    /// give every shard the same one (their clocks synchronised, as NTP keeps them). Without
+    /// it the attack starts at once.
+    #[arg(long, value_name = "RFC3339")]
+    pub start_at: Option<String>,
 }
 
 /// `--rate` when none is given (and no --ramp).
@@ -55,7 +66,17 @@ pub fn config(args: &AttackArgs) -> Result<AttackConfig, SetupError> {
         return Err(SetupError::RampWithRate);
     }
     let schedule = Schedule::parse(args.rate(), &args.duration)?;
-    setup::config(&args.options, &schedule)
+    let mut cfg = setup::config(&args.options, &schedule)?;
+    let job_index = std::env::var(crate::pacer::shard::JOB_INDEX_VAR).ok();
+    crate::attack::shard::apply(
+        &mut cfg,
+        &args.options,
+        args.shard.as_deref(),
+        args.start_at.as_deref(),
+        job_index.as_deref(),
+        time::OffsetDateTime::now_utc(),
+    )?;
+    Ok(cfg)
 }
 
 /// `rpload attack`.
@@ -80,6 +101,19 @@ pub async fn run(args: AttackArgs) -> anyhow::Result<ExitCode> {
         for note in workload.notes() {
             eprintln!("rpload: {note}");
         }
+    }
+    if let Some(at) = cfg.start_at {
+        let shard = cfg.sharding.as_ref().map_or_else(String::new, |s| {
+            format!("shard {} of schedule {} ", s.shard, s.schedule)
+        });
+        let wait = (at - time::OffsetDateTime::now_utc())
+            .as_seconds_f64()
+            .max(0.0);
+        let at = at.format(&time::format_description::well_known::Rfc3339);
+        eprintln!(
+            "rpload: {shard}waits {wait:.1} s for --start-at {}",
+            at.unwrap_or_default()
+        );
     }
     let control = Control::default();
     let _interrupts = super::interrupt::install(&control, cfg.timeout);

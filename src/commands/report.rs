@@ -18,6 +18,10 @@ use crate::sweep::reprice;
 pub struct ReportArgs {
     /// Result files (JSON lines); several merge exactly into one report. None or `-`: stdin.
     pub files: Vec<PathBuf>,
+    /// Report shard files (`attack --shard I/N`) even when some of the N shards' files are
+    /// not given, warning which; without it a missing shard is an error.
+    #[arg(long)]
+    pub allow_missing_shards: bool,
     /// text, json, hist[0,100ms,1s] (buckets) or hdrplot.
     #[arg(long = "type", default_value = "text")]
     pub kind: String,
@@ -54,7 +58,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         return super::print(sweep_command(dir, &args)?);
     }
     let kind: ReportType = args.kind.parse()?;
-    let metrics = report::load(&args.files)?;
+    let metrics = report::load(&args.files, args.allow_missing_shards)?;
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,

@@ -73,6 +73,12 @@ pub struct SweepArgs {
     /// No progress bars (the final table is still printed).
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// `attack` only: taken here to refuse it by name (a sweep does not run in shards yet).
+    #[arg(long, hide = true, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// `attack` only, like --shard.
+    #[arg(long, hide = true, value_name = "RFC3339")]
+    pub start_at: Option<String>,
 }
 
 /// New tokens per request against the embedded server unless the scenario or a flag says.
@@ -160,6 +166,16 @@ pub struct Prepared {
 
 /// Merges `--scenario` with the flags, validates, resolves the price and prepares `--out`.
 pub fn prepare(a: &SweepArgs) -> Result<Prepared> {
+    // A sweep across pods needs every step's start fixed up front and verdicts made at the
+    // merge; until that exists, say so rather than run N uncoordinated sweeps.
+    if let Some(flag) = [("shard", &a.shard), ("start-at", &a.start_at)]
+        .into_iter()
+        .find_map(|(name, v)| v.as_ref().map(|_| name))
+    {
+        anyhow::bail!(
+            "--{flag} is for `rpload attack`: a sweep does not run in shards yet; run `rpload attack --shard I/N --start-at T` at each rate and merge the files with `rpload report`, or sweep from one machine"
+        );
+    }
     let file = a.scenario_file()?;
     let server = embedded(&file)
         .then(|| ServerConfig::from_options(&file.serve))
@@ -554,6 +570,26 @@ mod tests {
             panic!("an API attack")
         };
         api.fastapi.strip_prompt
+    }
+
+    #[test]
+    fn a_sweep_refuses_shards() {
+        for flag in [
+            &["--shard", "0/2"][..],
+            &["--start-at", "2026-12-04T03:00:00Z"],
+        ] {
+            let mut argv = vec!["rpload", "sweep", "--target", "http://127.0.0.1:9"];
+            argv.extend_from_slice(flag);
+            let crate::commands::Command::Sweep(a) = crate::commands::Cli::parse_from(argv).command
+            else {
+                unreachable!()
+            };
+            let e = prepare(&a).err().unwrap().to_string();
+            assert!(
+                e.contains("is for `rpload attack`: a sweep does not run in shards yet"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Aggregation of records into HDR histograms and counters (`Metrics`), and the `Summary` that
 //! every report renders. `add` folds one record and is the only way in: a report over several
 //! files adds every record of every file to one `Metrics`, so shards of one attack summarise
-//! exactly as one, by the same code path as a single file. Memory is bounded: a fixed set of
+//! exactly as one, by the same code path as a single file (`shards` checks that they are the
+//! shards of one run). Memory is bounded: a fixed set of
 //! histograms, and at most
 //! `MAX_DISTINCT_ERRORS` error strings. No I/O, no clock, no formatting.
 //!
@@ -13,6 +14,7 @@
 //! down), and TTFT, ITL and TPOT of successful requests only.
 
 mod dist;
+pub mod shards;
 mod summary;
 pub mod workload;
 
@@ -300,6 +302,9 @@ mod tests {
             tokens_out_requested: None,
             session: None,
             turn: None,
+            shard: None,
+            shards: None,
+            schedule: None,
         }
     }
 

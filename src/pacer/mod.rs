@@ -7,9 +7,14 @@
 //! [`Ramp`]'s Λ⁻¹ for a ramp, so every arrival process composes with every rate shape. A replay
 //! schedule instead hands out given offsets (a trace's), optionally sped up.
 //!
-//! The syntax users type for rates and durations is [`syntax`]'s; ramps are [`ramp`]'s.
+//! The syntax users type for rates and durations is [`syntax`]'s; ramps are [`ramp`]'s; which
+//! ticks are one shard's (`--shard i/N`) is [`shard`]'s: a sharded pacer draws the whole
+//! schedule and keeps its own ticks, so every shard sees the same seeded draws.
 
 pub mod ramp;
+pub mod shard;
+#[cfg(test)]
+mod shard_props;
 mod syntax;
 
 use std::time::Duration;
@@ -19,6 +24,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, Exp1, Gamma};
 
 pub use ramp::Ramp;
+pub use shard::{Shard, ShardError};
 pub use syntax::{ParseError, Rate, format_duration, parse_duration, parse_rate};
 
 /// How arrivals are spaced.
@@ -52,7 +58,10 @@ pub struct Pacer {
     /// Hits due at or after this end the schedule (`duration`); `None` = unbounded.
     limit: Option<Duration>,
     max_hits: Option<u64>,
+    /// Ticks of the whole schedule drawn so far (every shard's, not only this one's).
     hits: u64,
+    /// The ticks this pacer hands out: `k % N == i`.
+    shard: Shard,
 }
 
 #[derive(Debug, Clone)]
@@ -148,6 +157,7 @@ impl Pacer {
             limit: (!duration.is_zero()).then_some(duration),
             max_hits,
             hits: 0,
+            shard: Shard::WHOLE,
         }
     }
 
@@ -161,11 +171,37 @@ impl Pacer {
             limit: (!duration.is_zero()).then_some(duration),
             max_hits,
             hits: 0,
+            shard: Shard::WHOLE,
         }
+    }
+
+    /// This schedule cut to `shard`: it hands out only the ticks `k` with `k % N == i`, each at
+    /// the time the whole schedule has it. Duration and `max_hits` stay the whole schedule's.
+    pub fn sharded(mut self, shard: Shard) -> Self {
+        self.shard = shard;
+        self
     }
 
     /// The intended offset of the next hit, advancing the schedule; `None` when it is over.
     pub fn next_due(&mut self) -> Option<Duration> {
+        self.next_tick().map(|(_, due)| due)
+    }
+
+    /// The next tick of this shard: its index in the whole schedule and its intended offset.
+    /// The other shards' ticks are drawn and passed over, so a seeded draw is the same in
+    /// every shard.
+    pub fn next_tick(&mut self) -> Option<(u64, Duration)> {
+        loop {
+            let k = self.hits;
+            let due = self.next_of_all()?;
+            if self.shard.owns(k) {
+                return Some((k, due));
+            }
+        }
+    }
+
+    /// The next tick of the whole schedule, whichever shard it belongs to.
+    fn next_of_all(&mut self) -> Option<Duration> {
         if self.max_hits.is_some_and(|m| self.hits >= m) {
             return None;
         }
@@ -220,6 +256,7 @@ impl Pacer {
         }
     }
 
+    /// Ticks of the whole schedule drawn so far (a shard's own and the others').
     pub fn hits(&self) -> u64 {
         self.hits
     }

@@ -44,6 +44,13 @@ pub enum RecordError {
         "itl_ns: the gaps between tokens add up to {sum} ns, more than the {latency} ns latency they happened within; fix the values or delete the line"
     )]
     ItlBeyondLatency { sum: u128, latency: u64 },
+    #[error(
+        "shard: shard {shard:?} of shards {shards:?} names no shard; `attack --shard I/N` writes both, with I below N and N at least 1: fix the values or delete the line"
+    )]
+    Shard {
+        shard: Option<u32>,
+        shards: Option<u32>,
+    },
 }
 
 impl RecordError {
@@ -54,6 +61,7 @@ impl RecordError {
             RecordError::TtftAfterEnd { .. } => "ttft_ns",
             RecordError::SentBeforeIntended { .. } | RecordError::SentAfterEnd { .. } => "sent_ns",
             RecordError::ItlBeyondLatency { .. } => "itl_ns",
+            RecordError::Shard { .. } => "shard",
         }
     }
 }
@@ -88,6 +96,13 @@ impl Record {
         if sum > u128::from(latency) {
             return Err(RecordError::ItlBeyondLatency { sum, latency });
         }
+        // A shard is I of N with I < N, or the record is of an unsharded run (neither).
+        let (shard, shards) = (self.shard, self.shards);
+        match (shard, shards) {
+            (None, None) => {}
+            (Some(i), Some(n)) if i < n => {}
+            _ => return Err(RecordError::Shard { shard, shards }),
+        }
         Ok(())
     }
 }
@@ -111,6 +126,24 @@ mod tests {
         (instant.latency, instant.ttft_ns, instant.itl_ns) = (0, Some(0), vec![0, 0]);
         instant.sent_ns = instant.intended_ns;
         assert_eq!(instant.check(), Ok(()));
+    }
+
+    #[test]
+    fn a_shard_outside_its_count_is_refused() {
+        let mut rec = sample();
+        (rec.shard, rec.shards) = (Some(2), Some(3));
+        assert_eq!(rec.check(), Ok(()));
+        for (shard, shards) in [
+            (Some(3), Some(3)),
+            (Some(0), Some(0)),
+            (Some(1), None),
+            (None, Some(2)),
+        ] {
+            (rec.shard, rec.shards) = (shard, shards);
+            let err = rec.check().unwrap_err();
+            assert_eq!(err, RecordError::Shard { shard, shards });
+            assert_eq!(err.field(), "shard");
+        }
     }
 
     #[test]

@@ -354,13 +354,18 @@ mod props {
             error_kind in proptest::option::of(proptest::sample::select(ErrorKind::ALL.to_vec())),
             (capped, step) in (any::<bool>(), any::<Option<u32>>()),
             (tokens_out_requested, session, turn) in (any::<Option<u64>>(), any::<Option<u64>>(), any::<Option<u32>>()),
+            sharded in proptest::option::of((1u32..64, any::<u32>(), "[0-9a-f]{16}")),
         ) -> Record {
+            let (shard, shards, schedule) = match sharded {
+                Some((n, i, id)) => (Some(i % n), Some(n), Some(id)),
+                None => (None, None, None),
+            };
             Record {
                 attack, seq, code,
                 timestamp: time::OffsetDateTime::from_unix_timestamp_nanos(ts).unwrap(),
                 latency, bytes_out, bytes_in, error, method, url, intended_ns, sent_ns, ttft_ns,
                 itl_ns, tokens_in, tokens_in_source, tokens_out, tokens_source, error_kind,
-                capped, step, tokens_out_requested, session, turn,
+                capped, step, tokens_out_requested, session, turn, shard, shards, schedule,
             }
         }
     }

@@ -81,15 +81,28 @@ impl std::str::FromStr for ReportType {
     }
 }
 
-/// Reads every file (stdin when none) into one `Metrics`.
-pub fn load(files: &[PathBuf]) -> anyhow::Result<Metrics> {
+/// Reads every file (stdin when none) into one `Metrics`. Shard files (`attack --shard`) must
+/// be the shards of one schedule, all of them unless `allow_missing_shards` (then a warning
+/// on stderr names the missing ones).
+pub fn load(files: &[PathBuf], allow_missing_shards: bool) -> anyhow::Result<Metrics> {
     let stdin = [PathBuf::from("-")];
     let files = if files.is_empty() { &stdin[..] } else { files };
     let mut metrics = Metrics::default();
+    let mut census = crate::metrics::shards::ShardCensus::default();
     for path in files {
+        census.file(&path.display().to_string());
         for record in crate::record::open(path)? {
-            metrics.add(&record?);
+            let record = record?;
+            census.add(&record);
+            metrics.add(&record);
         }
+    }
+    if let Some(missing) = census.check(allow_missing_shards)? {
+        let list: Vec<String> = missing.iter().map(u32::to_string).collect();
+        eprintln!(
+            "warning: --allow-missing-shards: reporting without shard(s) {}; the figures are of a short run",
+            list.join(", ")
+        );
     }
     Ok(metrics)
 }

@@ -69,6 +69,12 @@ pub async fn spawn(b: Behaviour) -> SocketAddr {
         .with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    // No Nagle, as real servers (and ours) set it: otherwise a token event written behind an
+    // unacknowledged one waits for the client's delayed ACK (up to 40 ms) and the fake's
+    // timings stop being the ones it was given.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });

@@ -72,6 +72,9 @@ pub fn step_records(
                 tokens_out_requested: None,
                 session: None,
                 turn: None,
+                shard: None,
+                shards: None,
+                schedule: None,
             }
         })
         .collect()

@@ -33,6 +33,9 @@ fn rec(step: u32, seq: u64, t_ms: u64, lat_ms: u64, code: u16) -> Record {
         tokens_out_requested: None,
         session: None,
         turn: None,
+        shard: None,
+        shards: None,
+        schedule: None,
     }
 }
 
