@@ -79,7 +79,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(warning) = exposure_warning(addr.ip(), cfg.api_key.is_some()) {
         eprintln!("{warning}");
     }
-    eprintln!("rpload serve: loading {}", cfg.describe());
+    let verb = if cfg.mock.is_some() {
+        "starting"
+    } else {
+        "loading"
+    };
+    eprintln!("rpload serve: {verb} {}", cfg.describe());
     let app = server::build(cfg).await?;
     eprintln!("rpload serve: listening on http://{addr} (Ctrl-C stops)");
     let ctrl_c = async {

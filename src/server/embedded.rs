@@ -9,7 +9,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use super::engine::{FakeEngine, TextTokenizer};
-use super::{App, ServerConfig, build, router, serve};
+use super::{App, Backend, ServerConfig, build, router, serve};
 
 /// A server running inside this process (the default target of `rpload sweep`).
 pub struct EmbeddedServer {
@@ -49,7 +49,7 @@ pub async fn spawn_embedded_fake(
     let app = router(
         &cfg,
         resolved,
-        Box::new(fake),
+        Backend::Model(Box::new(fake)),
         tokenizer,
         "fake".to_string(),
     )?;

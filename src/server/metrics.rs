@@ -210,6 +210,32 @@ impl Metrics {
         });
     }
 
+    /// `--engine mock`: how late its first token woke after the due time
+    /// (`rpload_mock_first_token_lateness_seconds`), and the mean over its tokens
+    /// (`rpload_mock_token_lateness_seconds`, one observation per request). What the timer
+    /// itself adds, so a client's error can be told from the mock's.
+    pub fn observe_mock_first_token(&self, late: std::time::Duration) {
+        self.with(|i| {
+            Self::hist(
+                i,
+                "rpload_mock_first_token_lateness_seconds",
+                String::new(),
+                late.as_secs_f64(),
+            )
+        });
+    }
+
+    pub fn observe_mock_lateness(&self, mean: std::time::Duration) {
+        self.with(|i| {
+            Self::hist(
+                i,
+                "rpload_mock_token_lateness_seconds",
+                String::new(),
+                mean.as_secs_f64(),
+            )
+        });
+    }
+
     /// Prometheus text exposition format.
     pub fn render(&self) -> String {
         self.with(|i| {

@@ -1,8 +1,9 @@
 //! The embedded reference server (`rpload serve`): GPT-NeoX on candle behind TGI, OpenAI and
-//! FastAPI routes.
+//! FastAPI routes, or the mock engine (no model, tokens on timers) behind the same routes.
 //!
 //! ```text
-//! http (axum) -> validate -> scheduler (continuous | single, own OS thread) -> engine (candle)
+//! http (axum) -> validate -> generator -> scheduler (continuous | single, own OS thread) -> engine (candle)
+//!                                      -> mock (timers per request, no thread of its own)
 //! ```
 //!
 //! Owns [`ServerConfig`] (checked [`ServerOptions`]), wiring, and the ways to run: [`build`]
@@ -12,15 +13,18 @@
 //! exact scheduling tests). Must not bind ports inside [`serve`] or do model math.
 //!
 //! `engine/` is the model and its step (see its header for the layout), `scheduler/` the
-//! policies and the worker thread that drives an [`engine::Engine`], `http/` the routes by wire
+//! policies and the worker thread that drives an [`engine::Engine`], `mock/` the model-less
+//! engine and its timing policy, `generator` the front both share, `http/` the routes by wire
 //! format, `conn` the connections (cap, header deadline, drain), `validate` the request
 //! checks, `metrics` the Prometheus text, `options` the flags.
 
 pub mod conn;
 mod embedded;
 pub mod engine;
+pub mod generator;
 pub mod http;
 pub mod metrics;
+pub mod mock;
 pub mod options;
 pub mod scheduler;
 pub mod validate;
@@ -37,7 +41,9 @@ use tokio::sync::Semaphore;
 
 pub use embedded::{EmbeddedServer, spawn_embedded, spawn_embedded_fake};
 use engine::{DeviceKind, Engine, ModelSpec, TextTokenizer};
+use generator::Generator;
 pub use http::ApiKey;
+use mock::{MockConfig, MockEngine};
 pub use options::ServerOptions;
 use scheduler::{BatchLimits, SchedulerHandle, SchedulerKind};
 
@@ -56,7 +62,7 @@ pub enum ConfigError {
         "--model `{0}` is neither a preset (tiny, pythia-70m, redpajama-3b, redpajama-7b) nor a folder: pass a preset name or a HuggingFace folder with config.json"
     )]
     Model(String),
-    #[error("--engine `{0}` is unknown: use continuous or single")]
+    #[error("--engine `{0}` is unknown: use continuous, single or mock")]
     Engine(String),
     #[error("--dtype `{0}` is unknown: use f32, f16 or bf16")]
     Dtype(String),
@@ -81,7 +87,12 @@ pub enum ConfigError {
     )]
     /// The value as given (a float, so kept as text for `Eq`).
     HeaderReadTimeout(String),
+    #[error(transparent)]
+    Mock(#[from] mock::MockFlagError),
 }
+
+/// The context the mock validates against unless --max-total-tokens is larger: the presets'.
+const MOCK_CONTEXT: usize = 2048;
 
 /// An hour: past that a "timeout" no longer protects anything.
 const MAX_HEADER_READ_TIMEOUT_SECS: f64 = 3600.0;
@@ -91,6 +102,9 @@ const MAX_HEADER_READ_TIMEOUT_SECS: f64 = 3600.0;
 pub struct ServerConfig {
     pub model: ModelSpec,
     pub engine: SchedulerKind,
+    /// `Some`: `--engine mock`, which loads no model (`model`, `engine`, `dtype`, `device`
+    /// and `threads` are then unused).
+    pub mock: Option<MockConfig>,
     pub dtype: DType,
     pub device: DeviceKind,
     pub max_concurrent_requests: usize,
@@ -117,6 +131,7 @@ impl Default for ServerConfig {
                 seed: 0,
             },
             engine: SchedulerKind::Continuous,
+            mock: None,
             dtype: DType::F32,
             device: DeviceKind::Cpu,
             max_concurrent_requests: 128,
@@ -148,8 +163,9 @@ impl ServerConfig {
             }
             ModelSpec::Folder(dir)
         };
+        let mock = MockConfig::from_options(opts)?;
         let engine = match opts.engine() {
-            "continuous" => SchedulerKind::Continuous,
+            "continuous" | "mock" => SchedulerKind::Continuous,
             "single" => SchedulerKind::Single,
             other => return Err(ConfigError::Engine(other.to_string())),
         };
@@ -172,6 +188,7 @@ impl ServerConfig {
         let cfg = Self {
             model,
             engine,
+            mock,
             dtype,
             device,
             max_concurrent_requests: opts.max_concurrent_requests(),
@@ -221,13 +238,25 @@ impl ServerConfig {
 
     /// `` `tiny` (f32, cpu, engine continuous) ``, for log lines.
     pub fn describe(&self) -> String {
+        if let Some(m) = &self.mock {
+            return format!("engine mock, no model ({})", m.describe());
+        }
         format!(
             "`{}` ({}, {}, engine {})",
             self.model.id(),
             dtype_name(self.dtype),
             self.device.name(),
-            self.engine.name()
+            self.engine_name()
         )
+    }
+
+    /// `--engine` as run: continuous, single or mock.
+    pub fn engine_name(&self) -> &'static str {
+        if self.mock.is_some() {
+            "mock"
+        } else {
+            self.engine.name()
+        }
     }
 
     /// Threads for the model's math; see [`ServerConfig::threads`].
@@ -356,8 +385,32 @@ pub struct App {
     connections: conn::ConnLimits,
 }
 
-/// Loads the model (on a blocking thread), starts the scheduler worker and builds the router.
+/// What answers the routes: a model (driven by the scheduler's worker) or the mock.
+enum Backend {
+    Model(Box<dyn Engine>),
+    Mock(MockConfig),
+}
+
+/// Loads the model (on a blocking thread), starts the scheduler worker and builds the router;
+/// for `--engine mock`, builds the router around the mock at once.
 pub async fn build(cfg: ServerConfig) -> anyhow::Result<App> {
+    if let Some(mock) = cfg.mock {
+        // No weights: the embedded tokenizer still validates and counts the prompts.
+        let context = cfg
+            .max_total_tokens
+            .unwrap_or(MOCK_CONTEXT)
+            .max(MOCK_CONTEXT);
+        let resolved = cfg.resolve(context)?;
+        mock.check_total(resolved.limits.max_total_tokens)?;
+        let tokenizer = Arc::new(TextTokenizer::embedded()?);
+        return router(
+            &cfg,
+            resolved,
+            Backend::Mock(mock),
+            tokenizer,
+            "mock".into(),
+        );
+    }
     let (spec, dtype, device) = (cfg.model.clone(), cfg.dtype, cfg.device);
     let loaded = tokio::task::spawn_blocking(move || engine::load(&spec, dtype, device))
         .await
@@ -384,17 +437,17 @@ pub async fn build(cfg: ServerConfig) -> anyhow::Result<App> {
     router(
         &cfg,
         resolved,
-        Box::new(model),
+        Backend::Model(Box::new(model)),
         loaded.tokenizer,
         loaded.model_id,
     )
 }
 
-/// Starts the scheduler worker around `engine` and builds the router.
+/// Starts the scheduler worker around a model (or sets up the mock) and builds the router.
 fn router(
     cfg: &ServerConfig,
     resolved: Resolved,
-    engine: Box<dyn Engine>,
+    backend: Backend,
     tokenizer: Arc<TextTokenizer>,
     model_id: String,
 ) -> anyhow::Result<App> {
@@ -402,20 +455,32 @@ fn router(
         resolved.limits.max_input_tokens,
         resolved.limits.max_total_tokens,
     ));
-    let scheduler = SchedulerHandle::start(
-        cfg.engine,
-        resolved.batch,
-        engine,
-        tokenizer.clone(),
-        metrics.clone(),
-        cfg.compute_threads(),
-    )
-    .context("starting the scheduler thread")?;
+    let scheduler = match backend {
+        Backend::Model(engine) => Generator::Worker(
+            SchedulerHandle::start(
+                cfg.engine,
+                resolved.batch,
+                engine,
+                tokenizer.clone(),
+                metrics.clone(),
+                cfg.compute_threads(),
+            )
+            .context("starting the scheduler thread")?,
+        ),
+        Backend::Mock(m) => {
+            Generator::Mock(Arc::new(MockEngine::new(m, &tokenizer, metrics.clone())))
+        }
+    };
+    let dtype = if cfg.mock.is_some() {
+        "none"
+    } else {
+        dtype_name(cfg.dtype)
+    };
     let info = http::ServerInfo {
         model_id,
-        model_dtype: dtype_name(cfg.dtype).to_string(),
+        model_dtype: dtype.to_string(),
         model_device_type: cfg.device.name().to_string(),
-        engine: cfg.engine.name().to_string(),
+        engine: cfg.engine_name().to_string(),
         max_concurrent_requests: cfg.max_concurrent_requests,
         max_batch_total_tokens: resolved.batch.max_batch_total_tokens,
         max_batch_size: resolved.batch.max_batch_size,
@@ -454,119 +519,4 @@ pub async fn serve(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    /// The options as `rpload serve` parses them from its flags.
-    fn args(extra: &[&str]) -> ServerOptions {
-        #[derive(Parser)]
-        struct Serve {
-            #[arg(long)]
-            model: Option<String>,
-            #[command(flatten)]
-            opts: ServerOptions,
-        }
-        let mut argv = vec!["serve"];
-        argv.extend_from_slice(extra);
-        let s = Serve::parse_from(argv);
-        ServerOptions {
-            model: s.model,
-            ..s.opts
-        }
-    }
-
-    #[test]
-    fn defaults_are_the_embedded_server() {
-        let cfg = ServerConfig::from_options(&args(&[])).unwrap();
-        assert_eq!(cfg, ServerConfig::default());
-        assert_eq!(cfg.compute_threads(), 1);
-    }
-
-    #[test]
-    fn bad_flags_name_the_flag_and_the_fix() {
-        let cases: &[(&[&str], &str)] = &[
-            (
-                &["--engine", "fast"],
-                "--engine `fast` is unknown: use continuous or single",
-            ),
-            (
-                &["--dtype", "f8"],
-                "--dtype `f8` is unknown: use f32, f16 or bf16",
-            ),
-            (
-                &["--device", "tpu"],
-                "--device `tpu` is unknown: use cpu or cuda",
-            ),
-            (
-                &["--model", "/no/such/dir"],
-                "--model `/no/such/dir` is neither a preset",
-            ),
-            (
-                &["--max-concurrent-requests", "0"],
-                "--max-concurrent-requests must be at least 1",
-            ),
-            (
-                &["--max-connections", "0"],
-                "--max-connections must be at least 1",
-            ),
-            (
-                &["--header-read-timeout", "0"],
-                "--header-read-timeout (0) must be more than 0 and at most 3600 seconds",
-            ),
-            (
-                &["--header-read-timeout", "NaN"],
-                "--header-read-timeout (NaN) must be more than 0",
-            ),
-            (
-                &["--max-input-tokens", "10", "--max-total-tokens", "10"],
-                "--max-input-tokens (10) must be less than --max-total-tokens (10)",
-            ),
-            (
-                &[
-                    "--max-total-tokens",
-                    "100",
-                    "--max-batch-total-tokens",
-                    "50",
-                ],
-                "--max-total-tokens (100) must be <= --max-batch-total-tokens (50)",
-            ),
-        ];
-        for (flags, want) in cases {
-            let err = ServerConfig::from_options(&args(flags))
-                .unwrap_err()
-                .to_string();
-            assert!(err.starts_with(want), "{flags:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn limits_default_from_the_model_context() {
-        let cfg = ServerConfig::default();
-        let r = cfg.resolve(2048).unwrap();
-        assert_eq!(
-            (r.limits.max_input_tokens, r.limits.max_total_tokens),
-            (2047, 2048)
-        );
-        assert_eq!(r.batch.max_batch_total_tokens, 16000);
-        let too_long = ServerConfig {
-            max_total_tokens: Some(4096),
-            ..ServerConfig::default()
-        };
-        assert_eq!(
-            too_long.resolve(2048).err().unwrap().to_string(),
-            "--max-total-tokens (4096) exceeds the model's context (2048 positions): lower it"
-        );
-    }
-
-    #[cfg(not(feature = "cuda"))]
-    #[tokio::test]
-    async fn cuda_without_the_feature_says_how_to_rebuild() {
-        let cfg = ServerConfig::from_options(&args(&["--device", "cuda"])).unwrap();
-        let err = format!("{:#}", build(cfg).await.err().unwrap());
-        assert!(
-            err.contains("rebuild with `cargo build --release --features cuda`"),
-            "{err}"
-        );
-    }
-}
+mod tests;

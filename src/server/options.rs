@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::mock::config as mock;
+
 /// What model the embedded server runs and how.
 #[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,8 +19,9 @@ pub struct ServerOptions {
     #[arg(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    /// Scheduling engine: continuous (TGI-like batching) or single (one request at a time,
-    /// FastAPI-like) [default: continuous].
+    /// Scheduling engine: continuous (TGI-like batching), single (one request at a time,
+    /// FastAPI-like) or mock (no model: tokens on timers, set by --ttft, --itl, --tokens)
+    /// [default: continuous].
     #[arg(long, alias = "serve-engine")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
@@ -70,6 +73,38 @@ pub struct ServerOptions {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    /// --engine mock: time from a request's arrival to its first token, e.g. 50ms or 1.5ms
+    /// [default: 50ms].
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft: Option<String>,
+    /// --engine mock: time between two tokens of an answer [default: 20ms].
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub itl: Option<String>,
+    /// --engine mock: tokens per answer when the request gives no max_new_tokens /
+    /// max_tokens (a request that gives one gets exactly that many) [default: 100].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<usize>,
+    /// --engine mock: vary each delay by up to this share, e.g. 10% (none by default).
+    #[arg(long, value_name = "PERCENT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mock_jitter: Option<String>,
+    /// --engine mock: the jitter's shape: uniform (within +-PERCENT) or normal (PERCENT is
+    /// its standard deviation) [default: uniform].
+    #[arg(long, value_name = "DIST")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mock_jitter_dist: Option<String>,
+    /// --engine mock: seed of the jitter [default: 0].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mock_seed: Option<u64>,
+    /// --engine mock: at most N requests generate at once, the rest wait in arrival order,
+    /// for a known capacity of N / (ttft + (tokens - 1) x itl) req/s (no limit by default).
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mock_concurrency: Option<usize>,
 }
 
 pub const DEFAULT_MODEL: &str = "tiny";
@@ -119,6 +154,28 @@ impl ServerOptions {
     pub fn max_connections(&self) -> usize {
         self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS)
     }
+
+    pub fn ttft(&self) -> &str {
+        self.ttft.as_deref().unwrap_or(mock::DEFAULT_TTFT)
+    }
+
+    pub fn itl(&self) -> &str {
+        self.itl.as_deref().unwrap_or(mock::DEFAULT_ITL)
+    }
+
+    pub fn tokens(&self) -> usize {
+        self.tokens.unwrap_or(mock::DEFAULT_TOKENS)
+    }
+
+    pub fn mock_jitter_dist(&self) -> &str {
+        self.mock_jitter_dist
+            .as_deref()
+            .unwrap_or(mock::DEFAULT_JITTER_DIST)
+    }
+
+    pub fn mock_seed(&self) -> u64 {
+        self.mock_seed.unwrap_or(0)
+    }
 }
 
 #[cfg(test)]
@@ -143,6 +200,11 @@ mod tests {
                 none.header_read_timeout().to_string(),
             ),
             ("max_connections", none.max_connections().to_string()),
+            ("ttft", none.ttft().to_string()),
+            ("itl", none.itl().to_string()),
+            ("tokens", none.tokens().to_string()),
+            ("mock_jitter_dist", none.mock_jitter_dist().to_string()),
+            ("mock_seed", none.mock_seed().to_string()),
         ];
         let cmd = ServerOptions::augment_args(Command::new("t"));
         for (id, want) in expected {

@@ -35,8 +35,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::engine::TextTokenizer;
+use super::generator::Generator;
 use super::metrics::{Metrics, RequestSample};
-use super::scheduler::{Event, Generation, SchedulerHandle, Token, TokenStream};
+use super::scheduler::{Event, Generation, Token, TokenStream};
 use super::validate::{self, Limits, RawParams, RouteOptions, ValidationError};
 use crate::wire;
 
@@ -65,7 +66,8 @@ pub struct ServerInfo {
 /// Everything a handler needs, shared.
 #[derive(Clone)]
 pub struct AppState {
-    pub scheduler: SchedulerHandle,
+    /// The engine behind the routes: the scheduler's worker or the mock.
+    pub scheduler: Generator,
     pub tokenizer: Arc<TextTokenizer>,
     pub limits: Limits,
     pub limiter: Arc<Semaphore>,
@@ -244,7 +246,7 @@ impl AppState {
         self.metrics.validation_time(validation.as_secs_f64());
         let stream = self
             .scheduler
-            .submit(valid)
+            .submit(valid, t0)
             .map_err(|e| ServerError::Generation(e.to_string()))?;
         Ok((stream, validation, inputs.chars().count()))
     }
@@ -313,6 +315,12 @@ impl AppState {
             generated_tokens: g.generated_tokens,
             max_new_tokens: params.max_new_tokens.unwrap_or(0) as usize,
         });
+    }
+
+    /// A route's default answer length, or the mock's `--tokens` (see
+    /// [`Generator::default_max_new_tokens`]).
+    fn default_max_new_tokens(&self, route_default: u32) -> u32 {
+        self.scheduler.default_max_new_tokens(route_default)
     }
 
     fn fresh_id(&self, prefix: &str) -> String {

@@ -196,12 +196,8 @@ pub(super) async fn completions(
             error_type: "batch size exceeded",
         });
     }
-    let call = OpenAiCall::new(
-        req.sampling,
-        &state,
-        OPENAI_COMPLETIONS_DEFAULT_MAX_TOKENS,
-        "cmpl",
-    )?;
+    let default_max = state.default_max_new_tokens(OPENAI_COMPLETIONS_DEFAULT_MAX_TOKENS);
+    let call = OpenAiCall::new(req.sampling, &state, default_max, "cmpl")?;
     const OBJECT: &str = "text_completion";
     if !call.route.stream {
         let mut choices = Vec::new();
@@ -251,7 +247,8 @@ pub(super) async fn chat_completions(
 ) -> Result<Response, ServerError> {
     let permit = state.permit()?;
     let prompt = chat_prompt(&req.messages)?;
-    let call = OpenAiCall::new(req.sampling, &state, TGI_DEFAULT_MAX_NEW_TOKENS, "chatcmpl")?;
+    let default_max = state.default_max_new_tokens(TGI_DEFAULT_MAX_NEW_TOKENS);
+    let call = OpenAiCall::new(req.sampling, &state, default_max, "chatcmpl")?;
     if !call.route.stream {
         let done = state.complete(&prompt, &call.raw, call.route).await?;
         let g = &done.generation;

@@ -30,18 +30,19 @@ pub(super) async fn predict(
     JsonBody(req): JsonBody<PredictRequest>,
 ) -> Result<Response, ServerError> {
     let _permit = state.permit()?;
+    let default_max = state.default_max_new_tokens(PREDICT_MAX_NEW_TOKENS);
     let raw = RawParams {
         do_sample: true,
         top_p: Some(0.9),
         temperature: Some(0.01),
         // Zero is left to validation, which answers with TGI's message.
-        max_new_tokens: Some(req.max_new_tokens.unwrap_or(PREDICT_MAX_NEW_TOKENS)),
+        max_new_tokens: Some(req.max_new_tokens.unwrap_or(default_max)),
         ignore_eos: req.ignore_eos,
         ..RawParams::default()
     };
     let route = RouteOptions {
         stream: false,
-        default_max_new_tokens: PREDICT_MAX_NEW_TOKENS,
+        default_max_new_tokens: default_max,
     };
     let done = state.complete(&req.prompt, &raw, route).await?;
     // The study's app returned the prompt followed by the continuation.

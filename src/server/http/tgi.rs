@@ -49,7 +49,7 @@ async fn generate_response(
 ) -> Result<Response, ServerError> {
     let route = RouteOptions {
         stream: false,
-        default_max_new_tokens: TGI_DEFAULT_MAX_NEW_TOKENS,
+        default_max_new_tokens: state.default_max_new_tokens(TGI_DEFAULT_MAX_NEW_TOKENS),
     };
     let p = &req.parameters;
     let done = state.complete(&req.inputs, &p.generation, route).await?;
@@ -110,7 +110,7 @@ async fn tgi_stream(
 ) -> Result<Response, ServerError> {
     let route = RouteOptions {
         stream: true,
-        default_max_new_tokens: TGI_DEFAULT_MAX_NEW_TOKENS,
+        default_max_new_tokens: state.default_max_new_tokens(TGI_DEFAULT_MAX_NEW_TOKENS),
     };
     let raw = req.parameters.generation;
     let (stream, _validation, input_chars) = state.start(&req.inputs, &raw, route).await?;

@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 
 use super::engine::sampler::Sampler;
@@ -141,14 +143,30 @@ pub enum Event {
 #[error("the model worker has stopped")]
 pub struct WorkerStopped;
 
-/// The receiving end of one request.
+/// The receiving end of one request: from the worker's channel, or from a stream that makes
+/// its own events (the mock engine's timers).
 pub struct TokenStream {
-    rx: mpsc::UnboundedReceiver<Event>,
+    source: Source,
+}
+
+enum Source {
+    Worker(mpsc::UnboundedReceiver<Event>),
+    Own(BoxStream<'static, Event>),
 }
 
 impl TokenStream {
+    /// A stream whose events come from `events` rather than from the worker.
+    pub fn from_stream(events: BoxStream<'static, Event>) -> Self {
+        Self {
+            source: Source::Own(events),
+        }
+    }
+
     pub async fn next(&mut self) -> Option<Event> {
-        self.rx.recv().await
+        match &mut self.source {
+            Source::Worker(rx) => rx.recv().await,
+            Source::Own(events) => events.next().await,
+        }
     }
 }
 
@@ -227,7 +245,9 @@ impl SchedulerHandle {
                 queued: self.clock.now(),
             })
             .map_err(|_| WorkerStopped)?;
-        Ok(TokenStream { rx })
+        Ok(TokenStream {
+            source: Source::Worker(rx),
+        })
     }
 }
 
