@@ -58,9 +58,11 @@ pub fn run(cli: commands::Cli) -> anyhow::Result<ExitCode> {
     if let Some(cfg) = cli.command.server() {
         server::configure_process(&cfg);
     }
-    // The attacker runs on one runtime thread beside its pacer thread: a request is a few
-    // microseconds of work, and handing it between workers (futex wake-ups, context switches)
-    // cost more than it saved; on 2 cores this took the open-loop ceiling from 20k to 30k req/s.
+    // The attacker's own runtime is one thread (its results sink, and the only driver with
+    // --workers 1); more workers get runtime threads of their own (attack/workers.rs). A
+    // request is a few microseconds of work, and a work-stealing runtime handing it between
+    // threads (futex wake-ups, context switches) cost more than it saved; on 2 cores one
+    // thread took the open-loop ceiling from 20k to 30k req/s.
     let mut builder = if matches!(cli.command, commands::Command::Attack(_)) {
         tokio::runtime::Builder::new_current_thread()
     } else {

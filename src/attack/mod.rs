@@ -13,6 +13,9 @@
 //! its index in the whole schedule. With `--start-at` it waits for that instant first, and
 //! every record's wall time counts from it, so the shards' files line up.
 //!
+//! `--workers N` runs N such drivers in one process, each on a thread of its own (`workers`),
+//! on parts of this process's shard, into one sink.
+//!
 //! This module measures; it computes no statistics (see `metrics`). One request's HTTP exchange
 //! is `exchange`'s; what responses may hold in memory, `budget`'s.
 
@@ -26,6 +29,7 @@ mod session;
 pub mod setup;
 pub mod shard;
 pub mod sse;
+mod workers;
 pub mod workload_spec;
 
 use std::num::NonZeroU32;
@@ -81,6 +85,9 @@ pub struct AttackConfig {
     pub sharding: Option<shard::Sharding>,
     /// `--start-at`: the wall-clock instant the schedule starts (`None`: at once).
     pub start_at: Option<time::OffsetDateTime>,
+    /// `--workers`: in-process parts of this process's schedule, each on a runtime thread of
+    /// its own with its own pacer and connection pool (1: all on the caller's runtime).
+    pub workers: usize,
 }
 
 impl AttackConfig {
@@ -214,12 +221,16 @@ pub struct Control {
 }
 
 struct Shared {
-    cfg: AttackConfig,
+    cfg: Arc<AttackConfig>,
     client: reqwest::Client,
     clock: Clock,
     start_wall: time::OffsetDateTime,
     control: Control,
     budget: Arc<budget::Budget>,
+    /// The ticks or users this driver runs: its worker's part of the process's shard.
+    own: Shard,
+    /// The in-flight cap, one for all of the process's workers.
+    inflight: Arc<Semaphore>,
 }
 
 /// Where records go as requests end (a results file, a sweep's metrics, a test's vector).
@@ -268,22 +279,36 @@ pub async fn run_with_client(
     }
     let clock = Clock::start(cfg.clock);
     let budget = budget::Budget::new(cfg.limits.max_body, cfg.limits.in_flight);
-    let shared = Arc::new(Shared {
-        budget,
-        // Every shard counts from the agreed instant (its own clock starts within a thread
-        // wake-up of it), so their records' wall times line up.
-        start_wall: cfg.start_at.unwrap_or_else(time::OffsetDateTime::now_utc),
-        cfg,
-        client,
-        clock,
-        control,
-    });
+    let inflight = Arc::new(Semaphore::new(cfg.max_inflight));
+    // Every shard counts from the agreed instant (its own clock starts within a thread
+    // wake-up of it), so their records' wall times line up.
+    let start_wall = cfg.start_at.unwrap_or_else(time::OffsetDateTime::now_utc);
+    let count = workers::count(&cfg);
+    let cfg = Arc::new(cfg);
+    let mut clients = vec![client];
+    for _ in 1..count {
+        // A pool of its own per worker: a connection is then only ever polled by one thread.
+        clients.push(self::client(&cfg.client)?);
+    }
+    let parts: Vec<Arc<Shared>> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(w, client)| {
+            let part = Shard::new(w as u32, count as u32).expect("w < count");
+            Arc::new(Shared {
+                own: cfg.shard().part(part),
+                cfg: cfg.clone(),
+                client,
+                clock,
+                start_wall,
+                control: control.clone(),
+                budget: budget.clone(),
+                inflight: inflight.clone(),
+            })
+        })
+        .collect();
     let (rec_tx, mut rec_rx) = mpsc::unbounded_channel::<Record>();
-    let driver = if shared.cfg.rate.is_unlimited() {
-        tokio::spawn(closed_loop(shared.clone(), rec_tx))
-    } else {
-        tokio::spawn(open_loop(shared.clone(), rec_tx))
-    };
+    let driver = workers::start(parts, rec_tx)?;
     let mut completed = 0;
     let mut sink_error = None;
     while let Some(record) = rec_rx.recv().await {
@@ -296,19 +321,28 @@ pub async fn run_with_client(
             result = sink.idle();
         }
         if let Err(e) = result {
-            shared.control.stop.cancel();
+            control.stop.cancel();
             sink_error = Some(e);
         }
     }
-    let scheduled = driver.await?;
+    let scheduled = driver.join().await?;
     if let Some(e) = sink_error {
         return Err(anyhow::Error::new(e).context("writing results"));
     }
     Ok(AttackStats {
         scheduled,
         completed,
-        interrupted: shared.control.stop.is_cancelled(),
+        interrupted: control.stop.is_cancelled(),
     })
+}
+
+/// One driver: the open loop's pacer and dispatcher, or the closed loop's users.
+async fn drive(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>) -> u64 {
+    if shared.cfg.rate.is_unlimited() {
+        closed_loop(shared, records).await
+    } else {
+        open_loop(shared, records).await
+    }
 }
 
 /// The pacer plus a dispatcher that turns ticks into request tasks.
@@ -326,10 +360,10 @@ async fn open_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>) 
         }
         (None, None) => Pacer::new(cfg.rate, cfg.arrival, cfg.duration, cfg.max_requests),
     }
-    .sharded(cfg.shard());
+    .sharded(shared.own);
     let (tick_tx, mut tick_rx) = mpsc::unbounded_channel::<Tick>();
     let pacer = clock::spawn_pacer(shared.clock, pacer, tick_tx);
-    let inflight = Arc::new(Semaphore::new(cfg.max_inflight));
+    let inflight = shared.inflight.clone();
     let mut scheduled = 0;
     // When the dispatcher last stopped waiting for a slot: a tick due before then queued
     // behind the cap even if a slot was free by the time it was handed over.
@@ -374,7 +408,7 @@ async fn open_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>) 
 /// from 0 like one process's.
 async fn closed_loop(shared: Arc<Shared>, records: mpsc::UnboundedSender<Record>) -> u64 {
     let cfg = &shared.cfg;
-    let shard = cfg.shard();
+    let shard = shared.own;
     let (own_users, max_rate) = shard.closed_loop(cfg.max_inflight, cfg.max_rate);
     let quota = cfg.max_requests.map(|m| shard.share_of(m));
     let seq = Arc::new(AtomicU64::new(0));

@@ -62,6 +62,10 @@ pub enum SetupError {
     #[error("--max-inflight must be at least 1 (it is the number of requests in flight at once)")]
     Inflight,
     #[error(
+        "--workers {0} is out of range: pass 1 to {MAX_WORKERS} (attacker threads; more than the CPUs only adds switching)"
+    )]
+    Workers(usize),
+    #[error(
         "--max-rate only applies to a closed loop (--rate 0); with a rate the pacer already sets the pace"
     )]
     MaxRate,
@@ -113,6 +117,9 @@ pub enum SetupError {
     #[error(transparent)]
     Shard(#[from] super::shard::ShardSetupError),
 }
+
+/// More attacker threads than any machine has cores is a typo.
+pub const MAX_WORKERS: usize = 1024;
 
 /// When requests are due: `attack`'s `--rate` and `--duration`, or one step of a sweep.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -202,6 +209,10 @@ pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig,
     let max_inflight = args.max_inflight();
     if max_inflight == 0 {
         return Err(SetupError::Inflight);
+    }
+    let workers = args.workers();
+    if !(1..=MAX_WORKERS).contains(&workers) {
+        return Err(SetupError::Workers(workers));
     }
     if rate.is_unlimited() && duration.is_zero() && args.max_requests.is_none() {
         return Err(SetupError::Unbounded);
@@ -306,6 +317,7 @@ pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig,
         clock: ClockKind::Thread,
         sharding: None,
         start_at: None,
+        workers,
     })
 }
 

@@ -116,7 +116,7 @@ pub fn apply(
 
 /// Options that do not change which request is due when: how it is sent and bounded, and the
 /// fields [`schedule_id`] takes resolved from the checked attack instead.
-const NOT_SCHEDULE: [&str; 16] = [
+const NOT_SCHEDULE: [&str; 17] = [
     "name",
     "headers",
     "header_file",
@@ -133,6 +133,7 @@ const NOT_SCHEDULE: [&str; 16] = [
     "max_requests",
     "max_inflight",
     "max_rate",
+    "workers",
 ];
 
 /// The schedule id of a checked attack made from `options`: 16 hex digits of FNV-1a over the

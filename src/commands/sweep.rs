@@ -127,6 +127,10 @@ impl SweepArgs {
                     file.serve.engine()
                 ));
             }
+            if a.workers.is_none() {
+                // The server computes on the same cores: one attacker thread leaves it the rest.
+                a.workers = Some(1);
+            }
             if a.max_new_tokens.is_none() {
                 // The study's classification length: the attacker's own default (64) puts the
                 // tiny model's knee below the study plan's first rate on a 2-core CPU, and the

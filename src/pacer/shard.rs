@@ -123,6 +123,16 @@ impl Shard {
         }
     }
 
+    /// Part `part` of this shard, for cutting it again in one process (`--workers`): the
+    /// indices `k` with `k % (N * W) == i + N * w`. Each is this shard's (`k % N == i`), and
+    /// the W parts together hold all of them, once each.
+    pub fn part(&self, part: Shard) -> Shard {
+        Shard {
+            index: self.index + self.count * part.index,
+            count: self.count * part.count,
+        }
+    }
+
     /// A closed loop of `users` users (with an optional cap on their combined rate) cut to this
     /// shard: its users, and its part of the cap in proportion to them, so the shards together
     /// send at most the whole cap.
@@ -192,6 +202,24 @@ mod tests {
                 s.share_of(total),
                 (0..total).filter(|&k| s.owns(k)).count() as u64
             );
+        }
+    }
+
+    #[test]
+    fn the_parts_of_a_shard_are_the_shard() {
+        for (i, n) in [(0, 1), (1, 3), (2, 3)] {
+            let shard = Shard::new(i, n).unwrap();
+            for w in 1..5 {
+                let mut seen: Vec<u64> = (0..w)
+                    .flat_map(|p| {
+                        let part = shard.part(Shard::new(p, w).unwrap());
+                        (0..200).filter(move |&k| part.owns(k))
+                    })
+                    .collect();
+                seen.sort_unstable();
+                let own: Vec<u64> = (0..200).filter(|&k| shard.owns(k)).collect();
+                assert_eq!(seen, own, "shard {shard} in {w} parts");
+            }
         }
     }
 
