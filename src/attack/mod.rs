@@ -257,15 +257,15 @@ pub async fn run(
     control: Control,
     sink: &mut dyn Sink,
 ) -> anyhow::Result<AttackStats> {
-    let client = client(&cfg.client)?;
-    run_with_client(cfg, client, control, sink).await
+    run_with_clients(cfg, &[], control, sink).await
 }
 
-/// [`run`] on a client the caller keeps, so its connection pool outlives the attack: a sweep's
-/// warm-up opens the connections its steps then use.
-pub async fn run_with_client(
+/// [`run`] on clients the caller keeps, one per worker, so their connection pools outlive the
+/// attack: a sweep's warm-up opens the connections its steps then use. Workers beyond
+/// `clients` get new ones.
+pub async fn run_with_clients(
     cfg: AttackConfig,
-    client: reqwest::Client,
+    clients: &[reqwest::Client],
     control: Control,
     sink: &mut dyn Sink,
 ) -> anyhow::Result<AttackStats> {
@@ -285,9 +285,9 @@ pub async fn run_with_client(
     let start_wall = cfg.start_at.unwrap_or_else(time::OffsetDateTime::now_utc);
     let count = workers::count(&cfg);
     let cfg = Arc::new(cfg);
-    let mut clients = vec![client];
-    for _ in 1..count {
-        // A pool of its own per worker: a connection is then only ever polled by one thread.
+    // A pool of its own per worker: a connection is then only ever polled by one thread.
+    let mut clients: Vec<reqwest::Client> = clients.iter().take(count).cloned().collect();
+    while clients.len() < count {
         clients.push(self::client(&cfg.client)?);
     }
     let parts: Vec<Arc<Shared>> = clients

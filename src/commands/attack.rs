@@ -125,7 +125,7 @@ pub async fn run(args: AttackArgs) -> anyhow::Result<ExitCode> {
         cancelled: 0,
     };
     let kept = "every finished request before it was written";
-    let stats = crate::attack::run_with_client(cfg, client, control, &mut sink)
+    let stats = crate::attack::run_with_clients(cfg, &[client], control, &mut sink)
         .await
         .map_err(|e| e.context(RunFailed(format!("the attack stopped; {kept}"))))?;
     sink.writer

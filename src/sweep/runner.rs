@@ -20,7 +20,8 @@ pub struct AttackRunner {
     base: AttackConfig,
     /// Where the next measured step starts in the workload's pool.
     next_offset: u64,
-    client: reqwest::Client,
+    /// One per attacker worker, kept across steps (see `new`).
+    clients: Vec<reqwest::Client>,
     control: Control,
     /// Whether `--model auto` has been asked yet (once, before the first warm-up or step).
     models_resolved: bool,
@@ -69,11 +70,15 @@ impl AttackRunner {
         let mut schedule = Schedule::step(probe_rate, sc.step_duration);
         schedule.volume = Some(volume as u64);
         let base = setup::config(&options, &schedule)?;
-        let client = crate::attack::client(&base.client)?;
+        // One client per worker, kept for the whole sweep: the warm-up opens the connections
+        // every step's workers then reuse.
+        let clients = (0..base.workers)
+            .map(|_| crate::attack::client(&base.client))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Self {
             base,
             next_offset: 0,
-            client,
+            clients,
             control: Control::default(),
             models_resolved: false,
         })
@@ -105,7 +110,7 @@ impl Sink for FnSink<'_> {
 impl StepRunner for AttackRunner {
     async fn run_step(&mut self, spec: &StepSpec, sink: &mut dyn FnMut(Record)) -> Result<()> {
         if !self.models_resolved {
-            crate::attack::models::resolve(&mut self.base, &self.client).await?;
+            crate::attack::models::resolve(&mut self.base, &self.clients[0]).await?;
             self.models_resolved = true;
         }
         let mut cfg = self.base.clone();
@@ -126,9 +131,9 @@ impl StepRunner for AttackRunner {
             sent += 1;
             sink(r)
         };
-        crate::attack::run_with_client(
+        crate::attack::run_with_clients(
             cfg,
-            self.client.clone(),
+            &self.clients,
             self.control.clone(),
             &mut FnSink(&mut counting),
         )
