@@ -6,8 +6,9 @@
 //!
 //! Why threads of their own rather than one multi-threaded runtime: a request is a few
 //! microseconds of work, and a work-stealing runtime moves it between threads (futex wake-ups,
-//! cache misses) for more than it costs; a part that never leaves its thread scales with the
-//! cores instead (`bench/attack.sh`).
+//! cache misses) for more than it costs; a part that never leaves its thread costs nothing
+//! to the others. It adds sending where a core is free: beside a server on the same two cores
+//! it did not raise the ceiling (`bench/README.md`, "Attacker threads").
 
 use std::sync::Arc;
 
