@@ -33,6 +33,7 @@ pub mod commands;
 pub mod cost;
 pub mod errors;
 pub mod exit;
+pub mod fnv;
 pub mod metrics;
 pub mod overlay;
 pub mod pacer;

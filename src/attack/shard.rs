@@ -171,19 +171,13 @@ pub fn schedule_id(cfg: &AttackConfig, options: &AttackOptions) -> String {
         }
     }
     fields.sort();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for (key, value) in &fields {
-        for byte in key
-            .bytes()
+    let text = fields.iter().flat_map(|(key, value)| {
+        key.bytes()
             .chain([b'='])
             .chain(value.bytes())
             .chain([b'\n'])
-        {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    format!("{hash:016x}")
+    });
+    format!("{:016x}", crate::fnv::fnv1a(text))
 }
 
 #[cfg(test)]

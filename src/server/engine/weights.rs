@@ -110,9 +110,7 @@ fn is_matrix(name: &str) -> bool {
 
 /// FNV-1a of the name: stable across runs and platforms.
 fn name_hash(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
+    crate::fnv::fnv1a(name.bytes())
 }
 
 fn random_tensor(seed: u64, name: &str, shape: &[usize]) -> candle_core::Result<Tensor> {
