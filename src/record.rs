@@ -189,6 +189,12 @@ pub struct Record {
     /// (the same in every shard of one run), so `report` can refuse files of other runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// The largest delay, over the answer's chunks, between the bytes arriving and the
+    /// attacker reading them (ns): how far its receive loop fell behind. Token times and the end
+    /// are stamped at arrival, so this is not in them; a large value says the client was
+    /// overloaded. Absent when nothing waited, and in files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recv_lag_ns: Option<u64>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -286,6 +292,7 @@ mod tests {
             shard: None,
             shards: None,
             schedule: None,
+            recv_lag_ns: None,
         }
     }
 

@@ -118,6 +118,7 @@ mod tests {
             shard: None,
             shards: None,
             schedule: None,
+            recv_lag_ns: None,
         }
     }
 

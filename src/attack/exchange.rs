@@ -1,11 +1,14 @@
 //! One HTTP exchange of the attacker: send, judge the status, check the content type, read the
 //! body within the attack's budget into the API's decoder, and turn whatever went wrong into a
 //! [`Failure`] of a known kind. Keeps what it learned (status, bytes, final URL) outside the
-//! future, so a timeout or an abort still records it.
+//! future, so a timeout or an abort still records it. Chunks are read through
+//! [`Arrivals`](super::arrival::Arrivals), so token times and the end are stamped where the
+//! bytes arrived.
 
 use reqwest::header::HeaderMap;
 
 use super::api::{self, DecodeError, RequestSpec};
+use super::arrival::Arrivals;
 use super::{Requests, Shared};
 use crate::record::ErrorKind;
 
@@ -27,6 +30,11 @@ pub(super) struct Exchange {
     pub bytes_in: u64,
     /// Where a followed redirect ended (redacted), when it is not the request's URL.
     pub final_url: Option<String>,
+    /// When the body's end arrived (attack clock), once the whole answer was read.
+    pub ended_at: Option<std::time::Duration>,
+    /// The largest wake-to-read delay over the body's chunks: how far the receive loop fell
+    /// behind the bytes (`arrival.rs`).
+    pub recv_lag: std::time::Duration,
 }
 
 impl Exchange {
@@ -93,18 +101,20 @@ impl Exchange {
             ));
         }
         let mut hold = decoder.keeps_body().then(|| shared.budget.hold());
-        loop {
-            let chunk = resp.chunk().await.map_err(classify)?;
-            let Some(chunk) = chunk else { break };
+        let mut arrivals = Arrivals::new(shared.clock);
+        let read = loop {
+            let next = arrivals.next(&mut resp).await;
+            self.recv_lag = arrivals.worst_lag();
+            let (chunk, at) = next.map_err(classify)?;
+            let Some(chunk) = chunk else { break at };
             self.bytes_in += chunk.len() as u64;
             if let Some(h) = &mut hold {
                 h.reserve(chunk.len())
                     .map_err(|e| Failure::new(ErrorKind::Body, e.to_string()))?;
             }
-            decoder
-                .chunk(&chunk, shared.clock.elapsed())
-                .map_err(decode_failure)?;
-        }
+            decoder.chunk(&chunk, at).map_err(decode_failure)?;
+        };
+        self.ended_at = Some(read);
         decoder.finish(&headers).map_err(decode_failure)
     }
 }

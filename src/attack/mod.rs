@@ -20,6 +20,7 @@
 //! is `exchange`'s; what responses may hold in memory, `budget`'s.
 
 pub mod api;
+mod arrival;
 pub mod budget;
 pub mod clock;
 mod exchange;
@@ -545,6 +546,7 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool, job: Job) -> (Record
         shard: cfg.sharding.as_ref().map(|s| s.shard.index()),
         shards: cfg.sharding.as_ref().map(|s| s.shard.count()),
         schedule: cfg.sharding.as_ref().map(|s| s.schedule.clone()),
+        recv_lag_ns: None,
     };
     progress.sent.fetch_add(1, Ordering::Relaxed);
     progress.inflight.fetch_add(1, Ordering::Relaxed);
@@ -563,12 +565,14 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool, job: Job) -> (Record
             )),
         },
     };
-    let end = shared.clock.elapsed();
+    // A read answer ends where its last bytes arrived; a timeout or an abort ends now.
+    let end = exchange.ended_at.unwrap_or_else(|| shared.clock.elapsed());
     progress.inflight.fetch_sub(1, Ordering::Relaxed);
     progress.done.fetch_add(1, Ordering::Relaxed);
     record.latency = nanos(end.saturating_sub(tick.intended));
     record.code = exchange.code;
     record.bytes_in = exchange.bytes_in;
+    record.recv_lag_ns = (exchange.recv_lag > Duration::ZERO).then(|| nanos(exchange.recv_lag));
     if let Some(url) = exchange.final_url {
         record.url = url;
     }

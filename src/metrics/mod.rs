@@ -57,6 +57,22 @@ pub fn send_lag_allowance_ns(rate_rps: f64, latency_p50_ns: u64) -> u64 {
     }
 }
 
+/// The receive-lag p99 a client may have and still count as having read the answers when they
+/// arrived: a tenth of the finest timing it could blur (the median gap between tokens when the
+/// answers stream, else the median latency), never less than the 1 ms floor. Arrivals are
+/// stamped at the wake-up rather than the read, so the lag is not in the figures themselves;
+/// but a loop this far behind also delays the connection tasks that raise those wake-ups, which
+/// no stamp can see. `scenarios/README.md` has the reasoning. 0 (unknown) leaves a bound out.
+pub fn recv_lag_allowance_ns(latency_p50_ns: u64, itl_p50_ns: u64) -> u64 {
+    let finest = [latency_p50_ns, itl_p50_ns]
+        .into_iter()
+        .filter(|&v| v > 0)
+        .min();
+    finest.map_or(SEND_LAG_FLOOR_NS, |v| {
+        ((v as f64 * SEND_LAG_SHARE_OF_LATENCY) as u64).max(SEND_LAG_FLOOR_NS)
+    })
+}
+
 /// Running aggregate of records. `add` is the only way in.
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
@@ -71,6 +87,8 @@ pub struct Metrics {
     pub itl: Dist,
     pub tpot: Dist,
     pub send_lag: Dist,
+    /// Each request's receive lag (0 when nothing waited or the file predates it).
+    pub recv_lag: Dist,
     bytes_in: u64,
     bytes_out: u64,
     /// Wall-clock ns since the epoch: first and last intended send, last end.
@@ -98,6 +116,7 @@ impl Metrics {
         }
         self.latency.record(r.latency);
         self.send_lag.record(r.send_lag_ns());
+        self.recv_lag.record(r.recv_lag_ns.unwrap_or(0));
         if ok {
             self.latency_ok.record(r.latency);
             self.service_ok
@@ -180,6 +199,9 @@ impl Metrics {
         let latencies_ok = self.latency_ok.percentiles();
         let rate = per_s(self.requests, duration);
         let send_lag_allowance = send_lag_allowance_ns(rate, latencies_ok.p50);
+        let itl = self.itl.percentiles();
+        let recv_lag = self.recv_lag.percentiles();
+        let recv_lag_allowance = recv_lag_allowance_ns(latencies_ok.p50, itl.p50);
         Summary {
             requests: self.requests,
             rate,
@@ -194,9 +216,10 @@ impl Metrics {
             latencies_ok,
             service_ok: self.service_ok.percentiles(),
             ttft: self.ttft.percentiles(),
-            itl: self.itl.percentiles(),
+            itl,
             tpot: self.tpot.percentiles(),
             send_lag,
+            recv_lag,
             bytes_in: Bytes::new(self.bytes_in, self.requests),
             bytes_out: Bytes::new(self.bytes_out, self.requests),
             status_codes: self
@@ -221,7 +244,10 @@ impl Metrics {
             },
             capped: self.capped,
             send_lag_allowance,
-            client_kept_up: self.capped == 0 && send_lag.p99 <= send_lag_allowance,
+            recv_lag_allowance,
+            client_kept_up: self.capped == 0
+                && send_lag.p99 <= send_lag_allowance
+                && recv_lag.p99 <= recv_lag_allowance,
             workload: self.workload.summary(),
         }
     }
@@ -305,6 +331,7 @@ mod tests {
             shard: None,
             shards: None,
             schedule: None,
+            recv_lag_ns: None,
         }
     }
 
@@ -409,6 +436,38 @@ mod tests {
         assert_eq!(send_lag_allowance_ns(5000.0, 2_000_000), 1_000_000);
         // Nothing known: the floor.
         assert_eq!(send_lag_allowance_ns(0.0, 0), 1_000_000);
+    }
+
+    #[test]
+    fn recv_lag_allowance_follows_the_finest_timing() {
+        // Streamed, 20 ms between tokens: a tenth of the ITL, not of the 2 s latency.
+        assert_eq!(recv_lag_allowance_ns(2_000_000_000, 20_000_000), 2_000_000);
+        // Whole answers of 300 ms: a tenth of the latency.
+        assert_eq!(recv_lag_allowance_ns(300_000_000, 0), 30_000_000);
+        // Tokens 2 ms apart, or nothing known: the 1 ms floor.
+        assert_eq!(recv_lag_allowance_ns(500_000_000, 2_000_000), 1_000_000);
+        assert_eq!(recv_lag_allowance_ns(0, 0), 1_000_000);
+    }
+
+    #[test]
+    fn receive_lag_beyond_its_allowance_means_the_client_did_not_keep_up() {
+        let summary = |lag_ns: u64| {
+            let mut m = Metrics::default();
+            for i in 0..100u64 {
+                let mut r = rec(i, i * 10, 100, 200);
+                r.itl_ns = vec![20_000_000; 4];
+                r.recv_lag_ns = Some(if i < 5 { lag_ns } else { 30_000 });
+                m.add(&r);
+            }
+            m.summary()
+        };
+        // 5% of requests read 1.5 ms late: p99 1.5 ms, within the 2 ms a 20 ms ITL allows.
+        let fine = summary(1_500_000);
+        assert_eq!(fine.recv_lag_allowance, 2_000_000);
+        assert!(fine.client_kept_up, "{:?}", fine.recv_lag);
+        let late = summary(8_000_000);
+        assert!(late.recv_lag.p99 > 7_900_000);
+        assert!(!late.client_kept_up);
     }
 
     #[test]

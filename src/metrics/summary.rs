@@ -74,6 +74,9 @@ pub struct Summary {
     pub itl: Percentiles,
     pub tpot: Percentiles,
     pub send_lag: Percentiles,
+    /// Per-request receive lag (`Record::recv_lag_ns`).
+    #[serde(default)]
+    pub recv_lag: Percentiles,
     pub bytes_in: Bytes,
     pub bytes_out: Bytes,
     pub status_codes: BTreeMap<String, u64>,
@@ -86,7 +89,11 @@ pub struct Summary {
     /// The send-lag p99 allowed for this schedule ([`send_lag_allowance_ns`]).
     #[serde(default)]
     pub send_lag_allowance: u64,
-    /// Send-lag p99 within the allowance and no request waited for the in-flight cap.
+    /// The receive-lag p99 allowed ([`recv_lag_allowance_ns`](super::recv_lag_allowance_ns)).
+    #[serde(default)]
+    pub recv_lag_allowance: u64,
+    /// Send- and receive-lag p99 within their allowances and no request waited for the
+    /// in-flight cap.
     pub client_kept_up: bool,
     /// What was sent: prompt, asked-for and generated lengths, TTFT per turn (LLM APIs).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -366,6 +366,7 @@ mod props {
                 latency, bytes_out, bytes_in, error, method, url, intended_ns, sent_ns, ttft_ns,
                 itl_ns, tokens_in, tokens_in_source, tokens_out, tokens_source, error_kind,
                 capped, step, tokens_out_requested, session, turn, shard, shards, schedule,
+                recv_lag_ns: None,
             }
         }
     }

@@ -29,7 +29,7 @@ pub const STEP_COLUMNS: [&str; 17] = [
 ];
 
 /// Columns after the contract ones. Latencies, TTFT, ITL and TPOT are of successful requests.
-pub const EXTRA_COLUMNS: [&str; 31] = [
+pub const EXTRA_COLUMNS: [&str; 33] = [
     "step",
     "repeat",
     "requests",
@@ -61,6 +61,8 @@ pub const EXTRA_COLUMNS: [&str; 31] = [
     "goodput_rps",
     "slo_attainment",
     "cost_per_1k_good_tokens_usd",
+    "recv_lag_p99_ms",
+    "recv_lag_limit_ms",
 ];
 
 /// The server's own figures (`sweep --server-metrics`), last: empty when not scraped.
@@ -180,6 +182,8 @@ pub fn steps_csv(s: &SweepSummary) -> String {
                 .map(|a| format!("{a:.4}"))
                 .unwrap_or_default(),
             usd(r.cost.usd_per_1k_good_tokens),
+            f3(r.recv_lag_p99_ms),
+            f3(r.recv_lag_limit_ms),
         ];
         w.write_record(row.into_iter().chain(server_cells(r)))
             .expect("writing to memory");

@@ -94,6 +94,9 @@ pub fn render(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
         row(out, "TPOT", pct, &dist(&s.tpot))?;
     }
     row(out, "Send lag", pct, &dist(&s.send_lag))?;
+    if s.recv_lag.max > 0 {
+        row(out, "Recv lag", pct, &dist(&s.recv_lag))?;
+    }
     if !s.tokens.sources.is_empty() || !s.tokens.input_sources.is_empty() {
         let mut values = format!(
             "{}, {}, {:.2}",
@@ -165,12 +168,13 @@ pub fn render(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
         row(
             out,
             "Client",
-            "[capped, kept up, lag allowed]",
+            "[capped, kept up, send lag allowed, recv lag allowed]",
             &format!(
-                "{}, {}, {}",
+                "{}, {}, {}, {}",
                 s.capped,
                 s.client_kept_up,
-                duration(s.send_lag_allowance)
+                duration(s.send_lag_allowance),
+                duration(s.recv_lag_allowance)
             ),
         )?;
     }

@@ -75,6 +75,7 @@ pub fn step_records(
                 shard: None,
                 shards: None,
                 schedule: None,
+                recv_lag_ns: None,
             }
         })
         .collect()

@@ -105,6 +105,9 @@ pub struct StepRow {
     pub send_lag_p99_ms: f64,
     /// The send-lag p99 this step was allowed (explicit or derived).
     pub send_lag_limit_ms: f64,
+    /// Receive-lag p99 and the p99 allowed (`metrics::recv_lag_allowance_ns`).
+    pub recv_lag_p99_ms: f64,
+    pub recv_lag_limit_ms: f64,
     /// The rate requests actually left at.
     pub sent_rps: Option<f64>,
     pub capped: u64,
@@ -407,6 +410,8 @@ pub fn figures(
         success_ratio: s.success,
         pace,
         send_lag_p99_ns: s.send_lag.p99 as f64,
+        recv_lag_p99_ns: s.recv_lag.p99 as f64,
+        recv_lag_limit_ns: s.recv_lag_allowance as f64,
         capped: s.capped,
         max_inflight,
         latency: Pcts::scaled(&s.latencies_ok, 1.0),
@@ -521,6 +526,8 @@ fn step_row(
         trend_left_out: pace.left_out,
         send_lag_p99_ms: s.send_lag.p99 as f64 / 1e6,
         send_lag_limit_ms: fig.send_lag_limit_ns(rules) / 1e6,
+        recv_lag_p99_ms: s.recv_lag.p99 as f64 / 1e6,
+        recv_lag_limit_ms: s.recv_lag_allowance as f64 / 1e6,
         sent_rps: pace.sent_rps,
         capped: s.capped,
         input_tokens_per_s: input_tps,

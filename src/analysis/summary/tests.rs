@@ -36,6 +36,7 @@ fn rec(step: u32, seq: u64, t_ms: u64, lat_ms: u64, code: u16) -> Record {
         shard: None,
         shards: None,
         schedule: None,
+        recv_lag_ns: None,
     }
 }
 

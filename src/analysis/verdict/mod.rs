@@ -4,7 +4,7 @@
 //! its successful requests does not grow across the step by more than the 5% the served-rate
 //! bound allows, with 95% confidence), at least 99% of requests succeeded, the client kept up
 //! (send-lag p99 within what the schedule allows, no request waited for the in-flight cap, sends
-//! at the scheduled rate) and every SLO clause holds on successful requests (or, with
+//! at the scheduled rate, answers read within the receive-lag allowance) and every SLO clause holds on successful requests (or, with
 //! `--slo-attainment`, enough requests met every clause on their own: `goodput`). A step whose
 //! requests cannot tell (too few, or a trend within its own noise of the bound) is
 //! *undetermined*: never the headline, never a reason to stop.
@@ -98,6 +98,9 @@ pub struct StepFigures {
     pub success_ratio: f64,
     pub pace: PaceEstimate,
     pub send_lag_p99_ns: f64,
+    /// Receive-lag p99 and its allowance ([`crate::metrics::recv_lag_allowance_ns`]), over all requests.
+    pub recv_lag_p99_ns: f64,
+    pub recv_lag_limit_ns: f64,
     /// Requests that waited for a free in-flight slot.
     pub capped: u64,
     /// The client's `--max-inflight`, for naming it when it was the limit.
@@ -244,6 +247,13 @@ pub fn judge(fig: &StepFigures, rules: &VerdictRules) -> Verdict {
             judge_pace(fig, rules, &mut v);
             judge_client(fig, rules, &mut v);
         }
+    }
+    // Open or closed loop, timings read late are the client's, not the target's.
+    if fig.recv_lag_p99_ns > fig.recv_lag_limit_ns {
+        v.failures.push(Failure::ClientRecvLagged {
+            p99_ns: fig.recv_lag_p99_ns,
+            max_ns: fig.recv_lag_limit_ns,
+        });
     }
     if let Some(min) = rules.slo_attainment {
         // DistServe's test instead of the statistics: each request judged on its own.

@@ -39,6 +39,11 @@ pub enum Failure {
         max_ns: f64,
         explicit: bool,
     },
+    /// The client read answers later than they arrived (its receive loop was overloaded).
+    ClientRecvLagged {
+        p99_ns: f64,
+        max_ns: f64,
+    },
     /// Requests left slower than the schedule placed them.
     ClientSlow {
         sent_rps: f64,
@@ -73,6 +78,7 @@ impl Failure {
             Failure::Success { .. } => "success",
             Failure::FellBehind { .. } => "pace",
             Failure::ClientLagged { .. } => "send_lag",
+            Failure::ClientRecvLagged { .. } => "recv_lag",
             Failure::ClientSlow { .. } => "send_rate",
             Failure::InflightCap { .. } => "inflight_cap",
             Failure::Slo { .. } => "slo",
@@ -104,7 +110,8 @@ impl Failure {
                 min_ratio,
                 ..
             } => (Some(*served_rps), Some(arrival_rps * min_ratio)),
-            Failure::ClientLagged { p99_ns, max_ns, .. } => {
+            Failure::ClientLagged { p99_ns, max_ns, .. }
+            | Failure::ClientRecvLagged { p99_ns, max_ns } => {
                 (Some(p99_ns / 1e6), Some(max_ns / 1e6))
             }
             Failure::ClientSlow {
@@ -151,6 +158,12 @@ impl fmt::Display for Failure {
                 p99_ns / 1e6,
                 max_ns / 1e6,
                 if *explicit { " (--max-send-lag)" } else { "" }
+            ),
+            Failure::ClientRecvLagged { p99_ns, max_ns } => write!(
+                f,
+                "client fell behind reading: receive-lag p99 {:.3}ms > {:.3}ms",
+                p99_ns / 1e6,
+                max_ns / 1e6
             ),
             Failure::ClientSlow {
                 sent_rps,

@@ -241,6 +241,15 @@ fn client_rules() {
     assert!(
         matches!(v.failures[..], [Failure::ClientLagged { max_ns, explicit: false, .. }] if max_ns == 10e6)
     );
+    // Answers read late (receive lag) fail the client rule on their own.
+    let mut late = base.clone();
+    (late.recv_lag_p99_ns, late.recv_lag_limit_ns) = (3e6, 2e6);
+    assert_eq!(
+        judge(&late, &rules).describe(),
+        "client fell behind reading: receive-lag p99 3.000ms > 2.000ms"
+    );
+    late.recv_lag_p99_ns = 1.5e6;
+    assert!(judge(&late, &rules).sustainable());
     // An explicit --max-send-lag wins.
     let explicit = VerdictRules {
         max_send_lag: Some(Duration::from_millis(50)),
