@@ -32,7 +32,7 @@ fn report_sweep(dir: &Path, args: &[&str]) -> Result<String, String> {
     let mut all = vec!["--sweep", d.as_str()];
     all.extend_from_slice(args);
     let a = report_args(&all);
-    sweep_command(a.sweep.as_deref().unwrap(), &a).map_err(|e| format!("{e:#}"))
+    sweep_command(&a.sweep[0], &a).map_err(|e| format!("{e:#}"))
 }
 
 /// Every file of a folder, by name, with its bytes.

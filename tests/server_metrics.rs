@@ -226,6 +226,7 @@ async fn drive_scraping(
         scenario: &sc,
         price: None,
         stop: Default::default(),
+        timeline: None,
     };
     let summary = drive(&cfg, &mut runner, &mut RunFolder::new(dir), &mut Silent)
         .await

@@ -41,6 +41,7 @@ async fn run(
         scenario: sc,
         price: sc.resolve_price().unwrap(),
         stop: Default::default(),
+        timeline: None,
     };
     drive(&cfg, runner, &mut RunFolder::new(dir), &mut Silent).await
 }

@@ -14,6 +14,9 @@ import yaml
 
 problems = []
 
+# The Indexed Jobs of the shard protocol: one attack schedule, and a sweep across pods.
+SHARD_JOBS = ("rpload-shards", "rpload-sweep-shards")
+
 
 def problem(where, text):
     problems.append(f"{where}: {text}")
@@ -92,17 +95,28 @@ def main():
             if img is None or img.split(":")[0] != "rpload":
                 problem(m, f"image {img!r}: name it rpload:TAG so the kustomizations' images entry applies")
         for d in docs:
-            if d.get("kind") == "Job" and d.get("metadata", {}).get("name") == "rpload-shards":
+            if d.get("kind") == "Job" and d.get("metadata", {}).get("name") in SHARD_JOBS:
                 check_shards_job(m, d)
 
     for r in rendered:
-        jobs = [d for d in load(r) if d.get("kind") == "Job" and d["metadata"]["name"] == "rpload-shards"]
+        jobs = [d for d in load(r) if d.get("kind") == "Job" and d["metadata"]["name"] in SHARD_JOBS]
         for j in jobs:
             check_shards_job(f"{r} (rendered)", j)
 
     for p in problems:
         print(f"ERROR {p}")
     if problems:
+        sys.exit(1)
+    checked = sum(
+        1
+        for m in manifests
+        for d in load(m)
+        if d.get("kind") == "Job" and d.get("metadata", {}).get("name") in SHARD_JOBS
+    )
+    if checked != len(SHARD_JOBS):
+        problem(root, f"expected the shard Jobs {SHARD_JOBS}, found {checked} of them")
+        for p in problems:
+            print(f"ERROR {p}")
         sys.exit(1)
     print(f"OK {len(manifests)} manifests, {len(kustomizations)} kustomizations: shard settings agree")
 

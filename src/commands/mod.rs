@@ -20,6 +20,8 @@ pub mod plan;
 pub mod report;
 pub mod serve;
 pub mod sweep;
+pub mod sweep_bars;
+pub mod sweep_shards;
 
 pub use attack::AttackArgs;
 pub use compare::CompareArgs;

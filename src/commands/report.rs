@@ -1,6 +1,8 @@
 //! `rpload report`: result files merged into one Vegeta-style report (`report::render`), or
 //! with `--sweep DIR` a sweep's folder rebuilt from its records and scenario, or copied at
-//! another price into `--out` (`sweep::reprice`). This file only parses flags and prints.
+//! another price into `--out` (`sweep::reprice`), or with `--sweep DIR...` the folders of a
+//! sweep run in shards merged into `--out` (`sweep::merge`). This file only parses flags and
+//! prints.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,8 +20,9 @@ use crate::sweep::reprice;
 pub struct ReportArgs {
     /// Result files (JSON lines); several merge exactly into one report. None or `-`: stdin.
     pub files: Vec<PathBuf>,
-    /// Report shard files (`attack --shard I/N`) even when some of the N shards' files are
-    /// not given, warning which; without it a missing shard is an error.
+    /// Report shard files (`attack --shard I/N`), or merge the folders of `sweep --shard
+    /// I/N`, even when some of the N shards are not given, warning which; without it a
+    /// missing shard is an error.
     #[arg(long)]
     pub allow_missing_shards: bool,
     /// text, json, hist[0,100ms,1s] (buckets) or hdrplot.
@@ -29,9 +32,10 @@ pub struct ReportArgs {
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
     /// Rebuild a sweep's folder (steps.csv, summary.json, report.md, charts) from its
-    /// results.jsonl and scenario.toml, without re-running it.
-    #[arg(long, value_name = "DIR", conflicts_with = "files")]
-    pub sweep: Option<PathBuf>,
+    /// results.jsonl and scenario.toml, without re-running it. Several folders: the pods'
+    /// folders of one `sweep --shard I/N`, merged into --out and judged there.
+    #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with = "files")]
+    pub sweep: Vec<PathBuf>,
     /// With --sweep: re-price the run at this catalog instance (NAME or NAME@REGION) into
     /// --out; with --price-per-hour, names the instance priced at that figure.
     #[arg(long, requires = "sweep")]
@@ -44,7 +48,8 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE", requires = "instance")]
     pub pricing: Vec<String>,
     /// With a new price: the folder the re-priced run is written to (a run folder of its
-    /// own); the measured folder keeps its price and is not touched.
+    /// own); the measured folder keeps its price and is not touched. With several --sweep
+    /// folders: the merged run folder.
     #[arg(long, value_name = "DIR2", requires = "sweep")]
     pub out: Option<PathBuf>,
     /// Replace a run already in --out.
@@ -54,8 +59,10 @@ pub struct ReportArgs {
 
 /// `rpload report`.
 pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    if let Some(dir) = &args.sweep {
-        return super::print(sweep_command(dir, &args)?);
+    match args.sweep.as_slice() {
+        [] => {}
+        [dir] => return super::print(sweep_command(dir, &args)?),
+        dirs => return super::print(merge_command(dirs, &args)?),
     }
     let kind: ReportType = args.kind.parse()?;
     let metrics = report::load(&args.files, args.allow_missing_shards)?;
@@ -73,8 +80,13 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
 /// `rpload report --sweep DIR [--instance NAME | --price-per-hour X --out DIR2]`: the text
 /// it prints, after rebuilding DIR (no new price) or writing the re-priced copy.
 pub fn sweep_command(dir: &Path, args: &ReportArgs) -> anyhow::Result<String> {
+    let sharded = crate::sweep::merge::check_whole(dir, args.allow_missing_shards)?;
     if args.instance.is_none() && args.price_per_hour.is_none() {
         if let Some(out) = &args.out {
+            if sharded {
+                // One pod's folder let through by --allow-missing-shards: merged like many.
+                return merge_command(std::slice::from_ref(&dir.to_path_buf()), args);
+            }
             anyhow::bail!(
                 "--out {}: only with a new price (--instance NAME or --price-per-hour USD); `rpload report --sweep {}` alone rebuilds the run in place",
                 out.display(),
@@ -107,4 +119,36 @@ pub fn sweep_command(dir: &Path, args: &ReportArgs) -> anyhow::Result<String> {
 pub fn sweep_text(dir: &Path) -> anyhow::Result<String> {
     let s = crate::sweep::output::rebuild(dir)?;
     Ok(report::table::sweep_table(&s))
+}
+
+/// `rpload report --sweep DIR0 DIR1 ... --out MERGED`: the shards of one sweep as one run.
+pub fn merge_command(dirs: &[PathBuf], args: &ReportArgs) -> anyhow::Result<String> {
+    if args.instance.is_some() || args.price_per_hour.is_some() {
+        anyhow::bail!(
+            "--instance/--price-per-hour: merge the shard folders first, then re-price the merged folder with `rpload report --sweep MERGED --instance NAME --out DIR2`"
+        );
+    }
+    let Some(out) = &args.out else {
+        anyhow::bail!(
+            "--out: required with several --sweep folders (the shards of one sweep); the merged run is written there and the shard folders are not touched"
+        );
+    };
+    let m = crate::sweep::merge::merge(dirs, out, args.allow_missing_shards, args.force)?;
+    let mut text = report::table::sweep_table(&m.summary)
+        .trim_end()
+        .to_string();
+    for (step, shards) in &m.missing {
+        let list: Vec<String> = shards.iter().map(u32::to_string).collect();
+        text.push_str(&format!(
+            "\nwarning: step {step} is short of shard(s) {} (--allow-missing-shards): its rate and verdict are of the shards present",
+            list.join(", ")
+        ));
+    }
+    text.push_str(&format!(
+        "\nmerged {} records of {} shard folders into {}\n",
+        m.records,
+        dirs.len(),
+        out.display()
+    ));
+    Ok(text)
 }

@@ -5,26 +5,24 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::analysis::summary::{StepData, StepRow, SweepSummary};
-use crate::analysis::verdict::{self, Status, SweepOutcome};
+use crate::analysis::summary::SweepSummary;
+use crate::analysis::verdict::{self, SweepOutcome};
 use crate::attack::options::AttackOptions;
 use crate::cost::Price;
 use crate::exit::{self, RunFailed};
-use crate::record::Record;
-use crate::scenario::plan::Axis;
-use crate::scenario::{CostSection, PlannedStep, Scenario, ScenarioFile, SweepSection};
+use crate::scenario::{CostSection, Scenario, ScenarioFile, SweepSection};
 use crate::server::{ServerConfig, ServerOptions};
 use crate::sweep::output::{self, RunFolder};
-use crate::sweep::run::{DriveConfig, Observer, drive};
+use crate::sweep::run::{DriveConfig, drive};
 use crate::sweep::runner::AttackRunner;
 use crate::sweep::scrape::{self, ScrapeConfig, Scraping};
+
+use super::sweep_bars::Bars;
+use super::sweep_shards::{self, SweepShard};
 
 /// Flags of `rpload sweep`. Each overrides the same field of `--scenario`.
 #[derive(Debug, Clone, Default, Args)]
@@ -73,11 +71,16 @@ pub struct SweepArgs {
     /// No progress bars (the final table is still printed).
     #[arg(long, short = 'q')]
     pub quiet: bool,
-    /// `attack` only: taken here to refuse it by name (a sweep does not run in shards yet).
-    #[arg(long, hide = true, value_name = "I/N")]
+    /// Run shard I of N of every step (`auto/N`: I from JOB_COMPLETION_INDEX, as a
+    /// Kubernetes Indexed Job sets it), one pod per shard against one --target; needs
+    /// --start-at. Every step runs; the verdicts are made when `rpload report --sweep DIR...
+    /// --out MERGED` merges the pods' folders.
+    #[arg(long, value_name = "I/N", help_heading = "Many machines")]
     pub shard: Option<String>,
-    /// `attack` only, like --shard.
-    #[arg(long, hide = true, value_name = "RFC3339")]
+    /// With --shard: the instant (RFC 3339, the same in every pod) the sweep starts; every
+    /// phase's start follows from it (each warm-up and step gets its duration, --timeout and
+    /// 1 s; then the cool-down).
+    #[arg(long, value_name = "RFC3339", help_heading = "Many machines")]
     pub start_at: Option<String>,
 }
 
@@ -166,21 +169,21 @@ pub struct Prepared {
     pub server: Option<ServerConfig>,
     /// The attack, checked; None when it waits for the embedded server's address.
     pub runner: Option<AttackRunner>,
+    /// `--shard`: this process's part of a sweep run in shards.
+    pub shard: Option<SweepShard>,
 }
 
 /// Merges `--scenario` with the flags, validates, resolves the price and prepares `--out`.
 pub fn prepare(a: &SweepArgs) -> Result<Prepared> {
-    // A sweep across pods needs every step's start fixed up front and verdicts made at the
-    // merge; until that exists, say so rather than run N uncoordinated sweeps.
-    if let Some(flag) = [("shard", &a.shard), ("start-at", &a.start_at)]
-        .into_iter()
-        .find_map(|(name, v)| v.as_ref().map(|_| name))
-    {
-        anyhow::bail!(
-            "--{flag} is for `rpload attack`: a sweep does not run in shards yet; run `rpload attack --shard I/N --start-at T` at each rate and merge the files with `rpload report`, or sweep from one machine"
-        );
-    }
     let file = a.scenario_file()?;
+    let job_index = std::env::var(crate::pacer::shard::JOB_INDEX_VAR).ok();
+    let shard = super::sweep_shards::check(
+        a.shard.as_deref(),
+        a.start_at.as_deref(),
+        &file,
+        job_index.as_deref(),
+        time::OffsetDateTime::now_utc(),
+    )?;
     let server = embedded(&file)
         .then(|| ServerConfig::from_options(&file.serve))
         .transpose()?;
@@ -205,7 +208,10 @@ pub fn prepare(a: &SweepArgs) -> Result<Prepared> {
     // a bad option fails before the model loads; nothing is sent from this placeholder.
     let placeholder = server.as_ref().map(|_| "http://127.0.0.1:9");
     let checked = AttackRunner::new(&scenario, placeholder, scenario_path)?;
-    let runner = server.is_none().then_some(checked);
+    let runner = server.is_none().then_some(checked).map(|r| match shard {
+        Some(s) => r.sharded(s.shard),
+        None => r,
+    });
     let dir = a.out.clone().unwrap_or_else(|| default_dir(&scenario.name));
     output::prepare_dir(&dir, a.force)?;
     Ok(Prepared {
@@ -214,6 +220,7 @@ pub fn prepare(a: &SweepArgs) -> Result<Prepared> {
         dir,
         server,
         runner,
+        shard,
     })
 }
 
@@ -277,13 +284,29 @@ pub async fn run(a: SweepArgs) -> Result<ExitCode> {
     let control = crate::attack::Control::default();
     let _interrupts = super::interrupt::install(&control, runner.base().timeout);
     let mut runner = runner.with_control(control.clone());
+    let timeline = prepared
+        .shard
+        .map(|s| sweep_shards::timeline(&prepared.scenario, runner.base().timeout, s.start));
+    if let (Some(s), Some(t), false) = (&prepared.shard, &timeline, a.quiet) {
+        eprintln!(
+            "{}",
+            sweep_shards::announce(s, t, prepared.scenario.steps().len())
+        );
+    }
     let cfg = DriveConfig {
         scenario: &prepared.scenario,
         price: prepared.price.clone(),
         stop: control.stop.clone(),
+        timeline,
     };
     let mut folder = RunFolder::new(&prepared.dir);
     let mut bars = Bars::new(!a.quiet);
+    if let Some(s) = &prepared.shard {
+        // A pod sees its share of each step: what it could judge would be wrong.
+        folder = folder.records_only();
+        bars.judged_at_merge = Some(format!("shard {}: judged at the merge", s.shard));
+        bars.shards = s.shard.count();
+    }
     let result = match &prepared.scenario.file.sweep.server_metrics {
         Some(flag) => {
             let scraping = scrape::metrics_url(flag, target.as_deref())
@@ -321,6 +344,11 @@ pub async fn run(a: SweepArgs) -> Result<ExitCode> {
         ))),
         _ => e,
     })?;
+    if let Some(s) = &prepared.shard {
+        let records = summary.steps.iter().map(|r| r.requests).sum();
+        print!("{}", sweep_shards::finished(s, &prepared.dir, records));
+        return Ok(ExitCode::SUCCESS);
+    }
     print!("{}", crate::report::table::sweep_table(&summary));
     println!("reports in {}", prepared.dir.display());
     let outcome = outcome(&summary, prepared.scenario.fail_under);
@@ -340,116 +368,6 @@ pub fn outcome(summary: &SweepSummary, fail_under: Option<f64>) -> SweepOutcome 
         requests,
         requests - errors,
         fail_under,
-    )
-}
-
-/// A step's load as the progress lines say it: `40 req/s`, `8 users`.
-fn load(p: &PlannedStep) -> String {
-    match p.concurrency {
-        Some(users) => Axis::Concurrency.fmt_level(f64::from(users)),
-        None => Axis::Rate.fmt_level(p.rps),
-    }
-}
-
-/// Progress on stderr: a line for the warm-up, a bar per step with live figures, its verdict
-/// when it ends, and why the sweep stopped early.
-struct Bars {
-    enabled: bool,
-    bar: ProgressBar,
-    /// The current bar, for warnings printed from inside a step (`--server-metrics`).
-    shared: Arc<Mutex<ProgressBar>>,
-    last_msg: Instant,
-}
-
-impl Bars {
-    fn new(enabled: bool) -> Self {
-        Self {
-            enabled,
-            bar: ProgressBar::hidden(),
-            shared: Arc::new(Mutex::new(ProgressBar::hidden())),
-            last_msg: Instant::now(),
-        }
-    }
-}
-
-impl Observer for Bars {
-    fn warming_up(&mut self, first: &PlannedStep, duration: Duration) {
-        if self.enabled {
-            eprintln!(
-                "warming up: {} at {}, unmeasured (--initial-warmup 0s skips it)",
-                crate::pacer::format_duration(duration),
-                load(first)
-            );
-        }
-    }
-
-    fn step_started(&mut self, p: &PlannedStep, steps: Option<usize>, duration: Duration) {
-        if !self.enabled {
-            return;
-        }
-        // A closed loop's count is whatever its users manage: a counter, not a bar.
-        self.bar = if p.concurrency.is_some() {
-            let style = ProgressStyle::with_template("step {prefix} {pos:>6} requests {msg}")
-                .expect("static template");
-            ProgressBar::no_length().with_style(style)
-        } else {
-            let expected = (p.rps * duration.as_secs_f64()).round().max(1.0) as u64;
-            let style =
-                ProgressStyle::with_template("step {prefix} [{bar:30}] {pos:>6}/{len:<6} {msg}")
-                    .expect("static template")
-                    .progress_chars("=> ");
-            ProgressBar::new(expected).with_style(style)
-        };
-        let of = steps.map_or(" (search)".to_string(), |n| format!("/{n}"));
-        self.bar
-            .set_prefix(format!("{}{of} @ {}", p.step + 1, load(p)));
-        *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = self.bar.clone();
-        self.last_msg = Instant::now();
-    }
-
-    fn record(&mut self, _record: &Record, so_far: &StepData) {
-        self.bar.inc(1);
-        if self.last_msg.elapsed() >= Duration::from_millis(200) {
-            self.last_msg = Instant::now();
-            self.bar.set_message(live_figures(so_far));
-        }
-    }
-
-    fn step_ended(&mut self, so_far: &StepData, row: Option<&StepRow>) {
-        let verdict = row.map_or("no requests".to_string(), |r| match r.status {
-            Status::Sustainable => "sustainable".to_string(),
-            Status::Unsustainable => r.verdict.clone(),
-            Status::Undetermined => format!("undetermined: {}", r.verdict),
-        });
-        self.bar
-            .finish_with_message(format!("{} | {verdict}", live_figures(so_far)));
-    }
-
-    fn stopped_early(&mut self) {
-        if self.enabled {
-            eprintln!(
-                "stopping early: {} unsustainable levels of the plan in a row (pass --no-early-stop to run every step)",
-                verdict::STOP_AFTER_UNSUSTAINABLE
-            );
-        }
-    }
-
-    fn finished(&mut self) {
-        if self.enabled {
-            // Leave the last bar's line before the final table goes to stdout.
-            eprintln!();
-        }
-    }
-}
-
-/// `ok 99.8% p50 120ms p90 180ms` from what has ended so far.
-fn live_figures(data: &StepData) -> String {
-    let s = data.metrics.summary();
-    format!(
-        "ok {:.1}% p50 {:.0}ms p90 {:.0}ms",
-        s.success * 100.0,
-        s.latencies.p50 as f64 / 1e6,
-        s.latencies.p90 as f64 / 1e6
     )
 }
 
@@ -577,23 +495,53 @@ mod tests {
     }
 
     #[test]
-    fn a_sweep_refuses_shards() {
-        for flag in [
-            &["--shard", "0/2"][..],
-            &["--start-at", "2026-12-04T03:00:00Z"],
-        ] {
+    fn a_sweep_in_shards_refuses_what_it_cannot_do() {
+        let cases: [(&[&str], &str); 5] = [
+            (&["--shard", "0/2"], "--shard needs --start-at"),
+            (&["--start-at", "2099-01-01T00:00:00Z"], "pass --shard I/N"),
+            (
+                &["--shard", "0/2", "--start-at", "2001-01-01T00:00:00Z"],
+                "in the past",
+            ),
+            (&["--shard", "2/2", "--start-at", "+"], "--shard"),
+            (
+                &[
+                    "--shard",
+                    "0/2",
+                    "--start-at",
+                    "+",
+                    "--search",
+                    "--rps",
+                    "1..8",
+                ],
+                "a search picks each next level",
+            ),
+        ];
+        let soon = (time::OffsetDateTime::now_utc() + time::Duration::seconds(60))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        for (flags, want) in cases {
             let mut argv = vec!["rpload", "sweep", "--target", "http://127.0.0.1:9"];
-            argv.extend_from_slice(flag);
+            argv.extend(
+                flags
+                    .iter()
+                    .map(|f| if *f == "+" { soon.as_str() } else { f }),
+            );
             let crate::commands::Command::Sweep(a) = crate::commands::Cli::parse_from(argv).command
             else {
                 unreachable!()
             };
-            let e = prepare(&a).err().unwrap().to_string();
-            assert!(
-                e.contains("is for `rpload attack`: a sweep does not run in shards yet"),
-                "{e}"
-            );
+            let e = format!("{:#}", prepare(&a).err().unwrap());
+            assert!(e.contains(want), "{flags:?}: {e}");
         }
+        // No target: each pod would start a server of its own.
+        let argv = ["rpload", "sweep", "--shard", "0/2", "--start-at", &soon];
+        let crate::commands::Command::Sweep(a) = crate::commands::Cli::parse_from(argv).command
+        else {
+            unreachable!()
+        };
+        let e = prepare(&a).err().unwrap().to_string();
+        assert!(e.contains("needs --target"), "{e}");
     }
 
     #[test]

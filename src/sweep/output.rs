@@ -66,6 +66,9 @@ pub fn prepare_dir(dir: &Path, force: bool) -> Result<()> {
 pub struct RunFolder {
     dir: PathBuf,
     writer: Option<RecordWriter<BufWriter<File>>>,
+    /// False for a pod of a sweep in shards: its share of each step cannot be judged, so it
+    /// writes the scenario and the records only (the merge derives the rest).
+    derive: bool,
 }
 
 impl RunFolder {
@@ -74,7 +77,14 @@ impl RunFolder {
         Self {
             dir: dir.to_path_buf(),
             writer: None,
+            derive: true,
         }
+    }
+
+    /// A sink that writes the scenario and the records, and derives nothing on disk.
+    pub fn records_only(mut self) -> Self {
+        self.derive = false;
+        self
     }
 }
 
@@ -104,7 +114,11 @@ impl RunSink for RunFolder {
     }
 
     fn rebuild(&mut self) -> Result<SweepSummary> {
-        rebuild(&self.dir)
+        if self.derive {
+            rebuild(&self.dir)
+        } else {
+            summarize(&self.dir, None)
+        }
     }
 
     fn location(&self) -> String {

@@ -27,6 +27,7 @@ use crate::exit::{Interrupted, RunFailed};
 use crate::record::Record;
 use crate::scenario::search::Search;
 use crate::scenario::{PlannedStep, Scenario, ScenarioFile};
+use crate::sweep::timeline::Timeline;
 
 /// One attack the driver asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +39,8 @@ pub struct StepSpec {
     /// Users of a closed loop; None: open loop at `rps`.
     pub concurrency: Option<u32>,
     pub duration: Duration,
+    /// A sweep run in shards: the wall-clock instant this attack starts (`timeline`).
+    pub start_at: Option<time::OffsetDateTime>,
 }
 
 impl StepSpec {
@@ -48,7 +51,13 @@ impl StepSpec {
             rps: p.rps,
             concurrency: p.concurrency,
             duration,
+            start_at: None,
         }
+    }
+
+    fn starting(mut self, at: Option<time::OffsetDateTime>) -> Self {
+        self.start_at = at;
+        self
     }
 }
 
@@ -103,6 +112,9 @@ pub struct DriveConfig<'a> {
     pub price: Option<Price>,
     /// Cancelled by an interrupt; the runner holds the same token (its attack's `Control`).
     pub stop: CancellationToken,
+    /// A sweep run in shards (`sweep --shard`): every phase starts at its planned instant,
+    /// cool-downs are part of the plan, and every step runs (verdicts are the merge's).
+    pub timeline: Option<Timeline>,
 }
 
 /// Runs the sweep and returns its summary (also rebuilt by `sink`).
@@ -129,7 +141,8 @@ pub async fn drive<R: StepRunner>(
     let mut failure = None;
     if let (false, Some(first)) = (sc.initial_warmup.is_zero(), first) {
         d.observer.warming_up(&first, sc.initial_warmup);
-        let spec = StepSpec::of(&first, None, sc.initial_warmup);
+        let at = cfg.timeline.as_ref().and_then(|t| t.initial_warmup);
+        let spec = StepSpec::of(&first, None, sc.initial_warmup).starting(at);
         if let Err(e) = warm_up(d.runner, &spec, &cfg.stop).await {
             failure = Some(e.context("warm-up before the first step"));
         }
@@ -184,7 +197,9 @@ impl<R: StepRunner> Driver<'_, '_, R> {
                 }
             }
             rate_status.push(status);
-            if verdict::should_stop(&rate_status, sc.early_stop) {
+            // Shards cannot stop early: each sees a share of the load, and they must agree.
+            let sharded = self.cfg.timeline.is_some();
+            if !sharded && verdict::should_stop(&rate_status, sc.early_stop) {
                 self.observer.stopped_early();
                 break;
             }
@@ -220,7 +235,12 @@ impl<R: StepRunner> Driver<'_, '_, R> {
     /// derived files rebuilt. `steps`: how many the plan has (None: a search).
     async fn step(&mut self, p: &PlannedStep, steps: Option<usize>) -> Result<SweepSummary> {
         let (sc, stop) = (self.cfg.scenario, &self.cfg.stop);
-        if self.ran > 0 && !sc.cooldown.is_zero() {
+        let starts = self.cfg.timeline.as_ref().map(|t| {
+            t.step(p.step)
+                .expect("a sharded sweep's timeline has every step of its plan")
+        });
+        // In shards the cool-down is in the timeline: the next start waits it out.
+        if self.ran > 0 && !sc.cooldown.is_zero() && starts.is_none() {
             tokio::select! {
                 () = tokio::time::sleep(sc.cooldown) => {}
                 () = stop.cancelled() => {
@@ -230,14 +250,15 @@ impl<R: StepRunner> Driver<'_, '_, R> {
         }
         self.ran += 1;
         if !sc.warmup.is_zero() {
-            warm_up(self.runner, &StepSpec::of(p, None, sc.warmup), stop)
+            let spec = StepSpec::of(p, None, sc.warmup).starting(starts.and_then(|s| s.warmup));
+            warm_up(self.runner, &spec, stop)
                 .await
                 .map_err(|e| e.context(format!("warm-up before step {}", p.step)))?;
         }
         self.observer.step_started(p, steps, sc.step_duration);
         let mut data = StepData::new(&sc.rules.slo);
         let mut write_err: Option<std::io::Error> = None;
-        let spec = StepSpec::of(p, Some(p.step), sc.step_duration);
+        let spec = StepSpec::of(p, Some(p.step), sc.step_duration).starting(starts.map(|s| s.step));
         let result = {
             let (sink, observer, written) =
                 (&mut *self.sink, &mut *self.observer, &mut self.written);

@@ -2,7 +2,8 @@
 //! once by `attack::setup` (so a bad API, prompt file or header fails before the first request),
 //! then the attack runs once per step at the step's rate (or as a closed loop of its users) for
 //! the step's duration, on one connection pool for the whole sweep, so warm-ups open the
-//! connections the steps use.
+//! connections the steps use. In a sweep run in shards (`sweep --shard`) every attack is this
+//! process's shard of the step, starting at the instant the driver's timeline gives it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,8 +11,11 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::run::{StepRunner, StepSpec};
+use crate::attack::options::AttackOptions;
 use crate::attack::setup::{self, Schedule};
+use crate::attack::shard::{Sharding, schedule_id};
 use crate::attack::{AttackConfig, Control, Sink};
+use crate::pacer::{Pacer, Shard};
 use crate::record::Record;
 use crate::scenario::Scenario;
 use crate::scenario::plan::Axis;
@@ -25,6 +29,10 @@ pub struct AttackRunner {
     control: Control,
     /// Whether `--model auto` has been asked yet (once, before the first warm-up or step).
     models_resolved: bool,
+    /// `sweep --shard`: this process's shard of every step.
+    shard: Option<Shard>,
+    /// The options each step's schedule id is made from (in shards).
+    options: AttackOptions,
 }
 
 impl AttackRunner {
@@ -81,7 +89,15 @@ impl AttackRunner {
             clients,
             control: Control::default(),
             models_resolved: false,
+            shard: None,
+            options,
         })
+    }
+
+    /// Runs this process's `shard` of every step (`sweep --shard`).
+    pub fn sharded(mut self, shard: Shard) -> Self {
+        self.shard = Some(shard);
+        self
     }
 
     /// Runs every step and warm-up under `control`, so one interrupt stops whichever phase
@@ -122,6 +138,25 @@ impl StepRunner for AttackRunner {
         }
         cfg.duration = schedule.duration;
         cfg.step = spec.step;
+        cfg.start_at = spec.start_at;
+        if let Some(shard) = self.shard {
+            // Each step is a schedule of its own (rate, start): its own id in the records.
+            let schedule = schedule_id(&cfg, &self.options);
+            cfg.sharding = Some(Sharding { shard, schedule });
+        }
+        // Every shard moves through the workload's pool by the whole step's requests, so
+        // request k of a step is the same prompt in every shard (a closed loop's count is its
+        // own: its users' requests are not a schedule).
+        let whole = match (&self.shard, cfg.rate.is_unlimited()) {
+            (Some(_), false) => Some(
+                std::iter::from_fn({
+                    let mut p = Pacer::new(cfg.rate, cfg.arrival, cfg.duration, cfg.max_requests);
+                    move || p.next_tick()
+                })
+                .count() as u64,
+            ),
+            _ => None,
+        };
         let measured = spec.step.is_some();
         if measured && let crate::attack::Requests::Api { workload, .. } = &mut cfg.requests {
             workload.offset = self.next_offset;
@@ -139,7 +174,7 @@ impl StepRunner for AttackRunner {
         )
         .await?;
         if measured {
-            self.next_offset += sent;
+            self.next_offset += whole.unwrap_or(sent);
         }
         Ok(())
     }

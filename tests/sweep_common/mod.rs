@@ -302,6 +302,7 @@ pub async fn drive_scenario(text: &str, dir: &Path) -> rpload::analysis::summary
         scenario: &sc,
         price: sc.resolve_price().unwrap(),
         stop: Default::default(),
+        timeline: None,
     };
     let mut folder = output::RunFolder::new(dir);
     tokio::time::timeout(
