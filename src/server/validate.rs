@@ -4,7 +4,7 @@
 //! Must not know HTTP status codes (`http` maps [`ValidationError`]) or scheduling.
 
 use super::engine::TextTokenizer;
-use super::engine::sampler::SamplingParams;
+use super::engine::sampler::{FrequencyPenalty, SamplingParams};
 
 /// Per-request limits (from the server config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,9 @@ pub enum ValidationError {
     RepetitionPenalty,
     #[error("`frequency_penalty` must be >= -2.0 and <= 2.0")]
     FrequencyPenalty,
+    /// OpenAI's range; TGI has no `presence_penalty`.
+    #[error("`presence_penalty` must be >= -2.0 and <= 2.0")]
+    PresencePenalty,
     #[error("`top_p` must be > 0.0 and < 1.0")]
     TopP,
     #[error("`typical_p` must be > 0.0 and < 1.0")]
@@ -100,6 +103,18 @@ pub struct RouteOptions {
     pub stream: bool,
     /// Used when `max_new_tokens` is not given (routes differ; see `http`).
     pub default_max_new_tokens: u32,
+    /// Set by the OpenAI routes: their penalties follow OpenAI's definitions, not TGI's.
+    pub openai: Option<OpenAiParams>,
+}
+
+/// What an OpenAI route's sampling means beyond TGI's parameters. With it, `frequency_penalty`
+/// counts the generated tokens only (OpenAI, vLLM) instead of TGI's count over the whole
+/// sequence divided by its length.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OpenAiParams {
+    /// Subtracted once from every token the output already holds. TGI's own OpenAI route maps
+    /// it onto `repetition_penalty` instead; this server keeps OpenAI's meaning.
+    pub presence_penalty: Option<f32>,
 }
 
 /// Checks `params` and tokenizes `inputs` in TGI's order: parameters, empty input, tokens.
@@ -174,12 +189,20 @@ pub fn check(
         return Err(ValidationError::RepetitionPenalty);
     }
     let open_unit = |p: f32| p > 0.0 && p < 1.0;
-    if params
-        .frequency_penalty
-        .is_some_and(|f| !(-2.0..=2.0).contains(&f))
-    {
+    // Written so NaN fails too.
+    let penalty_range = |f: &f32| !(-2.0..=2.0).contains(f);
+    if params.frequency_penalty.is_some_and(|f| penalty_range(&f)) {
         return Err(ValidationError::FrequencyPenalty);
     }
+    let presence_penalty = route.openai.and_then(|o| o.presence_penalty);
+    if presence_penalty.is_some_and(|p| penalty_range(&p)) {
+        return Err(ValidationError::PresencePenalty);
+    }
+    let frequency_penalty = match params.frequency_penalty.filter(|&f| f != 0.0) {
+        None => FrequencyPenalty::Off,
+        Some(f) if route.openai.is_some() => FrequencyPenalty::OpenAi(f),
+        Some(f) => FrequencyPenalty::Tgi(f),
+    };
     if params.top_p.is_some_and(|p| !open_unit(p)) {
         return Err(ValidationError::TopP);
     }
@@ -237,7 +260,11 @@ pub fn check(
             temperature,
             top_k,
             top_p: params.top_p,
+            typical_p: params.typical_p,
             repetition_penalty,
+            frequency_penalty,
+            presence_penalty: presence_penalty.unwrap_or(0.0),
+            top_n_tokens: params.top_n_tokens.unwrap_or(0) as usize,
             seed: params.seed.unwrap_or_else(rand::random),
         },
         limits: *limits,
@@ -315,6 +342,7 @@ mod tests {
         let route = RouteOptions {
             stream: false,
             default_max_new_tokens: 5,
+            openai: None,
         };
         validate(inputs, &params, route, &tok, &limits()).map_err(|e| e.to_string())
     }
@@ -459,6 +487,7 @@ mod tests {
         let route = RouteOptions {
             stream: false,
             default_max_new_tokens: 1,
+            openai: None,
         };
         let err = validate(&text, &RawParams::default(), route, &tok, &limits).unwrap_err();
         assert_eq!(

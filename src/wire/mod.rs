@@ -46,6 +46,16 @@ where
     Option::<T>::deserialize(d).map(|v| Some(v.unwrap_or_default()))
 }
 
+/// For fields that a server may write as `null` where it means empty (TGI's
+/// `"top_tokens": null`). Use with `#[serde(default)]`.
+fn null_as_empty<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
+}
+
 /// For `skip_serializing_if`: flags that are off by default need not be sent.
 fn is_false(b: &bool) -> bool {
     !*b

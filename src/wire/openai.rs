@@ -78,6 +78,9 @@ pub struct CompletionRequest {
     pub prompt: OneOrMany,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suffix: Option<String>,
+    /// How many best alternatives each token reports beside its own log-probability.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<u32>,
     #[serde(flatten)]
     pub sampling: Sampling,
 }
@@ -85,6 +88,12 @@ pub struct CompletionRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
     pub messages: Vec<ChatMessage>,
+    /// Report each token's log-probability (`choices[].logprobs.content`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<bool>,
+    /// With `logprobs`: how many best alternatives each token reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<u32>,
     #[serde(flatten)]
     pub sampling: Sampling,
 }
@@ -224,6 +233,38 @@ pub struct Delta {
     pub content: Option<String>,
 }
 
+/// `/v1/completions`' `logprobs` (OpenAI's legacy shape): per token its text, log-probability,
+/// best alternatives by text, and character offset in the generated text. Servers write it into
+/// [`TextChoice::logprobs`]; clients read that as plain JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CompletionLogprobs {
+    pub tokens: Vec<String>,
+    pub token_logprobs: Vec<f32>,
+    pub top_logprobs: Vec<std::collections::BTreeMap<String, f32>>,
+    pub text_offset: Vec<usize>,
+}
+
+/// `/v1/chat/completions`' `logprobs`: one entry per generated token.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatLogprobs {
+    pub content: Vec<ChatLogprob>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatLogprob {
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Vec<u8>,
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TopLogprob {
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Vec<u8>,
+}
+
 /// Token counts. Optional so a client counts the text itself when a server leaves one out.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -322,6 +363,8 @@ mod tests {
                 role: "user".into(),
                 content: Some(Content::Text("hi".into())),
             }],
+            logprobs: None,
+            top_logprobs: None,
             sampling: Sampling {
                 model: Some("m".into()),
                 max_tokens: Some(8),

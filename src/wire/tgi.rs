@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ErrorMessage, is_false};
+use super::{ErrorMessage, is_false, null_as_empty};
 
 /// `{"inputs", "parameters"}` of `/generate` and `/generate_stream`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -117,6 +117,13 @@ pub struct Details {
     pub seed: Option<u64>,
     pub prefill: Vec<Token>,
     pub tokens: Vec<Token>,
+    /// With `top_n_tokens`: each generated token's best alternatives (TGI omits it otherwise;
+    /// some versions write `null`).
+    #[serde(
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub top_tokens: Vec<Vec<Token>>,
 }
 
 /// One `data:` event of `/generate_stream`: a token, the last also carrying the whole
@@ -130,6 +137,13 @@ pub struct StreamResponse {
     /// Optional only so an error event parses as this type; token events always have one.
     #[serde(default)]
     pub token: Option<Token>,
+    /// With `top_n_tokens`: this token's best alternatives.
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub top_tokens: Vec<Token>,
     /// `null` until the last event.
     #[serde(default)]
     pub generated_text: Option<String>,
@@ -207,6 +221,7 @@ mod tests {
         .unwrap();
         let d = full.details.unwrap();
         assert_eq!((d.generated_tokens, d.tokens.len()), (Some(2), 2));
+        assert!(d.top_tokens.is_empty(), "`top_tokens: null` reads as none");
         let compat: Vec<GenerateResponse> =
             serde_json::from_str(r#"[{"generated_text":"x"}]"#).unwrap();
         assert_eq!(compat[0].generated_text, "x");
@@ -255,6 +270,7 @@ mod tests {
                 seed: Some(7),
                 prefill: vec![],
                 tokens: vec![token(1, "a"), token(2, "b")],
+                top_tokens: vec![vec![token(1, "a"), token(3, "c")], vec![token(2, "b")]],
             }),
         };
         let text = serde_json::to_string(&answer).unwrap();
@@ -279,6 +295,7 @@ mod tests {
             StreamResponse {
                 index: 2,
                 token: Some(token(2, "b")),
+                top_tokens: vec![token(2, "b"), token(4, "d")],
                 generated_text: Some("ab".into()),
                 details: Some(StreamDetails {
                     finish_reason: "eos_token".into(),

@@ -42,6 +42,7 @@ pub fn completions_body(prompt: &str, p: &GenParams) -> Bytes {
     let req = CompletionRequest {
         prompt: OneOrMany::One(prompt.to_owned()),
         suffix: None,
+        logprobs: None,
         sampling: sampling(p),
     };
     Bytes::from(serde_json::to_vec(&req).expect("json"))
@@ -65,6 +66,8 @@ pub fn chat_body(prompt: &Prompt, p: &GenParams) -> Bytes {
     messages.push(message("user", &prompt.text));
     let req = ChatRequest {
         messages,
+        logprobs: None,
+        top_logprobs: None,
         sampling: sampling(p),
     };
     Bytes::from(serde_json::to_vec(&req).expect("json"))

@@ -99,11 +99,15 @@ mod tests {
         let logits = Tensor::new(rows.clone(), &Device::Cpu).unwrap();
         let out = pick(&logits, &[true, true, false]).unwrap();
         for (row, got) in rows.iter().zip(&out[..2]) {
-            let want = Sampler::new(SamplingParams::default()).next(&mut row.clone(), &[]);
+            let want = Sampler::new(SamplingParams::default()).next(&mut row.clone(), &[], 0);
             match got {
                 StepOutput::Greedy { id, logprob } => {
-                    assert_eq!(*id, want.0);
-                    assert!((logprob - want.1).abs() < 1e-5, "{logprob} vs {}", want.1);
+                    assert_eq!(*id, want.id);
+                    assert!(
+                        (logprob - want.logprob).abs() < 1e-5,
+                        "{logprob} vs {}",
+                        want.logprob
+                    );
                 }
                 other => panic!("expected a greedy pick, got {other:?}"),
             }

@@ -20,11 +20,12 @@ use super::{
     AppState, JsonBody, MAX_CLIENT_BATCH_SIZE, ServerError, TGI_DEFAULT_MAX_NEW_TOKENS, sse_event,
     sse_response, timing_headers,
 };
-use crate::server::scheduler::{Event, FinishReason, TokenStream};
-use crate::server::validate::{RawParams, RouteOptions};
+use crate::server::scheduler::{Event, FinishReason, Token, TokenStream};
+use crate::server::validate::{OpenAiParams, RawParams, RouteOptions};
 use crate::wire::openai::{
-    ChatChoice, ChatMessage, ChatRequest, ChunkChoice, Completion, CompletionRequest, Content,
-    Delta, ErrorDetail, Message, OneOrMany, Sampling, StreamError, TextChoice, Usage,
+    ChatChoice, ChatLogprob, ChatLogprobs, ChatMessage, ChatRequest, ChunkChoice, Completion,
+    CompletionLogprobs, CompletionRequest, Content, Delta, ErrorDetail, Message, OneOrMany,
+    Sampling, StreamError, TextChoice, TopLogprob, Usage,
 };
 
 /// OpenAI's default `max_tokens` for completions (chat uses TGI's).
@@ -38,6 +39,8 @@ struct OpenAiCall {
     route: RouteOptions,
     /// `stream_options.include_usage`: close the stream with a usage chunk.
     include_usage: bool,
+    /// Log-probabilities asked for: each token's own and this many best alternatives.
+    logprobs: Option<u32>,
     model: String,
     id: String,
     created: u64,
@@ -45,14 +48,26 @@ struct OpenAiCall {
 
 impl OpenAiCall {
     /// OpenAI semantics on TGI parameters: temperature 0 is greedy, anything else samples
-    /// (the API's default temperature is 1); `top_p` 1.0 and `top_k` <= 0 mean "off".
-    /// `model` and `presence_penalty` are accepted and unused.
+    /// (the API's default temperature is 1); `top_p` 1.0 and `top_k` <= 0 mean "off";
+    /// `frequency_penalty` and `presence_penalty` keep OpenAI's meaning (see
+    /// [`OpenAiParams`]). `logprobs` is `(field, alternatives)` when the request asked for
+    /// log-probabilities, the field named in errors. `model` is accepted and unused.
     fn new(
         s: Sampling,
+        logprobs: Option<(&str, u32)>,
         state: &AppState,
         default_max: u32,
         id_prefix: &str,
     ) -> Result<Self, ServerError> {
+        let max_top = state.limits.max_top_n_tokens;
+        if let Some((field, n)) = logprobs.filter(|&(_, n)| n > max_top) {
+            return Err(ServerError::Unsupported {
+                message: format!(
+                    "Input validation error: `{field}` must be <= {max_top} on this server. Given: {n}"
+                ),
+                error_type: "validation",
+            });
+        }
         if s.n.is_some_and(|n| n != 1) {
             return Err(ServerError::Unsupported {
                 message: "Input validation error: `n` must be 1 on this server".to_string(),
@@ -87,6 +102,7 @@ impl OpenAiCall {
             seed: s.seed,
             repetition_penalty: s.repetition_penalty,
             frequency_penalty: s.frequency_penalty,
+            top_n_tokens: logprobs.map(|(_, n)| n).filter(|&n| n > 0),
             ignore_eos: s.ignore_eos || s.min_tokens.is_some_and(|m| m >= max_new_tokens),
             ..RawParams::default()
         };
@@ -95,8 +111,12 @@ impl OpenAiCall {
             route: RouteOptions {
                 stream: s.stream,
                 default_max_new_tokens: default_max,
+                openai: Some(OpenAiParams {
+                    presence_penalty: s.presence_penalty,
+                }),
             },
             include_usage: s.stream_options.is_some_and(|o| o.include_usage),
+            logprobs: logprobs.map(|(_, n)| n),
             model: state.info.model_id.clone(),
             id: state.fresh_id(id_prefix),
             created: unix_now(),
@@ -197,7 +217,8 @@ pub(super) async fn completions(
         });
     }
     let default_max = state.default_max_new_tokens(OPENAI_COMPLETIONS_DEFAULT_MAX_TOKENS);
-    let call = OpenAiCall::new(req.sampling, &state, default_max, "cmpl")?;
+    let logprobs = req.logprobs.map(|n| ("logprobs", n));
+    let call = OpenAiCall::new(req.sampling, logprobs, &state, default_max, "cmpl")?;
     const OBJECT: &str = "text_completion";
     if !call.route.stream {
         let mut choices = Vec::new();
@@ -211,7 +232,9 @@ pub(super) async fn completions(
             choices.push(TextChoice {
                 index,
                 text: Some(g.generated_text.clone()),
-                logprobs: None,
+                logprobs: call
+                    .logprobs
+                    .map(|_| completion_logprobs(&done.tokens, &mut 0)),
                 finish_reason: Some(openai_finish(g.finish_reason).to_owned()),
             });
             last = Some(done);
@@ -225,16 +248,20 @@ pub(super) async fn completions(
         let (s, _, _) = state.start(prompt, &call.raw, call.route).await?;
         streams.push(token_events(s).map(move |e| (index, e)).boxed());
     }
+    let wanted = call.logprobs.is_some();
+    // Each prompt's character offset so far, for `text_offset`.
+    let mut offsets = vec![0usize; prompts.len()];
     let events = openai_stream(
         state,
         permit,
         streams,
         call,
         OBJECT,
-        |index, text, finish| TextChoice {
+        move |index, token: &Token, finish| TextChoice {
             index,
-            text: Some(text),
-            logprobs: None,
+            text: Some(token.delta.clone()),
+            logprobs: wanted
+                .then(|| completion_logprobs(std::slice::from_ref(token), &mut offsets[index])),
             finish_reason: finish.map(str::to_owned),
         },
     );
@@ -248,7 +275,16 @@ pub(super) async fn chat_completions(
     let permit = state.permit()?;
     let prompt = chat_prompt(&req.messages)?;
     let default_max = state.default_max_new_tokens(TGI_DEFAULT_MAX_NEW_TOKENS);
-    let call = OpenAiCall::new(req.sampling, &state, default_max, "chatcmpl")?;
+    let wants = req.logprobs == Some(true);
+    if !wants && req.top_logprobs.is_some_and(|n| n > 0) {
+        return Err(ServerError::Unsupported {
+            message: "Input validation error: `top_logprobs` needs `logprobs` set to true"
+                .to_string(),
+            error_type: "validation",
+        });
+    }
+    let logprobs = wants.then(|| ("top_logprobs", req.top_logprobs.unwrap_or(0)));
+    let call = OpenAiCall::new(req.sampling, logprobs, &state, default_max, "chatcmpl")?;
     if !call.route.stream {
         let done = state.complete(&prompt, &call.raw, call.route).await?;
         let g = &done.generation;
@@ -258,7 +294,7 @@ pub(super) async fn chat_completions(
                 role: "assistant".to_owned(),
                 content: Some(g.generated_text.clone()),
             },
-            logprobs: None,
+            logprobs: call.logprobs.map(|_| chat_logprobs(&done.tokens)),
             finish_reason: Some(openai_finish(g.finish_reason).to_owned()),
         };
         let usage = Usage::new(g.input_length, g.generated_tokens);
@@ -267,23 +303,69 @@ pub(super) async fn chat_completions(
     }
     let (s, _, _) = state.start(&prompt, &call.raw, call.route).await?;
     let streams = vec![token_events(s).map(|e| (0usize, e)).boxed()];
+    let wanted = call.logprobs.is_some();
     let events = openai_stream(
         state,
         permit,
         streams,
         call,
         "chat.completion.chunk",
-        |index, content, finish| ChunkChoice {
+        move |index, token: &Token, finish| ChunkChoice {
             index,
             delta: Delta {
                 role: Some("assistant".to_owned()),
-                content: Some(content),
+                content: Some(token.delta.clone()),
             },
-            logprobs: None,
+            logprobs: wanted.then(|| chat_logprobs(std::slice::from_ref(token))),
             finish_reason: finish.map(str::to_owned),
         },
     );
     Ok(sse_response(HeaderMap::new(), events))
+}
+
+/// `/v1/completions`' `logprobs` for `tokens`; `offset` is the character offset of the first
+/// in the generated text and moves past them (streams call this a token at a time).
+fn completion_logprobs(tokens: &[Token], offset: &mut usize) -> Value {
+    let mut out = CompletionLogprobs::default();
+    for t in tokens {
+        out.tokens.push(t.text.clone());
+        out.token_logprobs.push(t.logprob);
+        // Keyed by text, as OpenAI's legacy shape is: the best of equal texts stays, and the
+        // chosen token is there even when it is not among the best.
+        let mut top = std::collections::BTreeMap::new();
+        for a in &t.top_tokens {
+            top.entry(a.text.clone()).or_insert(a.logprob);
+        }
+        top.entry(t.text.clone()).or_insert(t.logprob);
+        out.top_logprobs.push(top);
+        out.text_offset.push(*offset);
+        *offset += t.delta.chars().count();
+    }
+    // Strings and numbers only: this cannot fail.
+    serde_json::to_value(out).unwrap_or_default()
+}
+
+/// `/v1/chat/completions`' `logprobs` for `tokens`. `bytes` are the token text's UTF-8 (a
+/// token that ends inside a character shows the replacement character, as its text does).
+fn chat_logprobs(tokens: &[Token]) -> Value {
+    let content = tokens
+        .iter()
+        .map(|t| ChatLogprob {
+            token: t.text.clone(),
+            logprob: t.logprob,
+            bytes: t.text.as_bytes().to_vec(),
+            top_logprobs: t
+                .top_tokens
+                .iter()
+                .map(|a| TopLogprob {
+                    token: a.text.clone(),
+                    logprob: a.logprob,
+                    bytes: a.text.as_bytes().to_vec(),
+                })
+                .collect(),
+        })
+        .collect();
+    serde_json::to_value(ChatLogprobs { content }).unwrap_or_default()
 }
 
 /// A token stream as a `futures` stream that ends after `End`/`Error`.
@@ -308,7 +390,7 @@ fn openai_stream<C, F>(
 ) -> impl Stream<Item = String> + Send + 'static
 where
     C: Serialize + Send + 'static,
-    F: Fn(usize, String, Option<&'static str>) -> C + Send + 'static,
+    F: FnMut(usize, &Token, Option<&'static str>) -> C + Send + 'static,
 {
     let started = Instant::now();
     // (prompt tokens, completion tokens), read by the closing chunk once every stream ended.
@@ -316,10 +398,11 @@ where
     let totals_in = totals.clone();
     let call = Arc::new(call);
     let call_in = call.clone();
-    let chunk = move |index, text, finish| {
+    let mut choice = choice;
+    let mut chunk = move |index, token: &Token, finish| {
         sse_event(
             DATA,
-            &call_in.answer(object, vec![choice(index, text, finish)], None),
+            &call_in.answer(object, vec![choice(index, token, finish)], None),
         )
     };
     let error = |http_status_code, e: ServerError| {
@@ -333,14 +416,14 @@ where
         sse_event(DATA, &body)
     };
     let body = futures::stream::select_all(streams).map(move |(index, e)| match e {
-        Event::Token(t) => chunk(index, t.delta, None),
+        Event::Token(t) => chunk(index, &t, None),
         Event::End(t, g) => {
             if let Ok(mut tot) = totals_in.lock() {
                 tot.0 += g.input_length;
                 tot.1 += g.generated_tokens;
             }
             state.record_success(&g, started, &RawParams::default());
-            chunk(index, t.delta, Some(openai_finish(g.finish_reason)))
+            chunk(index, &t, Some(openai_finish(g.finish_reason)))
         }
         Event::Error(msg) => error(424, ServerError::Generation(msg)),
         Event::Overloaded(msg) => error(503, ServerError::OutOfCapacity(msg)),

@@ -43,6 +43,7 @@ pub(super) async fn predict(
     let route = RouteOptions {
         stream: false,
         default_max_new_tokens: default_max,
+        openai: None,
     };
     let done = state.complete(&req.prompt, &raw, route).await?;
     // The study's app returned the prompt followed by the continuation.

@@ -15,7 +15,7 @@ use super::{
     AppState, JsonBody, MAX_CLIENT_BATCH_SIZE, ServerError, TGI_DEFAULT_MAX_NEW_TOKENS, sse_event,
     sse_response, timing_headers,
 };
-use crate::server::scheduler::{Event, Token};
+use crate::server::scheduler::{Event, Token, TopToken};
 use crate::server::validate::RouteOptions;
 use crate::wire::tgi::{
     CompatGenerateRequest, Details, ErrorResponse, GenerateRequest, GenerateResponse,
@@ -34,6 +34,19 @@ fn wire_token(t: &Token) -> crate::wire::tgi::Token {
     }
 }
 
+/// A token's alternatives as TGI writes them: `Token`s, best first.
+fn wire_top_tokens(t: &Token) -> Vec<crate::wire::tgi::Token> {
+    t.top_tokens
+        .iter()
+        .map(|a: &TopToken| crate::wire::tgi::Token {
+            id: a.id,
+            text: a.text.clone(),
+            logprob: Some(a.logprob),
+            special: a.special,
+        })
+        .collect()
+}
+
 pub(super) async fn generate(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<GenerateRequest>,
@@ -50,6 +63,7 @@ async fn generate_response(
     let route = RouteOptions {
         stream: false,
         default_max_new_tokens: state.default_max_new_tokens(TGI_DEFAULT_MAX_NEW_TOKENS),
+        openai: None,
     };
     let p = &req.parameters;
     let done = state.complete(&req.inputs, &p.generation, route).await?;
@@ -64,6 +78,12 @@ async fn generate_response(
         seed: g.seed,
         prefill: Vec::new(),
         tokens: done.tokens.iter().map(wire_token).collect(),
+        // TGI leaves `top_tokens` out unless `top_n_tokens` asked for them.
+        top_tokens: if p.generation.top_n_tokens.unwrap_or(0) > 0 {
+            done.tokens.iter().map(wire_top_tokens).collect()
+        } else {
+            Vec::new()
+        },
     });
     let body = GenerateResponse {
         generated_text,
@@ -111,6 +131,7 @@ async fn tgi_stream(
     let route = RouteOptions {
         stream: true,
         default_max_new_tokens: state.default_max_new_tokens(TGI_DEFAULT_MAX_NEW_TOKENS),
+        openai: None,
     };
     let raw = req.parameters.generation;
     let (stream, _validation, input_chars) = state.start(&req.inputs, &raw, route).await?;
@@ -132,6 +153,7 @@ async fn tgi_stream(
                     let ev = StreamResponse {
                         index,
                         token: Some(wire_token(&t)),
+                        top_tokens: wire_top_tokens(&t),
                         ..StreamResponse::default()
                     };
                     return Some((sse_event(DATA, &ev), Some((stream, permit, index))));
@@ -147,6 +169,7 @@ async fn tgi_stream(
                     let ev = StreamResponse {
                         index,
                         token: Some(wire_token(&t)),
+                        top_tokens: wire_top_tokens(&t),
                         generated_text: Some(format!("{prefix}{}", g.generated_text)),
                         details,
                         error: None,

@@ -100,6 +100,8 @@ impl MockEngine {
                 delta: WORD.to_string(),
                 logprob: LOGPROB,
                 special: false,
+                // No model, no distribution: the mock lists no alternatives.
+                top_tokens: Vec::new(),
             },
             stream: req.stream,
             seed: req.sampling.do_sample.then_some(req.sampling.seed),

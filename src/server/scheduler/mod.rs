@@ -108,6 +108,17 @@ pub struct Token {
     pub delta: String,
     pub logprob: f32,
     pub special: bool,
+    /// The request's `top_n_tokens` best alternatives, best first (empty when not asked).
+    pub top_tokens: Vec<TopToken>,
+}
+
+/// One of a token's best alternatives: TGI's `top_tokens`, OpenAI's `top_logprobs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopToken {
+    pub id: u32,
+    pub text: String,
+    pub logprob: f32,
+    pub special: bool,
 }
 
 /// The summary sent with the last token.
@@ -448,9 +459,13 @@ impl Worker {
         let mut ends = Vec::new();
         for (seq, out) in self.running.iter_mut().zip(rows) {
             seq.fed = seq.ids.len();
-            let (id, logprob) = match out {
-                StepOutput::Greedy { id, logprob } => (id, logprob),
-                StepOutput::Logits(mut logits) => seq.sampler.next(&mut logits, &seq.ids),
+            let (id, logprob, top) = match out {
+                StepOutput::Greedy { id, logprob } => (id, logprob, Vec::new()),
+                StepOutput::Logits(mut logits) => {
+                    let prompt_len = seq.req.input_ids.len();
+                    let pick = seq.sampler.next(&mut logits, &seq.ids, prompt_len);
+                    (pick.id, pick.logprob, pick.top)
+                }
             };
             seq.ids.push(id);
             let generated = seq.ids.len() - seq.req.input_ids.len();
@@ -462,6 +477,15 @@ impl Worker {
                 delta,
                 logprob,
                 special: self.tokenizer.is_special(id),
+                top_tokens: top
+                    .into_iter()
+                    .map(|(id, logprob)| TopToken {
+                        id,
+                        text: self.tokenizer.token_text(id),
+                        logprob,
+                        special: self.tokenizer.is_special(id),
+                    })
+                    .collect(),
             };
             let reason = if !seq.req.ignore_eos && Some(id) == self.tokenizer.eos_token_id() {
                 Some(FinishReason::EosToken)
