@@ -51,6 +51,12 @@ pub enum ValidationError {
     TopNTokens(u32, u32),
     #[error("`decoder_input_details` == true is not supported when streaming tokens")]
     PrefillDetailsStream,
+    /// The engines gather logits for each sequence's last row only, so there are no prompt
+    /// logprobs to return; an empty `prefill` would read as an answer.
+    #[error(
+        "`decoder_input_details` == true is not supported by this server (it does not compute prompt logprobs): leave it false"
+    )]
+    PrefillDetailsUnsupported,
     #[error("`temperature` must be strictly positive")]
     Temperature,
     #[error("`repetition_penalty` must be strictly positive")]
@@ -176,8 +182,12 @@ pub fn check(
     if let Some(n) = params.top_n_tokens.filter(|&n| n > limits.max_top_n_tokens) {
         return Err(ValidationError::TopNTokens(limits.max_top_n_tokens, n));
     }
-    if route.stream && params.decoder_input_details {
-        return Err(ValidationError::PrefillDetailsStream);
+    if params.decoder_input_details {
+        return Err(if route.stream {
+            ValidationError::PrefillDetailsStream
+        } else {
+            ValidationError::PrefillDetailsUnsupported
+        });
     }
     let temperature = params.temperature.unwrap_or(1.0);
     // Written so NaN fails too.
