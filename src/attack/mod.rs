@@ -21,6 +21,7 @@
 
 pub mod api;
 mod arrival;
+pub mod balance;
 pub mod budget;
 pub mod clock;
 mod exchange;
@@ -53,6 +54,17 @@ use exchange::{Exchange, Failure};
 pub enum Requests {
     Api { api: Box<Api>, workload: Workload },
     Targets(Vec<RequestSpec>),
+}
+
+impl Requests {
+    /// How many targets requests are spread over: the `--target`s of an LLM attack, or the
+    /// requests of a plain HTTP one (one per `--target`, or a targets file's lines).
+    pub fn endpoints(&self) -> usize {
+        match self {
+            Requests::Api { api, .. } => api.targets.len(),
+            Requests::Targets(targets) => targets.len(),
+        }
+    }
 }
 
 /// A fully checked attack. Build it with `scenario`/CLI code; nothing here validates input.
@@ -89,6 +101,8 @@ pub struct AttackConfig {
     /// `--workers`: in-process parts of this process's schedule, each on a runtime thread of
     /// its own with its own pacer and connection pool (1: all on the caller's runtime).
     pub workers: usize,
+    /// `--balance`: how requests are spread over several targets.
+    pub balance: balance::Balance,
 }
 
 impl AttackConfig {
@@ -232,6 +246,8 @@ struct Shared {
     own: Shard,
     /// The in-flight cap, one for all of the process's workers.
     inflight: Arc<Semaphore>,
+    /// Which target each request goes to; one for all of the process's workers.
+    balancer: Arc<balance::Balancer>,
 }
 
 /// Where records go as requests end (a results file, a sweep's metrics, a test's vector).
@@ -281,6 +297,7 @@ pub async fn run_with_clients(
     let clock = Clock::start(cfg.clock);
     let budget = budget::Budget::new(cfg.limits.max_body, cfg.limits.in_flight);
     let inflight = Arc::new(Semaphore::new(cfg.max_inflight));
+    let balancer = balance::Balancer::new(cfg.balance, cfg.requests.endpoints());
     // Every shard counts from the agreed instant (its own clock starts within a thread
     // wake-up of it), so their records' wall times line up.
     let start_wall = cfg.start_at.unwrap_or_else(time::OffsetDateTime::now_utc);
@@ -305,6 +322,7 @@ pub async fn run_with_clients(
                 control: control.clone(),
                 budget: budget.clone(),
                 inflight: inflight.clone(),
+                balancer: balancer.clone(),
             })
         })
         .collect();
@@ -474,35 +492,37 @@ struct Job {
     prompt_tokens: Option<u64>,
     /// The output length asked for (LLM APIs only).
     requested: Option<u64>,
+    /// Its target's count of requests in flight, held until the request ends.
+    _lease: balance::Lease,
 }
 
 impl Job {
-    fn api(api: &Api, prompt: &crate::prompts::Prompt) -> Self {
+    fn api(api: &Api, prompt: &crate::prompts::Prompt, lease: balance::Lease) -> Self {
         Self {
-            spec: api.request(prompt),
+            spec: api.request(prompt, lease.index),
             decoder: api.decoder(prompt),
             prompt_tokens: Some(prompt.tokens),
             requested: Some(u64::from(
                 prompt.output_tokens.unwrap_or(api.params.max_new_tokens),
             )),
+            _lease: lease,
         }
     }
 
     /// Request `seq` of a one-request-per-tick attack.
     fn nth(shared: &Shared, seq: u64) -> Self {
+        let lease = shared.balancer.pick(seq);
         match &shared.cfg.requests {
-            Requests::Api { api, workload } => Self::api(api, &workload.prompt(seq)),
-            // Round-robin by the request's index, so a shard sends the targets the whole
-            // schedule sends at its indices.
-            Requests::Targets(targets) => {
-                let i = (seq % targets.len() as u64) as usize;
-                Self {
-                    spec: targets[i].clone(),
-                    decoder: Box::new(api::http::Discard),
-                    prompt_tokens: None,
-                    requested: None,
-                }
-            }
+            Requests::Api { api, workload } => Self::api(api, &workload.prompt(seq), lease),
+            // Round-robin by the request's index (unless --balance says otherwise), so a
+            // shard sends the targets the whole schedule sends at its indices.
+            Requests::Targets(targets) => Self {
+                spec: targets[lease.index].clone(),
+                decoder: Box::new(api::http::Discard),
+                prompt_tokens: None,
+                requested: None,
+                _lease: lease,
+            },
         }
     }
 }
@@ -517,6 +537,7 @@ async fn execute(shared: &Shared, tick: Tick, capped: bool, job: Job) -> (Record
         decoder,
         prompt_tokens,
         requested,
+        _lease,
     } = job;
     let mut record = Record {
         attack: cfg.name.clone(),

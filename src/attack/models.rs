@@ -65,7 +65,8 @@ pub async fn resolve(cfg: &mut AttackConfig, client: &reqwest::Client) -> Result
     if !openai || api.params.model.as_deref() != Some(AUTO) {
         return Ok(());
     }
-    let url = models_url(&api.url);
+    // Replicas serve one model: the first target answers for all.
+    let url = models_url(&api.targets[0].url);
     let fail = |cause: String| ModelError {
         url: crate::redact::url(&url),
         cause: crate::redact::text(&cause),

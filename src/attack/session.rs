@@ -35,13 +35,20 @@ pub(super) async fn run(
     // Tokens the history adds to the next prompt: earlier texts and their answers.
     let mut carried = 0;
     let mut intended = tick.intended;
+    // A conversation stays on the target of its first turn, where its history is cached.
+    let mut target = None;
     for turn in 1..=turns {
         let seq = tick.seq * u64::from(MAX_TURNS) + u64::from(turn - 1);
         let mut prompt = workload.prompt(seq);
         let own = prompt.tokens.saturating_sub(workload.prefix_tokens());
         prompt.tokens += carried;
         prompt.history = history.clone();
-        let job = Job::api(api, &prompt);
+        let lease = match target {
+            None => shared.balancer.pick(tick.seq),
+            Some(i) => shared.balancer.lease(i),
+        };
+        target = Some(lease.index);
+        let job = Job::api(api, &prompt, lease);
         let (mut record, answer) =
             execute(shared, Tick { seq, intended }, capped && turn == 1, job).await;
         record.session = Some(tick.seq);

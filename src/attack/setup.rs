@@ -6,12 +6,12 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 
 use super::api::{self, Api, ApiKind, FastapiFormat, GenParams, TokenCounter, http::TargetsFormat};
+use super::balance::Balance;
 use super::clock::ClockKind;
 use super::options::AttackOptions;
 use super::{AttackConfig, ClientOptions, Requests};
@@ -75,6 +75,16 @@ pub enum SetupError {
     TargetsForLlm,
     #[error("--target {url:?}: {message}")]
     Target { url: String, message: String },
+    #[error(
+        "--target {0} is given twice: list each replica once (requests are spread over distinct targets)"
+    )]
+    TargetTwice(String),
+    #[error(transparent)]
+    Balance(#[from] super::balance::UnknownBalance),
+    #[error(
+        "--balance least-inflight spreads requests over replicas given by --target; a --targets file's lines are different requests, sent round-robin"
+    )]
+    BalanceTargetsFile,
     #[error("--header: {0}")]
     Header(String),
     #[error(transparent)]
@@ -225,13 +235,10 @@ pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig,
     }
     let headers = headers(args, kind)?;
     let custom_headers = !headers.is_empty();
-    if args
-        .target
-        .as_deref()
-        .is_some_and(crate::redact::is_redacted)
-    {
+    if args.target.iter().any(|t| crate::redact::is_redacted(t)) {
         return Err(SetupError::RedactedTarget);
     }
+    let balance = balance(args)?;
     let limits = super::Limits::new(
         size(args.max_body_size(), "max-body-size")?,
         size(args.max_event_size(), "max-event-size")?,
@@ -246,8 +253,10 @@ pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig,
         if args.targets.is_some() {
             return Err(SetupError::TargetsForLlm);
         }
-        let target = args.target.as_deref().ok_or(SetupError::NoTarget)?;
-        let url = api_url(target, kind)?;
+        let targets = (args.target.iter())
+            .map(|t| api_url(t, kind))
+            .collect::<Result<Vec<_>, _>>()?;
+        distinct(&targets)?;
         let fastapi = FastapiFormat {
             body_template: args.body_template().to_owned(),
             text_pointer: args.text_pointer().to_owned(),
@@ -278,12 +287,11 @@ pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig,
         Requests::Api {
             api: Box::new(Api {
                 kind,
-                url: Arc::from(url.as_str()),
+                targets: targets.iter().map(|t| api::Endpoint::new(t)).collect(),
                 params,
                 fastapi,
                 headers,
                 max_event: limits.max_event,
-                shown_url: Arc::from(crate::redact::url(&url)),
             }),
             workload,
         }
@@ -296,6 +304,7 @@ pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig,
         duration,
         max_requests: args.max_requests,
         max_inflight,
+        balance,
         max_rate: args.max_rate,
         timeout: if timeout.is_zero() {
             std::time::Duration::from_secs(365 * 24 * 3600)
@@ -527,18 +536,46 @@ fn http_requests(args: &AttackOptions, headers: HeaderMap) -> Result<Requests, S
             path, format, &headers,
         )?));
     }
-    let url = args.target.as_deref().ok_or(SetupError::NoTarget)?;
+    distinct(&args.target)?;
     let body = match &args.body {
         Some(p) => read_body(p)?,
         None => Vec::new(),
     };
-    let spec = api::http::single(args.method(), url, headers, body).map_err(|message| {
-        SetupError::Target {
-            url: url.to_owned(),
-            message,
+    let specs = (args.target.iter())
+        .map(|url| {
+            api::http::single(args.method(), url, headers.clone(), body.clone()).map_err(
+                |message| SetupError::Target {
+                    url: url.to_owned(),
+                    message,
+                },
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Requests::Targets(specs))
+}
+
+/// At least one target, none twice: a replica listed twice would get twice the requests,
+/// and its records could not be told apart.
+fn distinct(targets: &[String]) -> Result<(), SetupError> {
+    if targets.is_empty() {
+        return Err(SetupError::NoTarget);
+    }
+    for (i, t) in targets.iter().enumerate() {
+        if targets[..i].contains(t) {
+            return Err(SetupError::TargetTwice(crate::redact::url(t)));
         }
-    })?;
-    Ok(Requests::Targets(vec![spec]))
+    }
+    Ok(())
+}
+
+/// `--balance`; least-inflight needs targets that are replicas, which a targets file's lines
+/// are not (each is a different request).
+fn balance(args: &AttackOptions) -> Result<Balance, SetupError> {
+    let policy: Balance = args.balance().parse()?;
+    if policy == Balance::LeastInflight && args.targets.is_some() {
+        return Err(SetupError::BalanceTargetsFile);
+    }
+    Ok(policy)
 }
 
 fn read_body(path: &Path) -> Result<Vec<u8>, SetupError> {

@@ -195,7 +195,7 @@ mod tests {
 
     fn opts(extra: &[(&str, &str)]) -> AttackOptions {
         let mut o = AttackOptions {
-            target: Some("http://127.0.0.1:9".into()),
+            target: vec!["http://127.0.0.1:9".into()],
             ..Default::default()
         };
         for (k, v) in extra {

@@ -449,7 +449,10 @@ mod tests {
         else {
             panic!("expected an API attack")
         };
-        assert_eq!(&*api.url, "http://127.0.0.1:9/v1/chat/completions");
+        assert_eq!(
+            &*api.targets[0].url,
+            "http://127.0.0.1:9/v1/chat/completions"
+        );
         assert!(api.params.stream);
         assert_eq!(prompts.len(), 1);
     }

@@ -25,6 +25,10 @@ pub struct ReportArgs {
     /// missing shard is an error.
     #[arg(long)]
     pub allow_missing_shards: bool,
+    /// Also break the figures down: `target` gives one report per target URL after the
+    /// overall one (an attack over several --target replicas).
+    #[arg(long, value_name = "target", conflicts_with = "sweep")]
+    pub by: Option<String>,
     /// text, json, hist[0,100ms,1s] (buckets) or hdrplot.
     #[arg(long = "type", default_value = "text")]
     pub kind: String,
@@ -65,14 +69,15 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         dirs => return super::print(merge_command(dirs, &args)?),
     }
     let kind: ReportType = args.kind.parse()?;
-    let metrics = report::load(&args.files, args.allow_missing_shards)?;
+    let by = args.by.as_deref().map(str::parse).transpose()?;
+    let loaded = report::load(&args.files, args.allow_missing_shards, by)?;
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
         )),
         None => Box::new(std::io::stdout().lock()),
     };
-    report::render(&kind, &metrics, &mut out)?;
+    report::render_loaded(&kind, &loaded, &mut out)?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

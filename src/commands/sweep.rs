@@ -156,7 +156,7 @@ impl SweepArgs {
 
 /// No `--target` and no `--targets`: the sweep runs against the embedded server.
 fn embedded(file: &ScenarioFile) -> bool {
-    file.attack.target.is_none() && file.attack.targets.is_none()
+    file.attack.target.is_empty() && file.attack.targets.is_none()
 }
 
 /// Everything checked before the first request: the merged, validated scenario, its price,
@@ -191,7 +191,9 @@ pub fn prepare(a: &SweepArgs) -> Result<Prepared> {
     // Checked before the model loads; the embedded server's own address comes later.
     if let Some(flag) = &file.sweep.server_metrics {
         let placeholder = server.as_ref().map(|_| "http://127.0.0.1:9");
-        scrape::metrics_url(flag, scenario.target.as_deref().or(placeholder))?;
+        // With several targets `auto` reads the first one's /metrics.
+        let first = scenario.target.first().map(String::as_str);
+        scrape::metrics_url(flag, first.or(placeholder))?;
     }
     let price = scenario.resolve_price()?;
     let scenario_path = a.scenario.as_deref();
@@ -258,7 +260,7 @@ pub fn default_dir(name: &str) -> PathBuf {
 pub async fn run(a: SweepArgs) -> Result<ExitCode> {
     let mut prepared = prepare(&a)?;
     let (runner, server, target) = match (prepared.runner.take(), prepared.server.take()) {
-        (Some(r), _) => (r, None, prepared.scenario.target.clone()),
+        (Some(r), _) => (r, None, prepared.scenario.target.first().cloned()),
         (None, server_cfg) => {
             let cfg = server_cfg.context("a sweep without a target has the embedded server")?;
             let described = cfg.describe();

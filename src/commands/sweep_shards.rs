@@ -39,7 +39,7 @@ pub fn check(
         ),
         (Some(s), Some(t)) => (s, t),
     };
-    if file.attack.target.is_none() && file.attack.targets.is_none() {
+    if file.attack.target.is_empty() && file.attack.targets.is_none() {
         anyhow::bail!(
             "--shard: a sweep in shards needs --target, the one endpoint every pod sends to (each pod would otherwise start an embedded server of its own)"
         );

@@ -81,20 +81,65 @@ impl std::str::FromStr for ReportType {
     }
 }
 
-/// Reads every file (stdin when none) into one `Metrics`. Shard files (`attack --shard`) must
-/// be the shards of one schedule, all of them unless `allow_missing_shards` (then a warning
-/// on stderr names the missing ones).
-pub fn load(files: &[PathBuf], allow_missing_shards: bool) -> anyhow::Result<Metrics> {
+/// `report --by`: the breakdown shown after the overall figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    /// One report per target URL (the records' `url`), e.g. per replica of `--target` x N.
+    Target,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown report --by {0:?}: use target")]
+pub struct UnknownBy(pub String);
+
+impl std::str::FromStr for By {
+    type Err = UnknownBy;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "target" => Ok(By::Target),
+            other => Err(UnknownBy(other.to_owned())),
+        }
+    }
+}
+
+/// The figures of one report: all records, and with `--by` the same records grouped.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub all: Metrics,
+    /// By target URL, in URL order; empty without `--by`.
+    pub groups: std::collections::BTreeMap<String, Metrics>,
+}
+
+/// Reads every file (stdin when none) into one `Metrics` (and with `by`, one per group as
+/// well). Shard files (`attack --shard`) must be the shards of one schedule, all of them
+/// unless `allow_missing_shards` (then a warning on stderr names the missing ones).
+pub fn load(
+    files: &[PathBuf],
+    allow_missing_shards: bool,
+    by: Option<By>,
+) -> anyhow::Result<Loaded> {
     let stdin = [PathBuf::from("-")];
     let files = if files.is_empty() { &stdin[..] } else { files };
-    let mut metrics = Metrics::default();
+    let mut loaded = Loaded::default();
     let mut census = crate::metrics::shards::ShardCensus::default();
     for path in files {
         census.file(&path.display().to_string());
         for record in crate::record::open(path)? {
             let record = record?;
             census.add(&record);
-            metrics.add(&record);
+            loaded.all.add(&record);
+            if by == Some(By::Target) {
+                // Looked up before inserting: one allocation per target, not per record.
+                match loaded.groups.get_mut(&record.url) {
+                    Some(m) => m.add(&record),
+                    None => {
+                        let mut m = Metrics::default();
+                        m.add(&record);
+                        loaded.groups.insert(record.url.clone(), m);
+                    }
+                }
+            }
         }
     }
     if let Some(missing) = census.check(allow_missing_shards)? {
@@ -104,7 +149,33 @@ pub fn load(files: &[PathBuf], allow_missing_shards: bool) -> anyhow::Result<Met
             list.join(", ")
         );
     }
-    Ok(metrics)
+    Ok(loaded)
+}
+
+/// Renders `loaded`: the overall report, then one per group under a `target URL` heading.
+/// JSON is one object, `{"all": ..., "by_target": {URL: ...}}`, when grouped.
+pub fn render_loaded(
+    kind: &ReportType,
+    loaded: &Loaded,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    if loaded.groups.is_empty() {
+        return render(kind, &loaded.all, out);
+    }
+    if *kind == ReportType::Json {
+        let by: std::collections::BTreeMap<&str, _> = (loaded.groups.iter())
+            .map(|(url, m)| (url.as_str(), m.summary()))
+            .collect();
+        let v = serde_json::json!({"all": loaded.all.summary(), "by_target": by});
+        serde_json::to_writer(&mut *out, &v).map_err(std::io::Error::other)?;
+        return writeln!(out);
+    }
+    render(kind, &loaded.all, out)?;
+    for (url, m) in &loaded.groups {
+        writeln!(out, "\ntarget {url}")?;
+        render(kind, m, out)?;
+    }
+    Ok(())
 }
 
 /// Renders `metrics` as `kind`.

@@ -148,8 +148,8 @@ impl ScenarioFile {
                 ));
             }
         }
-        if let Some(t) = &self.attack.target
-            && !(t.starts_with("http://") || t.starts_with("https://"))
+        if let Some(t) = (self.attack.target.iter())
+            .find(|t| !(t.starts_with("http://") || t.starts_with("https://")))
         {
             return Err(invalid(
                 "target",
@@ -232,8 +232,8 @@ fn check_slo_measurable(slo: &Slo, api: &str, stream: bool) -> Result<(), Scenar
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
     pub name: String,
-    /// None: start the embedded server.
-    pub target: Option<String>,
+    /// Empty: start the embedded server. Several: replicas the requests are spread over.
+    pub target: Vec<String>,
     pub api: String,
     pub timeout: Duration,
     /// Whether the plan's levels are rates or users.

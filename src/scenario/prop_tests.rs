@@ -114,7 +114,12 @@ fn scenario_files() -> impl Strategy<Value = ScenarioFile> {
     // Full u64 range: toml 0.9 writes and reads integers past i64::MAX (a `--seed` may be).
     (
         opt(text()),
-        (opt(text()), opt(text()), opt(any::<u64>())),
+        // Zero, one (written back as a string) or several targets (a list).
+        (
+            opt(text()),
+            proptest::collection::vec(text(), 0..3),
+            opt(any::<u64>()),
+        ),
         (opt(any::<u64>()), opt(1usize..100_000), opt(0u32..100_000)),
         sweep_sections(),
         cost_sections(),

@@ -82,7 +82,7 @@ fn parses_validates_and_merges() {
 
     let over = ScenarioFile {
         attack: crate::attack::options::AttackOptions {
-            target: Some("http://10.0.0.1:80".into()),
+            target: vec!["http://10.0.0.1:80".into()],
             ..Default::default()
         },
         sweep: SweepSection {
@@ -99,7 +99,7 @@ fn parses_validates_and_merges() {
     let merged = file.clone().merge(over);
     let s = merged.validate().unwrap();
     assert_eq!(s.plan.rates(), [10.0, 20.0]);
-    assert_eq!(s.target.as_deref(), Some("http://10.0.0.1:80"));
+    assert_eq!(s.target, vec!["http://10.0.0.1:80".to_string()]);
     assert_eq!(merged.cost.instance, None);
     assert_eq!(s.resolve_price().unwrap().unwrap().usd_per_hour, 2.0);
     assert_eq!(merged.attack.max_new_tokens, Some(20));

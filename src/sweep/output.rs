@@ -33,6 +33,16 @@ pub const REPORT_MD: &str = "report.md";
 /// What reports call a target-less run's endpoint.
 pub const EMBEDDED_TARGET: &str = "embedded reference server (rpload serve)";
 
+/// How reports name a run's endpoints: its targets (credentials redacted), or the embedded
+/// server's name when it had none.
+pub fn shown_targets(targets: &[String]) -> String {
+    if targets.is_empty() {
+        return EMBEDDED_TARGET.to_string();
+    }
+    let shown: Vec<String> = targets.iter().map(|t| crate::redact::url(t)).collect();
+    shown.join(", ")
+}
+
 /// Creates `dir` (and parents) and proves it writable, before any request is sent. A folder
 /// that already holds a run is refused unless `force`: a typo in `--out` must not erase a
 /// measured run.
@@ -179,10 +189,7 @@ pub fn summarize(dir: &Path, slo: Option<&Slo>) -> Result<SweepSummary> {
     let mut summary = summary::build(&SweepInput {
         scenario: &scenario,
         price: price.as_ref(),
-        target: scenario
-            .target
-            .as_deref()
-            .map_or_else(|| EMBEDDED_TARGET.to_string(), crate::redact::url),
+        target: shown_targets(&scenario.target),
         steps: &steps,
     });
     let scrapes = load_scrapes(&dir.join(super::scrape::SERVER_METRICS_JSONL))?;

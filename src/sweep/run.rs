@@ -308,8 +308,8 @@ fn as_run(sc: &Scenario, price: Option<&Price>) -> ScenarioFile {
     let mut as_run = sc.file.clone();
     as_run.attack = as_run.attack.redacted();
     as_run.sweep.server_metrics = as_run.sweep.server_metrics.map(|u| crate::redact::url(&u));
-    if sc.target.is_none() {
-        as_run.attack.target = None;
+    if sc.target.is_empty() {
+        as_run.attack.target = Vec::new();
     }
     if let Some(p) = price {
         as_run.cost.instance = Some(match &p.region {

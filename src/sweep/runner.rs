@@ -41,7 +41,7 @@ impl AttackRunner {
     pub fn new(sc: &Scenario, target: Option<&str>, scenario_file: Option<&Path>) -> Result<Self> {
         let mut options = sc.file.attack.with_paths_beside(scenario_file);
         if let Some(t) = target {
-            options.target = Some(t.to_string());
+            options.target = vec![t.to_string()];
         }
         options.api = Some(sc.api.clone());
         options.name = Some(sc.name.clone());

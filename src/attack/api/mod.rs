@@ -264,23 +264,39 @@ pub fn parse_event<T: DeserializeOwned>(data: &str) -> Result<T, DecodeError> {
     })
 }
 
+/// One target of an LLM attack: its URL, and that URL as records show it (credentials
+/// redacted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub url: Arc<str>,
+    pub shown_url: Arc<str>,
+}
+
+impl Endpoint {
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: Arc::from(url),
+            shown_url: Arc::from(crate::redact::url(url)),
+        }
+    }
+}
+
 /// The configured request builder and decoder factory for one attack.
 #[derive(Debug, Clone)]
 pub struct Api {
     pub kind: ApiKind,
-    pub url: Arc<str>,
+    /// Every `--target`, at least one; requests are spread over them (`super::balance`).
+    pub targets: Vec<Endpoint>,
     pub params: GenParams,
     pub fastapi: FastapiFormat,
     pub headers: HeaderMap,
     /// `--max-event-size`: the longest server-sent event a stream decoder accepts.
     pub max_event: usize,
-    /// `url` with credentials redacted, for records.
-    pub shown_url: Arc<str>,
 }
 
 impl Api {
-    /// The request for one prompt.
-    pub fn request(&self, prompt: &Prompt) -> RequestSpec {
+    /// The request for one prompt, to `self.targets[target]`.
+    pub fn request(&self, prompt: &Prompt, target: usize) -> RequestSpec {
         // A length the workload drew for this request replaces --max-new-tokens.
         let own;
         let params = match prompt.output_tokens {
@@ -307,10 +323,11 @@ impl Api {
                 reqwest::header::HeaderValue::from_static("application/json"),
             );
         }
+        let to = &self.targets[target];
         RequestSpec {
             method: reqwest::Method::POST,
-            url: self.url.clone(),
-            shown_url: self.shown_url.clone(),
+            url: to.url.clone(),
+            shown_url: to.shown_url.clone(),
             headers,
             body,
         }

@@ -23,12 +23,24 @@ pub struct AttackOptions {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Target URL. For LLM APIs a bare host (`http://127.0.0.1:8080`) gets the API's usual path
-    /// (/generate, /generate_stream, /v1/completions, /v1/chat/completions, /predict). A sweep
-    /// without one starts the embedded reference server.
-    #[arg(long, short = 't')]
+    /// Target URL; repeat it to spread the requests over several replicas (see --balance). For
+    /// LLM APIs a bare host (`http://127.0.0.1:8080`) gets the API's usual path (/generate,
+    /// /generate_stream, /v1/completions, /v1/chat/completions, /predict). A sweep without one
+    /// starts the embedded reference server. In a scenario file: a string or a list.
+    #[arg(long, short = 't', value_name = "URL")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many",
+        serialize_with = "one_or_many_out"
+    )]
+    pub target: Vec<String>,
+    /// With several --target: round-robin (by request index, so shards and workers agree on
+    /// which target gets which request) or least-inflight (the target with the fewest of this
+    /// process's requests in flight; ties by request index) [default: round-robin].
+    #[arg(long, value_name = "POLICY")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
+    pub balance: Option<String>,
     /// Wire format: tgi, tgi-stream, openai-completions, openai-chat, fastapi or http
     /// [default: tgi; http with --targets].
     #[arg(long)]
@@ -309,6 +321,7 @@ pub const DEFAULT_METHOD: &str = "GET";
 pub const DEFAULT_ARRIVAL: &str = "constant";
 pub const DEFAULT_BURSTINESS: f64 = 1.0;
 pub const DEFAULT_MAX_INFLIGHT: usize = 10_000;
+pub const DEFAULT_BALANCE: &str = "round-robin";
 pub const DEFAULT_TIMEOUT: &str = "30s";
 pub const DEFAULT_MAX_NEW_TOKENS: u32 = 64;
 pub const DEFAULT_TEXT_POINTER: &str = "/prediction";
@@ -354,6 +367,10 @@ impl AttackOptions {
         self.workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         })
+    }
+
+    pub fn balance(&self) -> &str {
+        self.balance.as_deref().unwrap_or(DEFAULT_BALANCE)
     }
 
     pub fn max_inflight(&self) -> usize {
@@ -447,7 +464,7 @@ impl AttackOptions {
     /// target URL replaced by [`crate::redact::MARK`].
     pub fn redacted(&self) -> AttackOptions {
         AttackOptions {
-            target: self.target.as_deref().map(crate::redact::url),
+            target: self.target.iter().map(|t| crate::redact::url(t)).collect(),
             headers: self
                 .headers
                 .iter()
@@ -514,6 +531,28 @@ fn header_lines<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error
         Headers::Lines(lines) => lines,
         Headers::Table(t) => t.into_iter().map(|(k, v)| format!("{k}: {v}")).collect(),
     })
+}
+
+/// A scenario's `target`: one URL as a string, several as a list.
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Targets {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Targets::deserialize(d)? {
+        Targets::One(t) => vec![t],
+        Targets::Many(ts) => ts,
+    })
+}
+
+/// Writes one target back as a string, so a one-target run's `run.toml` reads as before.
+fn one_or_many_out<S: serde::Serializer>(targets: &[String], s: S) -> Result<S::Ok, S::Error> {
+    match targets {
+        [one] => s.serialize_str(one),
+        many => many.serialize(s),
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ fn help_states_the_resolved_defaults() {
         ("burstiness", none.burstiness().to_string()),
         ("seed", none.seed().to_string()),
         ("max_inflight", none.max_inflight().to_string()),
+        ("balance", none.balance().to_string()),
         ("timeout", none.timeout().to_string()),
         (
             "max_new_tokens",
