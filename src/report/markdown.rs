@@ -343,6 +343,7 @@ pub fn report_md(s: &SweepSummary) -> String {
         );
     }
     let _ = writeln!(w);
+    per_target(s, w);
 
     // Steps.
     let _ = writeln!(w, "## Steps\n");
@@ -441,6 +442,53 @@ pub fn report_md(s: &SweepSummary) -> String {
         let _ = writeln!(w, "![{caption}]({file})\n");
     }
     o
+}
+
+/// Several targets: each one's levels, judged on its own requests.
+fn per_target(s: &SweepSummary, w: &mut String) {
+    if s.by_target.is_empty() {
+        return;
+    }
+    let _ = writeln!(w, "## Per target\n");
+    let _ = writeln!(
+        w,
+        "Each target judged alone, by the same rules, on the requests it was sent; the level is the plan's (offered to all targets together).\n"
+    );
+    for t in &s.by_target {
+        let line = match &t.headline {
+            Some(h) => format!(
+                "highest sustainable {} (served {:.2} req/s, p90 {})",
+                h.describe(),
+                h.served_rps,
+                fmt_latency_ms(h.latency_p90_ms)
+            ),
+            None => "no step was sustainable".into(),
+        };
+        let _ = writeln!(w, "- `{}`: {line}", t.target);
+    }
+    let _ = writeln!(
+        w,
+        "\n| {} | target | Requests | Served (req/s) | Success | Latency 50% | Latency 90% | verdict |",
+        level_head(s.axis)
+    );
+    let _ = writeln!(w, "|---:|---|---:|---:|---:|---:|---:|:---:|");
+    for t in &s.by_target {
+        for r in &t.rates {
+            let _ = writeln!(
+                w,
+                "| {} | `{}` | {} | {:.2} | {:.2}% | {} | {} | {} |",
+                fmt_rate(r.level()),
+                t.target,
+                r.requests,
+                r.served_rps,
+                r.success_ratio * 100.0,
+                fmt_latency_ms(r.latency_ms.p50),
+                fmt_latency_ms(r.latency_ms.p90),
+                r.status.as_str(),
+            );
+        }
+    }
+    let _ = writeln!(w);
 }
 
 fn yes_no(b: bool) -> &'static str {

@@ -86,6 +86,19 @@ pub fn sweep_table(s: &SweepSummary) -> String {
             let _ = writeln!(o, "no step was sustainable");
         }
     }
+    for t in &s.by_target {
+        let _ = match &t.headline {
+            Some(h) => writeln!(
+                o,
+                "  {}: highest sustainable {} (served {:.2} req/s, p90 {})",
+                t.target,
+                h.describe(),
+                h.served_rps,
+                fmt_latency_ms(h.latency_p90_ms)
+            ),
+            None => writeln!(o, "  {}: no step was sustainable", t.target),
+        };
+    }
     if let Some(search) = &s.search {
         let _ = writeln!(o, "{}", search.describe(s.axis));
     } else if s.stopped_early {

@@ -66,7 +66,7 @@ pub enum ConfigError {
     Engine(String),
     #[error("--dtype `{0}` is unknown: use f32, f16 or bf16")]
     Dtype(String),
-    #[error("--device `{0}` is unknown: use cpu or cuda")]
+    #[error("--device `{0}` is unknown: use cpu, cuda or cuda:N (the GPU's index, from 0)")]
     Device(String),
     #[error("{flag} must be at least 1: raise it")]
     Zero { flag: &'static str },
@@ -177,8 +177,11 @@ impl ServerConfig {
         };
         let device = match opts.device() {
             "cpu" => DeviceKind::Cpu,
-            "cuda" => DeviceKind::Cuda,
-            other => return Err(ConfigError::Device(other.to_string())),
+            "cuda" => DeviceKind::Cuda(0),
+            other => match other.strip_prefix("cuda:").map(str::parse) {
+                Some(Ok(index)) => DeviceKind::Cuda(index),
+                _ => return Err(ConfigError::Device(other.to_string())),
+            },
         };
         let timeout = opts.header_read_timeout();
         // Written so NaN fails too.

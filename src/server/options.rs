@@ -29,7 +29,8 @@ pub struct ServerOptions {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dtype: Option<String>,
-    /// Device: cpu, or cuda (needs a build with `--features cuda`) [default: cpu].
+    /// Device: cpu, or cuda / cuda:N for the GPU of index N, one process per GPU for replicas
+    /// (needs a build with `--features cuda`) [default: cpu].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,

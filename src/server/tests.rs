@@ -41,7 +41,7 @@ fn bad_flags_name_the_flag_and_the_fix() {
         ),
         (
             &["--device", "tpu"],
-            "--device `tpu` is unknown: use cpu or cuda",
+            "--device `tpu` is unknown: use cpu, cuda or cuda:N (the GPU's index, from 0)",
         ),
         (
             &["--model", "/no/such/dir"],
@@ -102,6 +102,24 @@ fn limits_default_from_the_model_context() {
         too_long.resolve(2048).err().unwrap().to_string(),
         "--max-total-tokens (4096) exceeds the model's context (2048 positions): lower it"
     );
+}
+
+#[test]
+fn device_names_a_gpu_by_index() {
+    let device =
+        |flag: &str| ServerConfig::from_options(&args(&["--device", flag])).map(|c| c.device);
+    assert_eq!(device("cpu").unwrap(), DeviceKind::Cpu);
+    assert_eq!(device("cuda").unwrap(), DeviceKind::Cuda(0));
+    assert_eq!(device("cuda:1").unwrap(), DeviceKind::Cuda(1));
+    for bad in ["gpu", "cuda:", "cuda:-1", "cuda:one"] {
+        let e = device(bad).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "--device `{bad}` is unknown: use cpu, cuda or cuda:N (the GPU's index, from 0)"
+            )
+        );
+    }
 }
 
 #[cfg(not(feature = "cuda"))]

@@ -142,10 +142,10 @@ pub fn write_scenario(dir: &Path, file: &ScenarioFile) -> Result<()> {
     std::fs::write(&path, file.to_toml()).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Reads `results.jsonl` into per-step data, each request judged against `slo`; records
-/// without a step are skipped.
-pub fn load_steps(path: &Path, slo: &Slo) -> Result<BTreeMap<u32, StepData>> {
-    let mut steps: BTreeMap<u32, StepData> = BTreeMap::new();
+/// Reads `results.jsonl` into per-step data (and with `by_target`, per target URL as well),
+/// each request judged against `slo`; records without a step are skipped.
+pub fn load_steps(path: &Path, slo: &Slo, by_target: bool) -> Result<Steps> {
+    let mut steps = Steps::default();
     if !path.exists() {
         return Ok(steps);
     }
@@ -153,12 +153,29 @@ pub fn load_steps(path: &Path, slo: &Slo) -> Result<BTreeMap<u32, StepData>> {
         let rec = rec?;
         if let Some(step) = rec.step {
             steps
+                .all
                 .entry(step)
                 .or_insert_with(|| StepData::new(slo))
                 .add(&rec);
+            if by_target {
+                let per = match steps.by_target.get_mut(&rec.url) {
+                    Some(per) => per,
+                    None => steps.by_target.entry(rec.url.clone()).or_default(),
+                };
+                per.entry(step)
+                    .or_insert_with(|| StepData::new(slo))
+                    .add(&rec);
+            }
         }
     }
     Ok(steps)
+}
+
+/// A sweep's records folded by step, and (several targets) by target URL and step.
+#[derive(Debug, Default)]
+pub struct Steps {
+    pub all: BTreeMap<u32, StepData>,
+    pub by_target: BTreeMap<String, BTreeMap<u32, StepData>>,
 }
 
 /// Recomputes every derived file in `dir` from `scenario.toml` and `results.jsonl`.
@@ -185,12 +202,14 @@ pub fn summarize(dir: &Path, slo: Option<&Slo>) -> Result<SweepSummary> {
         scenario.rules.slo = slo.clone();
     }
     let price = scenario.resolve_price()?;
-    let steps = load_steps(&dir.join(RESULTS_JSONL), &scenario.rules.slo)?;
+    let several = scenario.target.len() > 1;
+    let steps = load_steps(&dir.join(RESULTS_JSONL), &scenario.rules.slo, several)?;
     let mut summary = summary::build(&SweepInput {
         scenario: &scenario,
         price: price.as_ref(),
         target: shown_targets(&scenario.target),
-        steps: &steps,
+        steps: &steps.all,
+        by_target: &steps.by_target,
     });
     let scrapes = load_scrapes(&dir.join(super::scrape::SERVER_METRICS_JSONL))?;
     crate::analysis::server::attach(&mut summary, &scrapes);

@@ -61,6 +61,7 @@ fn summary(axis: Axis, rates: Vec<RateRow>) -> SweepSummary {
         search: None,
         rates,
         steps: Vec::new(),
+        by_target: Vec::new(),
     }
 }
 

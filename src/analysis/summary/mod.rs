@@ -231,6 +231,20 @@ pub struct SweepSummary {
     pub search: Option<SearchSummary>,
     pub rates: Vec<RateRow>,
     pub steps: Vec<StepRow>,
+    /// With several targets: each target judged on its own records by the same rules.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_target: Vec<TargetSummary>,
+}
+
+/// One target of a several-target sweep, judged alone: its levels are the plan's (the rate
+/// offered to all targets together), its figures and verdicts from its own requests. The
+/// rules need nothing else: arrival and served rates come from the records' own times, so
+/// a target that got a third of the requests is held to a third of the rate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetSummary {
+    pub target: String,
+    pub headline: Option<Headline>,
+    pub rates: Vec<RateRow>,
 }
 
 /// What one step's records add up to.
@@ -268,6 +282,8 @@ pub struct SweepInput<'a> {
     pub target: String,
     /// Records folded by step index, for the steps that ran.
     pub steps: &'a BTreeMap<u32, StepData>,
+    /// The same records by target URL, then step (empty unless the sweep had several).
+    pub by_target: &'a BTreeMap<String, BTreeMap<u32, StepData>>,
 }
 
 /// Builds the sweep's numbers from per-step metrics.
@@ -360,6 +376,21 @@ pub fn build(input: &SweepInput<'_>) -> SweepSummary {
         search: sc.search.map(|s| search::summarize(&s, &rates, &rows)),
         rates,
         steps: rows,
+        by_target: (input.by_target.iter())
+            .map(|(target, steps)| {
+                let alone = build(&SweepInput {
+                    target: target.clone(),
+                    steps,
+                    by_target: &BTreeMap::new(),
+                    ..*input
+                });
+                TargetSummary {
+                    target: target.clone(),
+                    headline: alone.headline,
+                    rates: alone.rates,
+                }
+            })
+            .collect(),
     }
 }
 

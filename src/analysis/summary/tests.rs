@@ -66,6 +66,7 @@ fn rows_follow_the_served_rate_and_successes() {
         price: Some(&price),
         target: "t".into(),
         steps: &steps,
+        by_target: &BTreeMap::new(),
     });
     let (a, b) = (&s.steps[0], &s.steps[1]);
     assert_eq!(a.status, Status::Sustainable, "{}", a.verdict);

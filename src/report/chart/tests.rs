@@ -135,6 +135,7 @@ fn summary(statuses: &[Status], slo: &str) -> SweepSummary {
         search: None,
         rates,
         steps,
+        by_target: Vec::new(),
     }
 }
 

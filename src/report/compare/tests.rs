@@ -65,6 +65,7 @@ fn summary() -> SweepSummary {
         search: None,
         rates: Vec::new(),
         steps: Vec::new(),
+        by_target: Vec::new(),
     }
 }
 

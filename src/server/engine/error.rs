@@ -34,9 +34,9 @@ pub enum EngineError {
     #[error("this build has no CUDA support: rebuild with `cargo build --release --features cuda`")]
     NoCuda,
     #[error(
-        "--device cuda: no usable GPU ({0}); check that `nvidia-smi` lists one and the driver is >= 580, or use --device cpu"
+        "--device cuda:{index}: no usable GPU of that index ({cause}); `nvidia-smi -L` lists the GPUs from 0 (after CUDA_VISIBLE_DEVICES), the driver must be >= 580; or use --device cpu"
     )]
-    NoGpu(String),
+    NoGpu { index: usize, cause: String },
     /// The KV cache cannot take the sequence now: the request is refused as overloaded.
     #[error("{0}")]
     CacheFull(#[from] PoolFull),

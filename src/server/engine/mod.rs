@@ -75,7 +75,9 @@ impl ModelSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceKind {
     Cpu,
-    Cuda,
+    /// The GPU of this index (`--device cuda:N`; `cuda` is `cuda:0`), as the CUDA driver
+    /// numbers them (after `CUDA_VISIBLE_DEVICES`).
+    Cuda(usize),
 }
 
 impl DeviceKind {
@@ -83,8 +85,11 @@ impl DeviceKind {
         match self {
             Self::Cpu => Ok(Device::Cpu),
             #[cfg(feature = "cuda")]
-            Self::Cuda => {
-                let dev = Device::new_cuda(0).map_err(|e| EngineError::NoGpu(e.to_string()))?;
+            Self::Cuda(index) => {
+                let dev = Device::new_cuda(index).map_err(|e| EngineError::NoGpu {
+                    index,
+                    cause: e.to_string(),
+                })?;
                 if let Device::Cuda(cuda) = &dev
                     && std::env::var_os("RPLOAD_CUDA_EVENT_TRACKING").is_none()
                 {
@@ -96,14 +101,14 @@ impl DeviceKind {
                 Ok(dev)
             }
             #[cfg(not(feature = "cuda"))]
-            Self::Cuda => Err(EngineError::NoCuda),
+            Self::Cuda(_) => Err(EngineError::NoCuda),
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Cpu => "cpu",
-            Self::Cuda => "cuda",
+            Self::Cuda(_) => "cuda",
         }
     }
 }
