@@ -89,16 +89,16 @@ impl Balancer {
     /// Counts one more request in flight on `index` (a conversation's later turns stay on the
     /// target of its first).
     pub fn lease(self: &Arc<Self>, index: usize) -> Lease {
-        // Only least-inflight reads the counts; round-robin skips the shared write, which
-        // at tens of thousands of requests a second is cache-line traffic between workers.
+        // Only least-inflight reads the counts; round-robin skips the shared writes (the
+        // count and the Arc's), which at tens of thousands of requests a second are
+        // cache-line traffic between workers.
         let counted = self.policy == Balance::LeastInflight && self.inflight.len() > 1;
-        if counted {
-            self.inflight[index].fetch_add(1, Ordering::Relaxed);
-        }
         Lease {
-            balancer: self.clone(),
             index,
-            counted,
+            counted: counted.then(|| {
+                self.inflight[index].fetch_add(1, Ordering::Relaxed);
+                self.clone()
+            }),
         }
     }
 }
@@ -106,15 +106,15 @@ impl Balancer {
 /// One request's place on a target; ends its count when dropped.
 #[derive(Debug)]
 pub struct Lease {
-    balancer: Arc<Balancer>,
     pub index: usize,
-    counted: bool,
+    /// The balancer whose count this lease holds (least-inflight only).
+    counted: Option<Arc<Balancer>>,
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if self.counted {
-            self.balancer.inflight[self.index].fetch_sub(1, Ordering::Relaxed);
+        if let Some(b) = &self.counted {
+            b.inflight[self.index].fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -174,7 +174,7 @@ mod tests {
     fn one_target_takes_everything_and_counts_nothing() {
         let b = Balancer::new(Balance::LeastInflight, 1);
         let l = b.pick(9);
-        assert_eq!((l.index, l.counted), (0, false));
+        assert_eq!((l.index, l.counted.is_some()), (0, false));
         assert!("random".parse::<Balance>().is_err());
         assert_eq!("least-inflight".parse(), Ok(Balance::LeastInflight));
     }

@@ -31,6 +31,7 @@ mod session;
 pub mod setup;
 pub mod shard;
 pub mod sse;
+pub mod warm;
 mod workers;
 pub mod workload_spec;
 
@@ -286,6 +287,17 @@ pub async fn run_with_clients(
     control: Control,
     sink: &mut dyn Sink,
 ) -> anyhow::Result<AttackStats> {
+    let count = workers::count(&cfg);
+    let cfg = Arc::new(cfg);
+    // A pool of its own per worker: a connection is then only ever polled by one thread.
+    let mut clients: Vec<reqwest::Client> = clients.iter().take(count).cloned().collect();
+    while clients.len() < count {
+        clients.push(self::client(&cfg.client)?);
+    }
+    // Connections open before the clock starts, on the runtimes that will use them.
+    let runtimes = workers::runtimes(count)?;
+    let budget = warm_budget(&cfg);
+    let runtimes = workers::warm(runtimes, &clients, &cfg, budget).await?;
     if let Some(at) = cfg.start_at
         && !clock::wait_until(at, &control.stop).await
     {
@@ -301,13 +313,6 @@ pub async fn run_with_clients(
     // Every shard counts from the agreed instant (its own clock starts within a thread
     // wake-up of it), so their records' wall times line up.
     let start_wall = cfg.start_at.unwrap_or_else(time::OffsetDateTime::now_utc);
-    let count = workers::count(&cfg);
-    let cfg = Arc::new(cfg);
-    // A pool of its own per worker: a connection is then only ever polled by one thread.
-    let mut clients: Vec<reqwest::Client> = clients.iter().take(count).cloned().collect();
-    while clients.len() < count {
-        clients.push(self::client(&cfg.client)?);
-    }
     let parts: Vec<Arc<Shared>> = clients
         .into_iter()
         .enumerate()
@@ -327,7 +332,7 @@ pub async fn run_with_clients(
         })
         .collect();
     let (rec_tx, mut rec_rx) = mpsc::unbounded_channel::<Record>();
-    let driver = workers::start(parts, rec_tx)?;
+    let driver = workers::start(parts, runtimes, rec_tx)?;
     let mut completed = 0;
     let mut sink_error = None;
     while let Some(record) = rec_rx.recv().await {
@@ -353,6 +358,19 @@ pub async fn run_with_clients(
         completed,
         interrupted: control.stop.is_cancelled(),
     })
+}
+
+/// How long the warm-up may take: [`warm::BUDGET`], less when `--start-at` comes sooner (the
+/// shards must start together), none on tokio's paused clock (tests of exact timings).
+fn warm_budget(cfg: &AttackConfig) -> Duration {
+    if cfg.clock == ClockKind::Tokio {
+        return Duration::ZERO;
+    }
+    let until_start = cfg.start_at.map(|at| {
+        let left = at - time::OffsetDateTime::now_utc() - time::Duration::milliseconds(50);
+        Duration::try_from(left).unwrap_or_default()
+    });
+    until_start.map_or(warm::BUDGET, |d| d.min(warm::BUDGET))
 }
 
 /// One driver: the open loop's pacer and dispatcher, or the closed loop's users.

@@ -15,8 +15,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::mpsc;
 
+use tokio::runtime::Runtime;
+
 use super::clock::ClockKind;
 use super::{AttackConfig, Shared, drive};
+use crate::pacer::Shard;
 use crate::record::Record;
 
 /// The workers that run `cfg`: `cfg.workers`, but never more than this process has ticks
@@ -45,9 +48,64 @@ pub(super) enum Drivers {
     Threads(Vec<std::thread::JoinHandle<u64>>),
 }
 
-/// Starts one driver per part; every record goes to `records`.
+/// The runtimes of `count` workers: none for one (it runs on the caller's).
+pub(super) fn runtimes(count: usize) -> anyhow::Result<Vec<Runtime>> {
+    if count == 1 {
+        return Ok(Vec::new());
+    }
+    (0..count)
+        .map(|_| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting a worker's runtime")
+        })
+        .collect()
+}
+
+/// Opens each worker's connections (`warm`) on the runtime that will use them, all workers at
+/// once, and hands the runtimes back: a current-thread runtime keeps the connections' tasks
+/// between one `block_on` and the next.
+pub(super) async fn warm(
+    runtimes: Vec<Runtime>,
+    clients: &[reqwest::Client],
+    cfg: &Arc<AttackConfig>,
+    budget: std::time::Duration,
+) -> anyhow::Result<Vec<Runtime>> {
+    let count = clients.len() as u32;
+    let part = |w: usize| {
+        cfg.shard()
+            .part(Shard::new(w as u32, count).expect("w < count"))
+    };
+    if runtimes.is_empty() {
+        super::warm::open(&clients[0], cfg, part(0), budget).await;
+        return Ok(runtimes);
+    }
+    let threads: Vec<_> = (runtimes.into_iter().zip(clients.iter().cloned()))
+        .enumerate()
+        .map(|(w, (runtime, client))| {
+            let (cfg, part) = (cfg.clone(), part(w));
+            std::thread::spawn(move || {
+                runtime.block_on(super::warm::open(&client, &cfg, part, budget));
+                runtime
+            })
+        })
+        .collect();
+    let joined = tokio::task::spawn_blocking(move || {
+        threads.into_iter().map(|t| t.join()).collect::<Vec<_>>()
+    })
+    .await?;
+    joined
+        .into_iter()
+        .map(|r| r.map_err(|_| anyhow::anyhow!("a worker thread panicked while warming up")))
+        .collect()
+}
+
+/// Starts one driver per part, on `runtimes` (one each; none when there is one part: it runs
+/// on the caller's); every record goes to `records`.
 pub(super) fn start(
     parts: Vec<Arc<Shared>>,
+    runtimes: Vec<Runtime>,
     records: mpsc::UnboundedSender<Record>,
 ) -> anyhow::Result<Drivers> {
     if parts.len() == 1 {
@@ -55,12 +113,8 @@ pub(super) fn start(
         return Ok(Drivers::Here(tokio::spawn(drive(part, records))));
     }
     let mut threads = Vec::with_capacity(parts.len());
-    for (w, part) in parts.into_iter().enumerate() {
+    for (w, (part, runtime)) in parts.into_iter().zip(runtimes).enumerate() {
         let records = records.clone();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting a worker's runtime")?;
         let thread = std::thread::Builder::new()
             .name(format!("rpload-worker-{w}"))
             .spawn(move || runtime.block_on(forward(part, records)))
