@@ -25,6 +25,7 @@ pub mod balance;
 pub mod budget;
 pub mod clock;
 mod exchange;
+mod http_client;
 pub mod models;
 pub mod options;
 mod session;
@@ -34,6 +35,8 @@ pub mod sse;
 pub mod warm;
 mod workers;
 pub mod workload_spec;
+
+pub use http_client::{ClientOptions, client};
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -136,80 +139,6 @@ impl Limits {
     }
 }
 
-/// HTTP client settings.
-#[derive(Debug, Clone)]
-pub struct ClientOptions {
-    pub keepalive: bool,
-    pub http2: bool,
-    pub insecure: bool,
-    /// Connections kept idle per host; at least the in-flight cap so bursts reuse them.
-    pub max_idle_per_host: usize,
-    /// Redirects followed per request (0: a 3xx is the answer).
-    pub redirects: u32,
-    /// The requests carry headers the user set: a redirect to another origin would hand them
-    /// to a server they were not meant for, so it fails instead of being followed.
-    pub custom_headers: bool,
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        Self {
-            keepalive: true,
-            http2: true,
-            insecure: false,
-            max_idle_per_host: 10_000,
-            redirects: 0,
-            custom_headers: false,
-        }
-    }
-}
-
-/// Builds the shared HTTP client (rustls; HTTP/2 when the server offers it over TLS).
-pub fn client(opts: &ClientOptions) -> anyhow::Result<reqwest::Client> {
-    // reqwest is built without a default crypto provider; ring is ours. A second install
-    // attempt (another attack in the same process) fails harmlessly.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut b = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(if opts.keepalive {
-            opts.max_idle_per_host
-        } else {
-            0
-        })
-        .tls_danger_accept_invalid_certs(opts.insecure)
-        .redirect(redirect_policy(opts))
-        .user_agent(concat!("rpload/", env!("CARGO_PKG_VERSION")));
-    if !opts.http2 {
-        b = b.http1_only();
-    }
-    Ok(b.build()?)
-}
-
-/// Follows up to `opts.redirects` hops; never one that would carry custom headers to another
-/// origin (reqwest drops `Authorization` and cookies there, but not an `X-Api-Key`).
-fn redirect_policy(opts: &ClientOptions) -> reqwest::redirect::Policy {
-    let (limit, guard) = (opts.redirects as usize, opts.custom_headers);
-    if limit == 0 {
-        return reqwest::redirect::Policy::none();
-    }
-    reqwest::redirect::Policy::custom(move |attempt| {
-        let first = &attempt.previous()[0];
-        let next = attempt.url();
-        if guard && next.origin() != first.origin() {
-            let to = crate::redact::url(next.as_str());
-            return attempt.error(format!(
-                "redirect to another origin ({to}) not followed: it would receive this attack's custom headers"
-            ));
-        }
-        if attempt.previous().len() > limit {
-            return attempt.error(format!(
-                "more than --redirects {limit} redirects; raise it to follow this chain"
-            ));
-        }
-        attempt.follow()
-    })
-}
-
 /// Counters the attacker keeps while running (for progress lines).
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -296,7 +225,7 @@ pub async fn run_with_clients(
     }
     // Connections open before the clock starts, on the runtimes that will use them.
     let runtimes = workers::runtimes(count)?;
-    let budget = warm_budget(&cfg);
+    let budget = warm::budget(&cfg);
     let runtimes = workers::warm(runtimes, &clients, &cfg, budget).await?;
     if let Some(at) = cfg.start_at
         && !clock::wait_until(at, &control.stop).await
@@ -358,19 +287,6 @@ pub async fn run_with_clients(
         completed,
         interrupted: control.stop.is_cancelled(),
     })
-}
-
-/// How long the warm-up may take: [`warm::BUDGET`], less when `--start-at` comes sooner (the
-/// shards must start together), none on tokio's paused clock (tests of exact timings).
-fn warm_budget(cfg: &AttackConfig) -> Duration {
-    if cfg.clock == ClockKind::Tokio {
-        return Duration::ZERO;
-    }
-    let until_start = cfg.start_at.map(|at| {
-        let left = at - time::OffsetDateTime::now_utc() - time::Duration::milliseconds(50);
-        Duration::try_from(left).unwrap_or_default()
-    });
-    until_start.map_or(warm::BUDGET, |d| d.min(warm::BUDGET))
 }
 
 /// One driver: the open loop's pacer and dispatcher, or the closed loop's users.

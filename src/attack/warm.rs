@@ -19,6 +19,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::clock::ClockKind;
 use super::{AttackConfig, Requests};
 use crate::pacer::Shard;
 
@@ -97,6 +98,19 @@ fn targets(requests: &Requests) -> Vec<Arc<str>> {
         }
     }
     out
+}
+
+/// How long the warm-up may take: [`BUDGET`], less when `--start-at` comes sooner (the
+/// shards must start together), none on tokio's paused clock (tests of exact timings).
+pub fn budget(cfg: &AttackConfig) -> Duration {
+    if cfg.clock == ClockKind::Tokio {
+        return Duration::ZERO;
+    }
+    let until_start = cfg.start_at.map(|at| {
+        let left = at - time::OffsetDateTime::now_utc() - time::Duration::milliseconds(50);
+        Duration::try_from(left).unwrap_or_default()
+    });
+    until_start.map_or(BUDGET, |d| d.min(BUDGET))
 }
 
 /// Opens `part`'s connections to every target on `client`, within `budget`; returns how many
