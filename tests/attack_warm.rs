@@ -136,6 +136,26 @@ async fn an_open_loop_opens_what_arrives_while_one_connects() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_warm_pool_opens_nothing_ahead() {
+    let (records, seen) = attack(&[
+        "--rate",
+        "0",
+        "--max-inflight",
+        "6",
+        "--max-requests",
+        "12",
+        "--no-warm-pool",
+        "--workers",
+        "1",
+    ])
+    .await;
+    assert_eq!(records.len(), 12);
+    assert_eq!(load(&seen.heads), 0);
+    // The users connect as their first requests go out: at most one per user.
+    assert!(load(&seen.accepted) <= 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_keepalive_opens_nothing_ahead() {
     let (records, seen) = attack(&[
         "--rate",

@@ -6,6 +6,8 @@
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     pub keepalive: bool,
+    /// Open connections before the schedule starts (`super::warm`).
+    pub warm: bool,
     pub http2: bool,
     pub insecure: bool,
     /// Connections kept idle per host; at least the in-flight cap so bursts reuse them.
@@ -21,6 +23,7 @@ impl Default for ClientOptions {
     fn default() -> Self {
         Self {
             keepalive: true,
+            warm: true,
             http2: true,
             insecure: false,
             max_idle_per_host: 10_000,

@@ -11,7 +11,7 @@
 //! opens none (nothing would be reused). The count depends only on the schedule and the
 //! measured time, never on earlier runs.
 //!
-//! The warm-up requests are `HEAD`s to each target's URL: not part of the schedule, not
+//! `--no-warm-pool` turns it off. The warm-up requests are `HEAD`s to each target's URL: not part of the schedule, not
 //! recorded, their answers ignored (a 404 or 405 leaves the connection open as well as a 200).
 //! A target that does not answer costs at most [`BUDGET`]; its requests then fail or connect
 //! as they would have.
@@ -123,7 +123,7 @@ pub async fn open(
     budget: Duration,
 ) -> usize {
     let need = Need::of(cfg, part);
-    if !need.keepalive || budget.is_zero() {
+    if !cfg.client.warm || !need.keepalive || budget.is_zero() {
         return 0;
     }
     let head = |url: Arc<str>| {

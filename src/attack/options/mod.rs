@@ -142,6 +142,11 @@ pub struct AttackOptions {
     #[arg(long)]
     #[serde(default, skip_serializing_if = "is_false")]
     pub no_keepalive: bool,
+    /// Do not open connections before the schedule starts (by default a few HEAD requests per
+    /// target, unrecorded, warm the pool; see README).
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_warm_pool: bool,
     /// Never negotiate HTTP/2.
     #[arg(long)]
     #[serde(default, skip_serializing_if = "is_false")]

@@ -313,6 +313,7 @@ pub fn config(args: &AttackOptions, schedule: &Schedule) -> Result<AttackConfig,
         },
         client: ClientOptions {
             keepalive: !args.no_keepalive,
+            warm: !args.no_warm_pool,
             http2: !args.http1,
             insecure: args.insecure,
             max_idle_per_host: max_inflight.min(10_000),
